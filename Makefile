@@ -1,0 +1,35 @@
+# evopot: `make demo` and `make test` work on a fresh machine with Python ≥ 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.evopot-installed
+# The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/evopot search examples/silicon_pair.yaml --overwrite
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/evaluator.py
+	$(PY) benchmarks/rediscovery.py
+	$(PY) benchmarks/silicon.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

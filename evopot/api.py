@@ -1,0 +1,218 @@
+"""``evopot.search(config)``: the whole search, from config to run directory.
+
+Reads the data, builds the geometry once, runs the engine generation by generation
+(checkpointing after each), then refits every Pareto-front member's constants on the
+full training set and reports its errors on every split.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from evopot import __version__
+from evopot.config import SearchConfig, load_config
+from evopot.cutoff import Cutoff
+from evopot.data import Dataset, load_dataset
+from evopot.errors import EvopotError
+from evopot.evaluate import evaluate
+from evopot.fitting import FitProblem
+from evopot.geometry import build_geometry
+from evopot.metrics import errors, zero_force_errors
+from evopot.potential import Potential
+from evopot.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
+from evopot.scoring import Scorer
+from evopot.search.gp import GPEngine, GPSettings
+from evopot.search.space import load_search_space, resolve_search_space_path
+
+
+@dataclass
+class FrontMember:
+    """One member of the final front: its potential and its errors per split."""
+
+    member: int
+    complexity: int
+    search_loss: float
+    potential: Potential
+    errors: dict[str, dict[str, float]]
+
+    @property
+    def formula(self) -> str:
+        return self.potential.formula()
+
+
+@dataclass
+class SearchResult:
+    """What ``evopot.search`` returns: the run directory and the front, simplest first."""
+
+    run_directory: Path
+    front: list[FrontMember]
+    dataset: Dataset
+    generations: int
+    wall_time: float
+
+    def best(self, split: str = "validation") -> FrontMember:
+        """The member with the lowest force MAE on ``split``."""
+        return min(self.front, key=lambda m: m.errors[split]["force_mae"])
+
+
+def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
+    d = config.data
+    return load_dataset(d.train, d.validation, d.test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where)
+
+
+def cutoff_from_config(config: SearchConfig) -> Cutoff:
+    return Cutoff(config.cutoff.radius, config.cutoff.onset, config.cutoff.function)
+
+
+def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True, config_path: str | None = None) -> SearchResult:
+    """Run (or with ``resume`` continue) the search of ``config`` and write its run directory."""
+    if not isinstance(config, SearchConfig):
+        config_path = str(config)
+        config = load_config(config)
+    where = config_path or "config"
+    started = time.perf_counter()
+    space_path = resolve_search_space_path(config.search_space, Path(config_path).resolve().parent if config_path else None)
+    space = load_search_space(space_path)
+    run = _prepare_run_directory(config, resume, overwrite)
+    dataset = dataset_from_config(config, where)
+    species = tuple(dataset.species)
+    cutoff = cutoff_from_config(config)
+    if not resume:
+        run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
+        run.append_log("dataset " + json.dumps(dataset.summary()))
+
+    search_frames = dataset.train
+    if config.fitness.frames is not None and config.fitness.frames < len(dataset.train):
+        chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
+        search_frames = dataset.train.subset(sorted(chosen))
+    weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies)
+    problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
+    scorer = Scorer(problem, config.fitness.max_evaluations)
+    e = config.engine
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed), scorer.score_candidate)
+
+    if resume:
+        engine.restore(run.read_checkpoint())
+        run.append_log(f"resumed at generation {engine.generation}")
+    else:
+        engine.initialise()
+        _after_generation(run, engine, scorer)
+
+    bar = _progress(progress, e.generations, engine.generation)
+    try:
+        while not engine.done():
+            engine.step()
+            _after_generation(run, engine, scorer)
+            if bar is not None:
+                last = engine.history[-1]
+                bar.update(1)
+                bar.set_postfix(best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
+    refit = Scorer(full, max(config.fitness.max_evaluations, 100))
+    geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
+    front = []
+    for k, (size, loss, _tree, scored) in enumerate(engine.archive.front()):
+        candidate = scored.candidate
+        start = type(candidate)(candidate.bases, candidate.parameters, tuple(float(v) for v in scored.fit.nonlinear), candidate.sources)
+        final = refit.score_candidate(start)
+        if not final.fit.ok:
+            final = scored
+        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path)})
+        member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
+        front.append(FrontMember(k, size, loss, potential, member_errors))
+    wall = time.perf_counter() - started
+    _write_results(run, config, dataset, front, engine, wall)
+    return SearchResult(run.path, front, dataset, engine.generation, wall)
+
+
+def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) -> RunDirectory:
+    run = RunDirectory(config.output)
+    if resume:
+        if not run.config.is_file():
+            raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
+        saved = run.config.read_text()
+        if _without_generations(saved) != _without_generations(config.to_yaml()):
+            raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations may change on --resume")
+        write_atomic(run.config, config.to_yaml())
+        return run
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise EvopotError(f"{run.path}: output folder already holds a run; continue it with --resume, choose another 'output', or pass --overwrite to replace it")
+        shutil.rmtree(run.path)
+    run.potentials.mkdir(parents=True, exist_ok=True)
+    write_atomic(run.config, config.to_yaml())
+    return run
+
+
+def _without_generations(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("generations:"))
+
+
+def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> None:
+    last = engine.history[-1]
+    last.evaluations = scorer.fits
+    run.append_log(f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits {scorer.fits:6d}  {last.best_formula}")
+    run.write_rows(run.history, ["generation", "best_loss", "front_size", "evaluations", "best_formula"], [vars(h) for h in engine.history])
+    run.write_checkpoint(engine.state())
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc="evopot search", unit="gen", dynamic_ncols=True)
+
+
+def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: GPEngine, wall: float) -> None:
+    rows = []
+    for m in front:
+        path = run.member_path(m.member)
+        m.potential.save(path)
+        row = {"member": m.member, "complexity": m.complexity, "search_loss": f"{m.search_loss:.6g}",
+               "formula": simplified_formula(m.potential), "potential": str(path.relative_to(run.path))}
+        for split, values in m.errors.items():
+            for metric, value in values.items():
+                row[f"{split}_{metric}"] = f"{value:.6g}"
+        rows.append(row)
+    run.write_rows(run.front, FRONT_COLUMNS, rows)
+    summary = {
+        "evopot_version": __version__,
+        "seed": config.seed,
+        "generations": engine.generation,
+        "wall_time_s": wall,
+        "dataset": dataset.summary(),
+        "baselines": {name: zero_force_errors(frames) for name, frames in dataset.splits().items()},
+        "front": [{"member": m.member, "complexity": m.complexity, "search_loss": m.search_loss, "errors": m.errors, "formula": simplified_formula(m.potential)} for m in front],
+    }
+    write_atomic(run.summary, json.dumps(summary, indent=2) + "\n")
+    run.append_log(f"done: {len(front)} front members, {engine.generation} generations, {wall:.1f} s")
+
+
+def simplified_formula(potential: Potential, digits: int = 4) -> str:
+    """The pair formula with constants rounded to ``digits`` significant figures and
+    simplified by sympy, as one string (terms of different kinds joined by '; ')."""
+    parts = []
+    for term in potential.terms:
+        expr = _round_floats(term.numeric(), digits)
+        try:
+            expr = sympy.simplify(expr)
+        except Exception:  # simplify can fail on odd expressions; the rounded one is still right
+            pass
+        parts.append(sympy.sstr(_round_floats(expr, digits)))
+    return "; ".join(parts)
+
+
+def _round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    return expr.xreplace({f: sympy.Float(float(f"{float(f):.{digits}g}"), digits) for f in expr.atoms(sympy.Float)})

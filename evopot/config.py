@@ -1,0 +1,168 @@
+"""The search config: one YAML file names the data, the search space, the engine and
+the fitness, validated by pydantic. Relative paths are read from the config file's
+folder. Every mistake becomes one :class:`EvopotError` line naming the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evopot.cutoff import PROFILES
+from evopot.errors import EvopotError
+from evopot.search.space import describe_validation_error
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    """How validation (and test, when no test file is given) frames are held out.
+
+    ``by: fraction`` takes ``validation``/``test`` as fractions of the training file's
+    frames (shuffled with the seed); ``by: config_type`` takes them as lists of
+    ``config_type`` names."""
+
+    by: Literal["fraction", "config_type"] = "fraction"
+    validation: Union[float, list[str]] = 0.1
+    test: Union[float, list[str]] = 0.0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for name in ("validation", "test"):
+            value = getattr(self, name)
+            if self.by == "fraction":
+                if not isinstance(value, (int, float)):
+                    raise ValueError(f"{name}: with by: fraction give a number between 0 and 1, got {value!r}")
+                if not 0 <= value < 1:
+                    raise ValueError(f"{name}: fraction must be in [0, 1), got {value}")
+            elif not isinstance(value, list):
+                raise ValueError(f"{name}: with by: config_type give a list of config_type names, got {value!r}")
+        if self.by == "fraction" and self.validation + self.test >= 1:
+            raise ValueError("validation + test fractions leave no training frames; keep their sum below 1")
+        return self
+
+
+class DataConfig(_Strict):
+    train: Path
+    validation: Path | None = None
+    test: Path | None = None
+    split: SplitConfig = SplitConfig()
+
+
+class CutoffConfig(_Strict):
+    radius: float = Field(gt=0, description="cutoff radius in Å")
+    onset: float | None = Field(None, ge=0, description="where the switch starts, Å (default radius − 1 Å, or 0 if the radius is ≤ 1 Å)")
+    function: str = "quintic"
+
+    @field_validator("function")
+    @classmethod
+    def _known(cls, value):
+        if value not in PROFILES:
+            raise ValueError(f"unknown cutoff function '{value}'; choose one of {sorted(PROFILES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _onset(self):
+        if self.onset is None:
+            self.onset = max(self.radius - 1.0, 0.0)
+        if self.onset >= self.radius:
+            raise ValueError(f"onset ({self.onset} Å) must be below radius ({self.radius} Å)")
+        return self
+
+
+class EngineConfig(_Strict):
+    name: Literal["gp"] = "gp"
+    population: int = Field(100, ge=4, description="individuals kept each generation (a multiple of 4)")
+    generations: int = Field(20, ge=0)
+    crossover: float = Field(0.6, ge=0, le=1)
+    mutation: float = Field(0.3, ge=0, le=1)
+    target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
+
+    @field_validator("population")
+    @classmethod
+    def _multiple_of_four(cls, value):
+        if value % 4:
+            raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
+        return value
+
+
+class FitnessConfig(_Strict):
+    forces: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
+    energies: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
+    frames: int | None = Field(None, ge=1, description="training frames used to score candidates during the search (default all)")
+    max_evaluations: int = Field(40, ge=1, description="budget of the nonlinear constant refinement per candidate")
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.forces == 0 and self.energies == 0:
+            raise ValueError("forces and energies weights are both 0; give at least one a positive weight")
+        return self
+
+
+class SearchConfig(_Strict):
+    """A whole experiment: ``evopot search`` reproduces it from this and the seed."""
+
+    seed: int = 0
+    output: Path = Path("runs/evopot")
+    species: list[str] | None = None
+    data: DataConfig
+    cutoff: CutoffConfig
+    search_space: str = "pair"
+    engine: EngineConfig = EngineConfig()
+    fitness: FitnessConfig = FitnessConfig()
+
+    @field_validator("species")
+    @classmethod
+    def _elements(cls, value):
+        from ase.data import chemical_symbols
+
+        if value is not None:
+            unknown = [s for s in value if s not in chemical_symbols[1:]]
+            if unknown:
+                raise ValueError(f"{unknown} are not element symbols")
+            if not value:
+                raise ValueError("give at least one species, or leave the field out to take them from the data")
+        return value
+
+    def resolved(self, folder: Path) -> "SearchConfig":
+        """A copy with relative paths made absolute against ``folder``."""
+        def absolute(p):
+            return None if p is None else (p if p.is_absolute() else (folder / p).resolve())
+
+        data = self.data.model_copy(update={"train": absolute(self.data.train), "validation": absolute(self.data.validation), "test": absolute(self.data.test)})
+        return self.model_copy(update={"data": data, "output": absolute(self.output)})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig:
+    """Read, validate and resolve a search config. ``overrides`` maps dotted field
+    names (``"engine.generations"``) to values given on the command line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvopotError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise EvopotError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise EvopotError(f"{path}: a config must be a YAML mapping (data, cutoff, search_space, engine, …)")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise EvopotError(f"{path}: field '{key}' must be a mapping to take --{dotted.replace('.', '-')}")
+        node[leaf] = value
+    try:
+        config = SearchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise EvopotError(f"{path}: {describe_validation_error(exc)}") from exc
+    return config.resolved(path.resolve().parent)

@@ -1,0 +1,94 @@
+"""Safe parsing of formula strings into sympy expressions.
+
+Formula strings come from files a user may not have written (potential JSON, search
+spaces), so they are never handed to ``eval`` or ``sympify`` as they are. The string is
+first tokenised with Python's own tokenizer and every token checked against a whitelist
+(numbers, arithmetic operators, parentheses, commas, known function names and the
+declared variable and constant names); only then does sympy's ``parse_expr`` build the
+expression, with an empty ``__builtins__`` and a namespace holding nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import keyword
+import tokenize
+
+import sympy
+from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
+from evopot.errors import EvopotError
+
+#: Functions a formula may call, by the name it is written with.
+FUNCTIONS = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tanh": sympy.tanh,
+    "Abs": sympy.Abs,
+    "abs": sympy.Abs,
+    "erf": sympy.erf,
+    "pi": sympy.pi,
+}
+_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ","}
+_SKIP = {tokenize.ENCODING, tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT}
+
+
+def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "formula") -> sympy.Expr:
+    """Parse ``text`` into a sympy expression whose free symbols are among ``names``.
+
+    ``where`` names the file and field for the error message. Raises
+    :class:`EvopotError` for anything that is not plain arithmetic on the allowed names.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise EvopotError(f"{where}: expected a formula string, got {text!r}")
+    if len(text) > 10_000:
+        raise EvopotError(f"{where}: formula is longer than 10,000 characters")
+    allowed = set(names)
+    bad_names = [n for n in allowed if not n.isidentifier() or keyword.iskeyword(n) or n.startswith("_") or n in FUNCTIONS]
+    if bad_names:
+        raise EvopotError(f"{where}: {bad_names} cannot be used as variable or constant names")
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        raise EvopotError(f"{where}: cannot read formula {text!r}: {exc}") from exc
+    for tok in tokens:
+        if tok.type in _SKIP:
+            continue
+        if tok.type == tokenize.NUMBER:
+            if any(c in tok.string.lower() for c in "jxob_") and not _is_float(tok.string):
+                raise EvopotError(f"{where}: number {tok.string!r} in {text!r} is not a plain decimal number")
+            continue
+        if tok.type == tokenize.NAME:
+            if tok.string in FUNCTIONS or tok.string in allowed:
+                continue
+            raise EvopotError(f"{where}: unknown name {tok.string!r} in {text!r}; allowed are the variables and constants {sorted(allowed)} and the functions {sorted(FUNCTIONS)}")
+        if tok.type == tokenize.OP and tok.string in _OPERATORS:
+            continue
+        raise EvopotError(f"{where}: {tok.string!r} is not allowed in a formula ({text!r}); use numbers, + - * / **, parentheses and the allowed names")
+    namespace = {"__builtins__": {}, "Integer": sympy.Integer, "Float": sympy.Float, "Rational": sympy.Rational, "Symbol": sympy.Symbol}
+    namespace.update(FUNCTIONS)
+    local = {n: sympy.Symbol(n) for n in allowed}
+    try:
+        expr = parse_expr(text, local_dict=local, global_dict=namespace, transformations=standard_transformations, evaluate=True)
+    except Exception as exc:  # sympy raises many kinds for malformed arithmetic
+        raise EvopotError(f"{where}: cannot parse formula {text!r}: {exc}") from exc
+    if not isinstance(expr, sympy.Expr):
+        raise EvopotError(f"{where}: {text!r} is not a formula")
+    return expr
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "_" not in text and "x" not in text.lower() and "j" not in text.lower()
+
+
+def formula_string(expr: sympy.Expr) -> str:
+    """The plain-text form of ``expr`` that :func:`parse_formula` reads back exactly
+    (floats written with 17 significant digits)."""
+    return sympy.printing.str.StrPrinter({"full_prec": True}).doprint(expr)

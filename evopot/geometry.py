@@ -1,0 +1,156 @@
+"""Geometry: the pairs of a whole dataset within a cutoff, as flat arrays.
+
+Computed once per dataset and cutoff with vesin's neighbour list (each unordered pair
+once, periodic images included). Everything the evaluator needs is here: distances,
+unit vectors, which atoms and frame each pair belongs to, and sparse matrices that
+scatter per-pair quantities onto atoms (forces) and frames (energies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse
+import vesin
+
+from evopot.data import Frames
+from evopot.errors import EvopotError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Pairs (i < j, or i == j for periodic self-images) of every frame within ``cutoff``.
+
+    Shapes: ``positions (n_atoms, 3)`` Å, all frames stacked; ``atom_frame (n_atoms,)``;
+    ``atom_species (n_atoms,)`` indices into ``species``; ``cells (n_frames, 3, 3)`` Å;
+    ``pair_i, pair_j, pair_frame (n_pairs,)``; ``pair_shifts (n_pairs, 3)`` integer cell
+    shifts so that the pair vector is ``positions[j] - positions[i] + shifts @ cell``;
+    ``pair_vectors (n_pairs, 3)`` Å; ``pair_distances (n_pairs,)`` Å.
+    """
+
+    cutoff: float
+    species: tuple[str, ...]
+    positions: np.ndarray
+    atom_frame: np.ndarray
+    atom_species: np.ndarray
+    cells: np.ndarray
+    atoms_per_frame: np.ndarray
+    pair_i: np.ndarray
+    pair_j: np.ndarray
+    pair_frame: np.ndarray
+    pair_shifts: np.ndarray
+    pair_vectors: np.ndarray
+    pair_distances: np.ndarray
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.cells)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pair_distances)
+
+    @cached_property
+    def pair_unit_vectors(self) -> np.ndarray:
+        """(n_pairs, 3) unit vectors from atom i towards atom j."""
+        return self.pair_vectors / self.pair_distances[:, None]
+
+    @cached_property
+    def pair_species(self) -> np.ndarray:
+        """(n_pairs, 2) species indices of (i, j), sorted within each pair."""
+        both = np.stack([self.atom_species[self.pair_i], self.atom_species[self.pair_j]], axis=1)
+        return np.sort(both, axis=1)
+
+    def pair_mask(self, species_pair: tuple[str, ...] | None) -> np.ndarray | None:
+        """Boolean (n_pairs,) mask of pairs of ``species_pair``; ``None`` means all pairs."""
+        if species_pair is None:
+            return None
+        wanted = sorted(self.species.index(s) if s in self.species else -1 for s in species_pair)
+        return (self.pair_species[:, 0] == wanted[0]) & (self.pair_species[:, 1] == wanted[1])
+
+    @cached_property
+    def force_scatter(self) -> scipy.sparse.csr_matrix:
+        """Sparse (3·n_atoms, n_pairs): ``force_scatter @ dE_dr`` gives the forces,
+        flattened atom-major, for per-pair derivatives dE/dr (eV/Å)."""
+        unit = self.pair_unit_vectors
+        rows = np.concatenate([3 * self.pair_i[:, None] + np.arange(3), 3 * self.pair_j[:, None] + np.arange(3)])
+        cols = np.concatenate([np.repeat(np.arange(self.n_pairs)[:, None], 3, axis=1)] * 2)
+        vals = np.concatenate([unit, -unit])
+        return scipy.sparse.csr_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * self.n_atoms, self.n_pairs))
+
+    @cached_property
+    def energy_scatter(self) -> scipy.sparse.csr_matrix:
+        """Sparse (n_frames, n_pairs) of ones: sums per-pair energies into frames."""
+        return scipy.sparse.csr_matrix(
+            (np.ones(self.n_pairs), (self.pair_frame, np.arange(self.n_pairs))), shape=(self.n_frames, self.n_pairs)
+        )
+
+    @cached_property
+    def species_counts(self) -> np.ndarray:
+        """(n_frames, n_species) number of atoms of each species in each frame."""
+        counts = np.zeros((self.n_frames, len(self.species)))
+        np.add.at(counts, (self.atom_frame, self.atom_species), 1)
+        return counts
+
+
+def build_geometry(frames: Frames, cutoff: float, species: tuple[str, ...] | list[str] | None = None) -> Geometry:
+    """One pass of vesin's neighbour list over ``frames`` with radius ``cutoff`` (Å).
+
+    ``species`` fixes the order of species indices (default: sorted species present).
+    Raises :class:`EvopotError` for a species not in ``species``, a non-positive
+    cutoff, or a periodic frame whose cell is degenerate.
+    """
+    if not cutoff > 0:
+        raise EvopotError(f"cutoff radius must be > 0 Å, got {cutoff}")
+    species = tuple(species) if species is not None else tuple(frames.species)
+    index = {s: k for k, s in enumerate(species)}
+    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
+    positions, atom_frame, atom_species, cells, counts = [], [], [], [], []
+    pair_i, pair_j, pair_frame, pair_shifts, pair_vectors, pair_distances = [], [], [], [], [], []
+    offset = 0
+    for k, atoms in enumerate(frames.atoms):
+        symbols = atoms.get_chemical_symbols()
+        unknown = sorted(set(symbols) - set(index))
+        if unknown:
+            raise EvopotError(f"{frames.source}: frame {k} contains species {unknown} that are not among the potential's species {list(species)}; add them to 'species' in the config or drop those frames")
+        pbc = [bool(p) for p in atoms.pbc]
+        cell = np.asarray(atoms.cell.array, dtype=float)
+        if any(pbc) and abs(np.linalg.det(cell)) < 1e-9:
+            raise EvopotError(f"{frames.source}: frame {k} is periodic but its cell has zero volume")
+        points = np.asarray(atoms.positions, dtype=float)
+        i, j, shifts, vectors, distances = calculator.compute(points, cell if any(pbc) else np.zeros((3, 3)), pbc, quantities="ijSDd")
+        positions.append(points)
+        atom_frame.append(np.full(len(atoms), k))
+        atom_species.append(np.array([index[s] for s in symbols], dtype=np.int64))
+        cells.append(cell)
+        counts.append(len(atoms))
+        pair_i.append(np.asarray(i, dtype=np.int64) + offset)
+        pair_j.append(np.asarray(j, dtype=np.int64) + offset)
+        pair_frame.append(np.full(len(i), k))
+        pair_shifts.append(np.asarray(shifts, dtype=np.int64).reshape(-1, 3))
+        pair_vectors.append(np.asarray(vectors, dtype=float).reshape(-1, 3))
+        pair_distances.append(np.asarray(distances, dtype=float))
+        offset += len(atoms)
+    if not frames.atoms:
+        raise EvopotError(f"{frames.source}: no frames to build the geometry from")
+    return Geometry(
+        cutoff=float(cutoff),
+        species=species,
+        positions=np.concatenate(positions),
+        atom_frame=np.concatenate(atom_frame),
+        atom_species=np.concatenate(atom_species),
+        cells=np.stack(cells),
+        atoms_per_frame=np.array(counts),
+        pair_i=np.concatenate(pair_i),
+        pair_j=np.concatenate(pair_j),
+        pair_frame=np.concatenate(pair_frame),
+        pair_shifts=np.concatenate(pair_shifts),
+        pair_vectors=np.concatenate(pair_vectors),
+        pair_distances=np.concatenate(pair_distances),
+    )

@@ -1,0 +1,151 @@
+"""Terms and potentials, and their JSON form.
+
+A :class:`Term` is one sympy expression of named variables (a pair term: ``r`` in Å)
+with named constants, applied to the species it names. A :class:`Potential` is a set of
+terms, a smooth cutoff and per-species reference energies:
+
+    E = Σ_pairs Σ_terms V(r_ij) · fc(r_ij) + Σ_atoms e_ref(species_i)
+
+Saved as JSON holding formula strings and constants; loaded with the safe parser of
+:mod:`evopot.formula` (never ``eval``, never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy
+
+from evopot import __version__
+from evopot.cutoff import Cutoff
+from evopot.errors import EvopotError
+from evopot.formula import formula_string, parse_formula
+
+#: Variables of each term kind, in the order the evaluator passes them.
+TERM_VARIABLES = {"pair": ("r",)}
+FORMAT = "evopot-potential"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term: ``expression`` in ``TERM_VARIABLES[kind]`` and the names in ``constants``.
+
+    ``species`` is the tuple of species the term acts on (a sorted pair for pair terms),
+    or ``None`` for all species.
+    """
+
+    kind: str
+    expression: sympy.Expr
+    constants: dict[str, float] = field(default_factory=dict)
+    species: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.kind not in TERM_VARIABLES:
+            raise EvopotError(f"term kind '{self.kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        allowed = set(self.variables) | set(self.constants)
+        unknown = {str(s) for s in self.expression.free_symbols} - allowed
+        if unknown:
+            raise EvopotError(f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables {list(self.variables)} nor constants")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return TERM_VARIABLES[self.kind]
+
+    def applies_to(self, species_pair: tuple[str, str]) -> bool:
+        return self.species is None or tuple(sorted(self.species)) == tuple(sorted(species_pair))
+
+    def numeric(self) -> sympy.Expr:
+        """The expression with its constants substituted by their values."""
+        return self.expression.subs({sympy.Symbol(k): sympy.Float(v) for k, v in self.constants.items()})
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "species": list(self.species) if self.species is not None else None,
+            "variables": list(self.variables),
+            "expression": formula_string(self.expression),
+            "constants": {k: float(v) for k, v in self.constants.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "term") -> "Term":
+        if not isinstance(data, dict):
+            raise EvopotError(f"{where}: expected an object with kind, expression and constants")
+        kind = data.get("kind")
+        if kind not in TERM_VARIABLES:
+            raise EvopotError(f"{where}.kind: '{kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        constants = data.get("constants") or {}
+        if not isinstance(constants, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()):
+            raise EvopotError(f"{where}.constants: expected a mapping of names to numbers")
+        expr = parse_formula(data.get("expression"), list(TERM_VARIABLES[kind]) + list(constants), where=f"{where}.expression")
+        species = data.get("species")
+        if species is not None:
+            if not isinstance(species, list) or not all(isinstance(s, str) for s in species):
+                raise EvopotError(f"{where}.species: expected a list of element symbols or null")
+            species = tuple(species)
+        return cls(kind, expr, {k: float(v) for k, v in constants.items()}, species)
+
+
+@dataclass(frozen=True)
+class Potential:
+    """Terms, cutoff, species and per-species reference energies (eV per atom)."""
+
+    terms: tuple[Term, ...]
+    cutoff: Cutoff
+    species: tuple[str, ...]
+    reference_energies: dict[str, float] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "evopot_version": __version__,
+            "units": {"energy": "eV", "distance": "Angstrom", "force": "eV/Angstrom"},
+            "species": list(self.species),
+            "cutoff": self.cutoff.to_dict(),
+            "reference_energies": dict(self.reference_energies),
+            "terms": [t.to_dict() for t in self.terms],
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Potential":
+        path = Path(path)
+        if not path.is_file():
+            raise EvopotError(f"{path}: potential file not found")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EvopotError(f"{path}: not a valid JSON potential ({exc})") from exc
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "potential") -> "Potential":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise EvopotError(f"{where}: not an evopot potential (expected \"format\": \"{FORMAT}\")")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise EvopotError(f"{where}: format_version {data.get('format_version')} is not supported by this evopot (reads {FORMAT_VERSION})")
+        try:
+            cutoff = Cutoff(**data["cutoff"])
+            species = tuple(data["species"])
+            terms = tuple(Term.from_dict(t, where=f"{where}: terms[{k}]") for k, t in enumerate(data["terms"]))
+            reference = {str(k): float(v) for k, v in (data.get("reference_energies") or {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EvopotError(f"{where}: missing or malformed field ({exc}); expected species, cutoff, terms") from exc
+        return cls(terms, cutoff, species, reference, data.get("metadata") or {})
+
+    def pair_energy_expr(self, species_pair: tuple[str, str] | None = None) -> sympy.Expr:
+        """Σ of the numeric pair terms acting on ``species_pair`` (without the cutoff)."""
+        r = sympy.Symbol("r")
+        return sympy.Add(*[t.numeric() for t in self.terms if t.kind == "pair" and (species_pair is None or t.applies_to(species_pair))]).subs("r", r)
+
+    def formula(self) -> str:
+        """A readable one-line formula of all terms with their constant values."""
+        return "; ".join(f"{t.kind}{'' if t.species is None else '[' + '-'.join(t.species) + ']'}: V(r) = {sympy.sstr(sympy.N(t.numeric(), 6))}" for t in self.terms)

@@ -1,0 +1,65 @@
+"""Scoring a candidate formula: fit its constants, measure its error and size, and
+turn the fitted result into a Potential.
+
+This is the "Evaluator + constant fitter" box of the design as the search engines see
+it: an engine hands over a :class:`Candidate` (bases, nonlinear constants and their
+starting values) and gets back a :class:`Scored` (loss, complexity, fitted constants). Fits are cached by the
+candidate's structure and starting constants, so a formula the search proposes again
+is not refitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from evopot.fitting import FitProblem, FitResult, fit_constants
+from evopot.potential import Potential, Term
+from evopot.search.expression import Candidate, complexity
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A fitted candidate: ``loss`` is the weighted RMSE of the fit (inf when it failed),
+    ``complexity`` the node count of the fitted formula Σ a_k·b_k(r; θ)."""
+
+    candidate: Candidate
+    fit: FitResult
+    complexity: int
+
+    @property
+    def loss(self) -> float:
+        return self.fit.loss
+
+    def to_potential(self, problem: FitProblem, metadata: dict | None = None) -> Potential:
+        c = self.candidate
+        constants = {f"a{k}": float(v) for k, v in enumerate(self.fit.linear)}
+        constants.update({p.name: float(v) for p, v in zip(c.parameters, self.fit.nonlinear)})
+        term = Term("pair", c.formula(), constants, None)
+        species = problem.geometry.species
+        reference = {s: float(e) for s, e in zip(species, self.fit.reference_energies)}
+        return Potential((term,), problem.cutoff, tuple(species), reference, metadata or {})
+
+
+class Scorer:
+    """Fits candidates on one :class:`FitProblem`, with a cache."""
+
+    def __init__(self, problem: FitProblem, max_evaluations: int = 40):
+        self.problem = problem
+        self.max_evaluations = max_evaluations
+        self._cache: dict[str, Scored] = {}
+        self.fits = 0
+
+    def score_candidate(self, candidate: Candidate) -> Scored:
+        cached = self._cache.get(candidate.key)
+        if cached is not None:
+            return cached
+        fit = fit_constants(self.problem, candidate.bases, candidate.parameters, np.array(candidate.initial), self.max_evaluations)
+        self.fits += 1
+        size = complexity(candidate.formula()) if fit.ok else 10**6
+        scored = Scored(candidate, fit, size)
+        self._cache[candidate.key] = scored
+        return scored
+

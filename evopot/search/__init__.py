@@ -1,0 +1,1 @@
+"""Search engines: propose candidate formulas and receive their fitness."""

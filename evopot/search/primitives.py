@@ -1,0 +1,49 @@
+"""The operator catalogue: every operator a search space may name, as data.
+
+Each operator has an arity and a sympy builder; the GP primitive set and the
+tree→formula conversion both read this table, so adding an operator is one line.
+Operators are exact mathematical functions, so the reported formula is the real one.
+Protection is done at evaluation: a candidate that produces a non-finite number
+anywhere on the data (division by zero, overflow, log of a negative) is given the
+worst fitness instead of crashing the search. ``plog`` and ``psqrt`` are the
+protected variants, log|x| and √|x|, for search spaces that want them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    arity: int
+    build: Callable[..., sympy.Expr]
+    doc: str
+
+
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in [
+        Operator("add", 2, lambda a, b: a + b, "a + b"),
+        Operator("sub", 2, lambda a, b: a - b, "a − b"),
+        Operator("mul", 2, lambda a, b: a * b, "a · b"),
+        Operator("div", 2, lambda a, b: a / b, "a / b"),
+        Operator("neg", 1, lambda a: -a, "−a"),
+        Operator("inv", 1, lambda a: 1 / a, "1/a"),
+        Operator("square", 1, lambda a: a**2, "a²"),
+        Operator("cube", 1, lambda a: a**3, "a³"),
+        Operator("exp", 1, sympy.exp, "eᵃ"),
+        Operator("nexp", 1, lambda a: sympy.exp(-a), "e⁻ᵃ"),
+        Operator("sqrt", 1, sympy.sqrt, "√a"),
+        Operator("psqrt", 1, lambda a: sympy.sqrt(sympy.Abs(a)), "√|a| (protected)"),
+        Operator("log", 1, sympy.log, "ln a"),
+        Operator("plog", 1, lambda a: sympy.log(sympy.Abs(a)), "ln|a| (protected)"),
+        Operator("tanh", 1, sympy.tanh, "tanh a"),
+        Operator("cos", 1, sympy.cos, "cos a"),
+        Operator("sin", 1, sympy.sin, "sin a"),
+    ]
+}

@@ -1,0 +1,110 @@
+"""Search spaces: which terms, operators, constants and size limits a search uses.
+
+A search space is a YAML file (``search_spaces/*.yaml``) validated here. Its operators
+are names from :data:`evopot.search.primitives.OPERATORS`; the search engine turns them
+into its primitive set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evopot.errors import EvopotError
+from evopot.search.primitives import OPERATORS
+
+#: Folder of the search spaces shipped with evopot.
+SHIPPED = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TermSpec(_Strict):
+    kind: Literal["pair"] = "pair"
+    name: str = "V"
+
+
+class ConstantSpec(_Strict):
+    low: float = -3.0
+    high: float = 3.0
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"constants: low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class LimitSpec(_Strict):
+    max_height: int = Field(7, ge=1, le=17)
+    max_nodes: int = Field(30, ge=1, le=200)
+    init_min_height: int = Field(1, ge=0)
+    init_max_height: int = Field(4, ge=1)
+
+
+class SearchSpace(_Strict):
+    """Validated contents of a search-space YAML file."""
+
+    name: str
+    description: str = ""
+    terms: list[TermSpec] = Field(default_factory=lambda: [TermSpec()], min_length=1)
+    operators: list[str] = Field(min_length=1)
+    constants: ConstantSpec = ConstantSpec()
+    limits: LimitSpec = LimitSpec()
+
+    @model_validator(mode="after")
+    def _known_operators(self):
+        unknown = [op for op in self.operators if op not in OPERATORS]
+        if unknown:
+            raise ValueError(f"unknown operator(s) {unknown}; known operators: {sorted(OPERATORS)}")
+        if len(set(self.operators)) != len(self.operators):
+            raise ValueError("operators: an operator is listed twice")
+        if not any(OPERATORS[op].arity == 2 for op in self.operators):
+            raise ValueError("operators: at least one binary operator (add, mul, …) is needed to combine terms")
+        return self
+
+
+def resolve_search_space_path(name_or_path: str, relative_to: Path | None = None) -> Path:
+    """A search space named like ``pair`` is a shipped file; anything else is a path,
+    read relative to ``relative_to`` (the config file's folder) when not absolute."""
+    candidate = Path(name_or_path)
+    if candidate.suffix not in (".yaml", ".yml") and (SHIPPED / f"{name_or_path}.yaml").is_file():
+        return SHIPPED / f"{name_or_path}.yaml"
+    if not candidate.is_absolute() and relative_to is not None:
+        candidate = relative_to / candidate
+    return candidate
+
+
+def load_search_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file; errors name the file and field."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+        raise EvopotError(f"{path}: search space not found; give a path or one of the shipped names {shipped}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise EvopotError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise EvopotError(f"{path}: a search space must be a YAML mapping with name, terms and operators")
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as exc:
+        raise EvopotError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first pydantic error as 'field.path: message' on one line."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = ""
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+        extra = "; check its spelling against the documentation"
+    return f"field '{where}': {message}{extra}" + (f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else "")
