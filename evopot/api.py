@@ -94,9 +94,9 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
         search_frames = dataset.train.subset(sorted(chosen))
     weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies)
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
-    scorer = Scorer(problem, config.fitness.max_evaluations)
+    scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed), scorer.score_candidate)
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed), scorer.score_candidate, scorer.prune)
 
     if resume:
         engine.restore(run.read_checkpoint())
@@ -119,11 +119,11 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
             bar.close()
 
     full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
-    refit = Scorer(full, max(config.fitness.max_evaluations, 100))
+    refit = Scorer(full, max(config.fitness.max_evaluations, 100), max_complexity=10**9)
     geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
     front = []
-    for k, (size, loss, _tree, scored) in enumerate(engine.archive.front()):
-        candidate = scored.candidate
+    for k, scored in enumerate(engine.archive.front()):
+        size, loss, candidate = scored.complexity, scored.loss, scored.candidate
         start = type(candidate)(candidate.bases, candidate.parameters, tuple(float(v) for v in scored.fit.nonlinear), candidate.sources)
         final = refit.score_candidate(start)
         if not final.fit.ok:

@@ -107,13 +107,14 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
     """Fit V(r) = Σ_k a_k b_k(r; θ) to ``problem``.
 
     ``bases`` are sympy expressions in ``r`` and ``parameters`` (θ), ``initial`` the
-    starting θ. Returns the linear coefficients a, the refined θ, the per-species
-    reference energies and the loss; ``ok`` is False when any number went non-finite.
+    starting θ (``max_evaluations=0`` keeps θ fixed and solves only the linear part).
+    Returns the linear coefficients a, the refined θ, the per-species reference
+    energies and the loss; ``ok`` is False when any number went non-finite.
     """
     r = problem.geometry.pair_distances
     n = len(bases)
     no_references = np.zeros(len(problem.geometry.species))
-    if any(b.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan) for b in bases):
+    if any(b.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan) for b in bases) or not np.all(np.isfinite(initial)):
         return FitResult(False, FAILED, np.zeros(n), np.asarray(initial, float), no_references, "infinite or undefined expression")
     function = compile_basis(tuple(bases), tuple(parameters))
 
@@ -142,7 +143,7 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
             return coefficients, matrix @ coefficients - problem.target
 
     theta = np.asarray(initial, dtype=float)
-    if len(theta):
+    if len(theta) and max_evaluations > 0:
         penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
 
         def residual(t):

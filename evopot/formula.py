@@ -92,3 +92,16 @@ def formula_string(expr: sympy.Expr) -> str:
     """The plain-text form of ``expr`` that :func:`parse_formula` reads back exactly
     (floats written with 17 significant digits)."""
     return sympy.printing.str.StrPrinter({"full_prec": True}).doprint(expr)
+
+
+def tidy(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """One canonical spelling of exponentials and powers in ``variable`` (a distance,
+    so positive): (r³)^b → r^(3b); c^f(r) → exp(f(r)·ln c); exp(a)·exp(b) → exp(a + b)
+    with the argument collected in powers of r (exp(r)·exp(k·r) → exp(r·(k + 1)))."""
+    expr = sympy.powdenest(expr, force=True)
+    expr = expr.replace(
+        lambda e: e.is_Pow and variable not in e.base.free_symbols and variable in e.exp.free_symbols,
+        lambda e: sympy.exp(e.exp * sympy.log(e.base)),
+    )
+    expr = sympy.powsimp(expr)
+    return expr.replace(lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.collect(sympy.expand(e.args[0]), variable)))

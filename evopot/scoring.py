@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from evopot.fitting import FitProblem, FitResult, fit_constants
+from evopot.fitting import FAILED, FitProblem, FitResult, fit_constants
 from evopot.potential import Potential, Term
 from evopot.search.expression import Candidate, complexity
 
@@ -44,22 +44,46 @@ class Scored:
 
 
 class Scorer:
-    """Fits candidates on one :class:`FitProblem`, with a cache."""
+    """Fits candidates on one :class:`FitProblem`, with a cache.
 
-    def __init__(self, problem: FitProblem, max_evaluations: int = 40):
+    Candidates whose formula has more than ``max_complexity`` nodes are not fitted
+    (expanding a GP tree can multiply its size) and score as failed."""
+
+    def __init__(self, problem: FitProblem, max_evaluations: int = 40, max_complexity: int = 60):
         self.problem = problem
         self.max_evaluations = max_evaluations
+        self.max_complexity = max_complexity
         self._cache: dict[str, Scored] = {}
         self.fits = 0
 
-    def score_candidate(self, candidate: Candidate) -> Scored:
+    def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
         cached = self._cache.get(candidate.key)
         if cached is not None:
             return cached
-        fit = fit_constants(self.problem, candidate.bases, candidate.parameters, np.array(candidate.initial), self.max_evaluations)
-        self.fits += 1
-        size = complexity(candidate.formula()) if fit.ok else 10**6
+        size = complexity(candidate.formula())
+        if size > self.max_complexity:
+            fit = FitResult(False, FAILED, np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(0), "formula too large")
+        else:
+            budget = self.max_evaluations if max_evaluations is None else max_evaluations
+            fit = fit_constants(self.problem, candidate.bases, candidate.parameters, np.array(candidate.initial), budget)
+            self.fits += 1
         scored = Scored(candidate, fit, size)
         self._cache[candidate.key] = scored
         return scored
+
+    def prune(self, scored: Scored) -> list[Scored]:
+        """Backward elimination: drop, one at a time, the basis whose removal raises the
+        loss least (nonlinear constants held at their fitted values, linear part
+        refitted), down to a single basis. Returns every step, so the archive sees
+        the simpler formulas hiding inside a bloated one (r⁻¹² + r⁻⁶ + tiny junk)."""
+        steps = []
+        current = scored
+        while current.fit.ok and len(current.candidate.bases) > 1:
+            options = [self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0) for k in range(len(current.candidate.bases))]
+            options = [o for o in options if o.fit.ok]
+            if not options:
+                break
+            current = min(options, key=lambda o: o.loss)
+            steps.append(current)
+        return steps
 

@@ -19,6 +19,7 @@ import sympy
 from deap import gp
 
 from evopot.errors import EvopotError
+from evopot.formula import formula_string, parse_formula, tidy
 from evopot.search.primitives import OPERATORS
 from evopot.search.space import SearchSpace
 
@@ -91,33 +92,85 @@ class Candidate:
             expr = expr.subs({p: sympy.Float(v) for p, v in zip(self.parameters, nonlinear)})
         return expr
 
+    def without(self, index: int, values) -> "Candidate":
+        """This candidate less basis ``index``, parameters started at ``values``
+        (parameters used only by the dropped basis go too)."""
+        bases = self.bases[:index] + self.bases[index + 1:]
+        used = set().union(*(b.free_symbols for b in bases)) if bases else set()
+        keep = [k for k, p in enumerate(self.parameters) if p in used]
+        return Candidate(bases, tuple(self.parameters[k] for k in keep), tuple(float(values[k]) for k in keep), tuple(self.sources[k] for k in keep))
+
+    def to_dict(self) -> dict:
+        return {"bases": [formula_string(b) for b in self.bases], "parameters": [p.name for p in self.parameters], "initial": list(self.initial), "sources": list(self.sources)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Candidate":
+        names = ["r"] + list(data["parameters"])
+        bases = tuple(parse_formula(b, names, where="checkpoint basis") for b in data["bases"])
+        return cls(bases, tuple(sympy.Symbol(n) for n in data["parameters"]), tuple(data["initial"]), tuple(data["sources"]))
+
+    @property
+    def structure(self) -> str:
+        """The formula's shape, whatever its constants."""
+        return sympy.srepr(self.bases)
+
     @property
     def key(self) -> str:
         """Identity for caching fits: the structure plus the exact starting θ."""
-        return sympy.srepr(self.bases) + repr(self.initial)
+        return self.structure + repr(self.initial)
 
 
 def decompose(expr: sympy.Expr, values: dict[sympy.Symbol, float]) -> Candidate:
     """Split ``expr`` into bases and nonlinear parameters (see the module docstring).
 
-    Constant terms with no ``r`` become the basis 1; repeated bases merge; parameters
-    are renamed ``b0, b1, …`` in order of appearance.
+    Constant terms with no ``r`` become the basis 1; repeated bases merge. Inside each
+    basis, every largest sub-expression made of constants alone (``k1 + 1``,
+    ``2*k3/k4``) becomes one free parameter, so the tree's accidental ties between
+    constants do not constrain the fit; parameters are named ``b0, b1, …`` in order
+    of appearance. ``sources`` gives, per parameter, the tree constant it is (for
+    writing fitted values back), or ``""`` when it stands for a combination.
     """
     expanded = sympy.expand(expr, multinomial=False, log=False)
     bases: list[sympy.Expr] = []
     for term in sympy.Add.make_args(expanded):
         _, basis = term.as_independent(R, as_Add=False)
-        if basis not in bases:
+        if basis != 0 and basis not in bases:
             bases.append(basis)
-    bases = [b for b in bases if b != 0]
-    symbols = []
-    for basis in bases:
-        for s in sorted(basis.free_symbols - {R}, key=lambda s: s.name):
-            if s not in symbols:
-                symbols.append(s)
-    renamed = {s: sympy.Symbol(f"b{k}") for k, s in enumerate(symbols)}
-    bases = tuple(sympy.sympify(b).xreplace(renamed) for b in bases)
-    return Candidate(bases, tuple(renamed[s] for s in symbols), tuple(values[s] for s in symbols), tuple(s.name for s in symbols))
+    parameters: dict[sympy.Expr, sympy.Symbol] = {}
+    bases = tuple(_free_constants(tidy(b, R), parameters) for b in bases)
+    merged = tuple(dict.fromkeys(bases))
+    initial = tuple(_real_value(sub, values) for sub in parameters)
+    sources = tuple(sub.name if isinstance(sub, sympy.Symbol) else "" for sub in parameters)
+    return Candidate(merged, tuple(parameters.values()), initial, sources)
+
+
+def _real_value(expr: sympy.Expr, values: dict) -> float:
+    """Value of a constant sub-expression; NaN when it is complex or undefined (the fit
+    then fails and the candidate gets the worst fitness)."""
+    value = complex(expr.evalf(subs=values))
+    return value.real if value.imag == 0 else float("nan")
+
+
+def _free_constants(expr: sympy.Expr, parameters: dict) -> sympy.Expr:
+    """Replace each largest constant sub-expression holding a tree constant by a parameter.
+
+    In a sum or product that contains ``r``, the constant operands together form one
+    sub-expression (``2*k1*r`` → ``b0*r``)."""
+    if R not in expr.free_symbols:
+        if not expr.free_symbols:
+            return expr
+        if expr not in parameters:
+            parameters[expr] = sympy.Symbol(f"b{len(parameters)}")
+        return parameters[expr]
+    if not expr.args:
+        return expr
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        constant = [a for a in expr.args if R not in a.free_symbols]
+        varying = [_free_constants(a, parameters) for a in expr.args if R in a.free_symbols]
+        if any(a.free_symbols for a in constant):
+            return expr.func(_free_constants(expr.func(*constant), parameters), *varying)
+        return expr.func(*constant, *varying)
+    return expr.func(*[_free_constants(arg, parameters) for arg in expr.args])
 
 
 def complexity(expr: sympy.Expr) -> int:

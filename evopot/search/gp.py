@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 from deap import base, creator, gp, tools
 
+from evopot.errors import EvopotError
 from evopot.fitting import FitResult
 from evopot.scoring import Scored
 from evopot.search.expression import Candidate, build_primitive_set, decompose, tree_from_string, tree_to_sympy
@@ -58,35 +59,38 @@ class GenerationReport:
 class Archive:
     """Best scored formula at each complexity: the Pareto front is read from it."""
 
-    best: dict[int, tuple[float, str, Scored]] = field(default_factory=dict)
+    best: dict[int, Scored] = field(default_factory=dict)
 
-    def update(self, tree: gp.PrimitiveTree, scored: Scored) -> None:
+    def update(self, scored: Scored) -> bool:
+        """Keep ``scored`` if it beats what the archive has at its complexity."""
         if not scored.fit.ok:
-            return
-        size = scored.complexity
-        current = self.best.get(size)
-        if current is None or scored.loss < current[0]:
-            self.best[size] = (scored.loss, str(tree), scored)
+            return False
+        current = self.best.get(scored.complexity)
+        if current is None or scored.loss < current.loss:
+            self.best[scored.complexity] = scored
+            return True
+        return False
 
-    def front(self) -> list[tuple[int, float, str, Scored]]:
+    def front(self) -> list[Scored]:
         """Members in increasing complexity, each strictly better than all simpler ones."""
         out, best_so_far = [], float("inf")
         for size in sorted(self.best):
-            loss, tree, scored = self.best[size]
-            if loss < best_so_far:
-                out.append((size, loss, tree, scored))
-                best_so_far = loss
+            if self.best[size].loss < best_so_far:
+                out.append(self.best[size])
+                best_so_far = self.best[size].loss
         return out
 
 
 class GPEngine:
     """The GP search. ``score(candidate)`` fits one formula; it is the only contact
-    with the physics."""
+    with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
+    fitted one; they enter the archive (not the population)."""
 
-    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored]):
+    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None):
         self.space = space
         self.settings = settings
         self.score = score
+        self.prune = prune
         self.rng = random.Random(settings.seed)
         self.pset = build_primitive_set(space)
         self.archive = Archive()
@@ -129,10 +133,13 @@ class GPEngine:
                 continue
             candidate = decompose(*tree_to_sympy(individual))
             scored = self.score(candidate)
+            individual.structure = candidate.structure
             if scored.fit.ok:
                 self._write_back(individual, candidate, scored)
                 individual.fitness.values = (scored.loss, scored.complexity)
-                self.archive.update(individual, scored)
+                if self.archive.update(scored) and self.prune is not None:
+                    for simpler in self.prune(scored):
+                        self.archive.update(simpler)
             else:
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
 
@@ -141,14 +148,13 @@ class GPEngine:
         # The candidate's own sources: a cached fit may come from a tree whose
         # constants sit at other node indices.
         for source, value in zip(candidate.sources, scored.fit.nonlinear):
-            individual[int(source[1:])].value = float(value)
+            if source:
+                individual[int(source[1:])].value = float(value)
 
     # -- the loop --------------------------------------------------------------------
     def initialise(self) -> None:
         with _seeded(self.rng):
-            self.population = [self.toolbox.individual() for _ in range(self.settings.population)]
-            self.evaluate(self.population)
-            self.population = tools.selNSGA2(self.population, self.settings.population)
+            self.population = self._select([])
         self._record()
 
     def step(self) -> GenerationReport:
@@ -166,17 +172,48 @@ class GPEngine:
                     (offspring[k],) = self.toolbox.mutate(ind)
                     del offspring[k].fitness.values
             self.evaluate(offspring)
-            self.population = tools.selNSGA2(self.population + offspring, s.population)
+            self.population = self._select(self.population + offspring)
         self.generation += 1
         return self._record()
 
+    def _select(self, pool) -> list:
+        """NSGA-II survivors of ``pool`` after removing copies; fresh random
+        individuals fill the population when too few distinct ones are left."""
+        size = self.settings.population
+        pool = self._distinct(pool)
+        for _ in range(20):
+            if len(pool) >= size:
+                break
+            immigrants = [self.toolbox.individual() for _ in range(size - len(pool))]
+            self.evaluate(immigrants)
+            pool = self._distinct(pool + immigrants)
+        if not pool:
+            raise EvopotError("no candidate formula could be fitted to the data (every fit gave non-finite numbers); check the data units and the search space's operators")
+        while len(pool) < size:
+            pool = pool + [self.toolbox.clone(ind) for ind in pool[: size - len(pool)]]
+        return tools.selNSGA2(pool, size)
+
+    @staticmethod
+    def _distinct(individuals) -> list:
+        """One individual per formula structure (the best of them), failed ones dropped:
+        keeps the population from filling with copies of one formula. Fresh random
+        individuals make up the numbers."""
+        best = {}
+        for ind in individuals:
+            if ind.fitness.values[0] >= WORST_LOSS:
+                continue
+            current = best.get(ind.structure)
+            if current is None or ind.fitness.values[0] < current.fitness.values[0]:
+                best[ind.structure] = ind
+        return list(best.values())
+
     def _record(self) -> GenerationReport:
         front = self.archive.front()
-        best = min(front, key=lambda m: m[1]) if front else None
+        best = min(front, key=lambda m: m.loss) if front else None
         report = GenerationReport(
             generation=self.generation,
-            best_loss=best[1] if best else float("inf"),
-            best_formula=str(best[3].candidate.formula()) if best else "",
+            best_loss=best.loss if best else float("inf"),
+            best_formula=str(best.candidate.formula()) if best else "",
             front_size=len(front),
             evaluations=0,
         )
@@ -195,19 +232,19 @@ class GPEngine:
             "generation": self.generation,
             "random_state": _jsonable(self.rng.getstate()),
             "population": [
-                {"tree": str(ind), "fitness": list(ind.fitness.values), "crowding": getattr(ind, "crowding_dist", 0.0)}
+                {"tree": str(ind), "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind, "crowding_dist", 0.0)}
                 for ind in self.population
             ],
             "archive": [
                 {
-                    "tree": tree,
-                    "loss": loss,
-                    "complexity": size,
+                    "candidate": scored.candidate.to_dict(),
+                    "loss": scored.loss,
+                    "complexity": scored.complexity,
                     "linear": scored.fit.linear.tolist(),
                     "nonlinear": scored.fit.nonlinear.tolist(),
                     "reference_energies": scored.fit.reference_energies.tolist(),
                 }
-                for size, loss, tree, scored in self.archive.front()
+                for scored in self.archive.best.values()
             ],
             "history": [vars(h) for h in self.history],
         }
@@ -220,12 +257,11 @@ class GPEngine:
             ind = creator.EvopotTree(tree_from_string(item["tree"], self.pset))
             ind.fitness.values = tuple(item["fitness"])
             ind.crowding_dist = float(item["crowding"])
+            ind.structure = item["structure"]
             self.population.append(ind)
         for item in state["archive"]:
-            tree = tree_from_string(item["tree"], self.pset)
-            candidate = decompose(*tree_to_sympy(tree))
             fit = FitResult(True, float(item["loss"]), np.array(item["linear"]), np.array(item["nonlinear"]), np.array(item["reference_energies"]))
-            self.archive.best[int(item["complexity"])] = (fit.loss, item["tree"], Scored(candidate, fit, int(item["complexity"])))
+            self.archive.best[int(item["complexity"])] = Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"]))
         self.history = [GenerationReport(**h) for h in state["history"]]
 
 

@@ -32,6 +32,7 @@ OPERATORS: dict[str, Operator] = {
         Operator("sub", 2, lambda a, b: a - b, "a − b"),
         Operator("mul", 2, lambda a, b: a * b, "a · b"),
         Operator("div", 2, lambda a, b: a / b, "a / b"),
+        Operator("pow", 2, lambda a, b: a**b, "aᵇ (a constant b becomes a fitted exponent)"),
         Operator("neg", 1, lambda a: -a, "−a"),
         Operator("inv", 1, lambda a: 1 / a, "1/a"),
         Operator("square", 1, lambda a: a**2, "a²"),
