@@ -28,8 +28,9 @@ from evopot.metrics import errors, zero_force_errors
 from evopot.potential import Potential
 from evopot.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.scoring import Scorer
-from evopot.search.gp import GPEngine, GPSettings
-from evopot.search.space import load_search_space, resolve_search_space_path
+from evopot.engines.expression import complexity
+from evopot.engines.gp import GPEngine, GPSettings
+from evopot.engines.space import load_search_space, resolve_search_space_path
 
 
 @dataclass
@@ -202,15 +203,16 @@ def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, fr
 
 def simplified_formula(potential: Potential, digits: int = 4) -> str:
     """The pair formula with constants rounded to ``digits`` significant figures and
-    simplified by sympy, as one string (terms of different kinds joined by '; ')."""
+    simplified by sympy (kept as fitted when simplifying makes it longer), as one
+    string (terms of different kinds joined by '; ')."""
     parts = []
     for term in potential.terms:
-        expr = _round_floats(term.numeric(), digits)
+        rounded = _round_floats(term.numeric(), digits)
         try:
-            expr = sympy.simplify(expr)
+            simpler = _round_floats(sympy.simplify(rounded), digits)
         except Exception:  # simplify can fail on odd expressions; the rounded one is still right
-            pass
-        parts.append(sympy.sstr(_round_floats(expr, digits)))
+            simpler = rounded
+        parts.append(sympy.sstr(min([rounded, simpler], key=complexity)))
     return "; ".join(parts)
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evopot.cutoff import PROFILES
 from evopot.errors import EvopotError
-from evopot.search.space import describe_validation_error
+from evopot.engines.space import describe_validation_error
 
 
 class _Strict(BaseModel):
@@ -29,12 +29,14 @@ class SplitConfig(_Strict):
 
     by: Literal["fraction", "config_type"] = "fraction"
     validation: Union[float, list[str]] = 0.1
-    test: Union[float, list[str]] = 0.0
+    test: Union[float, list[str], None] = None
 
     @model_validator(mode="after")
     def _consistent(self):
         for name in ("validation", "test"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if self.by == "fraction":
                 if not isinstance(value, (int, float)):
                     raise ValueError(f"{name}: with by: fraction give a number between 0 and 1, got {value!r}")
@@ -42,7 +44,7 @@ class SplitConfig(_Strict):
                     raise ValueError(f"{name}: fraction must be in [0, 1), got {value}")
             elif not isinstance(value, list):
                 raise ValueError(f"{name}: with by: config_type give a list of config_type names, got {value!r}")
-        if self.by == "fraction" and self.validation + self.test >= 1:
+        if self.by == "fraction" and self.validation + (self.test or 0) >= 1:
             raise ValueError("validation + test fractions leave no training frames; keep their sum below 1")
         return self
 

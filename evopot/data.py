@@ -187,7 +187,7 @@ def load_dataset(
     test: str | Path | None = None,
     by: str = "fraction",
     validation_part: float | list[str] = 0.1,
-    test_part: float | list[str] = 0.0,
+    test_part: float | list[str] | None = None,
     seed: int = 0,
     species: list[str] | None = None,
     where: str = "config",

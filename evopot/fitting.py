@@ -114,7 +114,7 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
     r = problem.geometry.pair_distances
     n = len(bases)
     no_references = np.zeros(len(problem.geometry.species))
-    if any(b.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan) for b in bases) or not np.all(np.isfinite(initial)):
+    if any(b.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for b in bases) or not np.all(np.isfinite(initial)):
         return FitResult(False, FAILED, np.zeros(n), np.asarray(initial, float), no_references, "infinite or undefined expression")
     function = compile_basis(tuple(bases), tuple(parameters))
 
@@ -125,7 +125,7 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
             out = function(r, list(theta))
         values = np.column_stack([np.broadcast_to(o, r.shape) for o in out[:n]])
         slopes = np.column_stack([np.broadcast_to(o, r.shape) for o in out[n:]])
-        if not (np.all(np.isfinite(values)) and np.all(np.isfinite(slopes))):
+        if np.iscomplexobj(values) or np.iscomplexobj(slopes) or not (np.all(np.isfinite(values)) and np.all(np.isfinite(slopes))):
             return None
         return np.hstack([problem.basis_columns(values, slopes), problem.reference_columns])
 

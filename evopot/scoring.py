@@ -17,7 +17,7 @@ import sympy
 
 from evopot.fitting import FAILED, FitProblem, FitResult, fit_constants
 from evopot.potential import Potential, Term
-from evopot.search.expression import Candidate, complexity
+from evopot.engines.expression import Candidate, complexity
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from deap import gp
 
 from evopot.errors import EvopotError
 from evopot.formula import formula_string, parse_formula, tidy
-from evopot.search.primitives import OPERATORS
-from evopot.search.space import SearchSpace
+from evopot.engines.primitives import OPERATORS
+from evopot.engines.space import SearchSpace
 
 R = sympy.Symbol("r")
 CONSTANT = "const"

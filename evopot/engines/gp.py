@@ -23,8 +23,8 @@ from deap import base, creator, gp, tools
 from evopot.errors import EvopotError
 from evopot.fitting import FitResult
 from evopot.scoring import Scored
-from evopot.search.expression import Candidate, build_primitive_set, decompose, tree_from_string, tree_to_sympy
-from evopot.search.space import SearchSpace
+from evopot.engines.expression import Candidate, build_primitive_set, decompose, tree_from_string, tree_to_sympy
+from evopot.engines.space import SearchSpace
 
 if not hasattr(creator, "EvopotFitness"):
     creator.create("EvopotFitness", base.Fitness, weights=(-1.0, -1.0))
@@ -104,7 +104,7 @@ class GPEngine:
         limits = self.space.limits
         tb = base.Toolbox()
         tb.register("expr", gp.genHalfAndHalf, pset=self.pset, min_=limits.init_min_height, max_=limits.init_max_height)
-        tb.register("individual", tools.initIterate, creator.EvopotTree, tb.expr)
+        tb.register("individual", self._new_individual, tb.expr)
         tb.register("mate", gp.cxOnePoint)
         tb.register("expr_mut", gp.genFull, pset=self.pset, min_=0, max_=2)
         mutations = [
@@ -119,6 +119,14 @@ class GPEngine:
             tb.decorate(name, gp.staticLimit(key=operator.attrgetter("height"), max_value=limits.max_height))
             tb.decorate(name, gp.staticLimit(key=len, max_value=limits.max_nodes))
         return tb
+
+    def _new_individual(self, generate):
+        """A random tree within the size limits (drawn again until it fits)."""
+        limits = self.space.limits
+        while True:
+            individual = creator.EvopotTree(generate())
+            if len(individual) <= limits.max_nodes and individual.height <= limits.max_height:
+                return individual
 
     def _mutate_constants(self, individual):
         for node in individual:
@@ -163,10 +171,12 @@ class GPEngine:
         with _seeded(self.rng):
             parents = tools.selTournamentDCD(self.population, len(self.population))
             offspring = [self.toolbox.clone(ind) for ind in parents]
-            for a, b in zip(offspring[::2], offspring[1::2]):
+            for k in range(0, len(offspring) - 1, 2):
                 if random.random() < s.crossover:
-                    self.toolbox.mate(a, b)
-                    del a.fitness.values, b.fitness.values
+                    # staticLimit hands back a parent copy when a child is too big, so
+                    # keep what mate returns, not the arguments it changed in place.
+                    offspring[k], offspring[k + 1] = self.toolbox.mate(offspring[k], offspring[k + 1])
+                    del offspring[k].fitness.values, offspring[k + 1].fitness.values
             for k, ind in enumerate(offspring):
                 if random.random() < s.mutation:
                     (offspring[k],) = self.toolbox.mutate(ind)
@@ -232,7 +242,7 @@ class GPEngine:
             "generation": self.generation,
             "random_state": _jsonable(self.rng.getstate()),
             "population": [
-                {"tree": str(ind), "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind, "crowding_dist", 0.0)}
+                {"tree": str(ind), "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind.fitness, "crowding_dist", 0.0)}
                 for ind in self.population
             ],
             "archive": [
@@ -256,7 +266,7 @@ class GPEngine:
         for item in state["population"]:
             ind = creator.EvopotTree(tree_from_string(item["tree"], self.pset))
             ind.fitness.values = tuple(item["fitness"])
-            ind.crowding_dist = float(item["crowding"])
+            ind.fitness.crowding_dist = float(item["crowding"])
             ind.structure = item["structure"]
             self.population.append(ind)
         for item in state["archive"]:

@@ -1,7 +1,7 @@
 """Search spaces: which terms, operators, constants and size limits a search uses.
 
 A search space is a YAML file (``search_spaces/*.yaml``) validated here. Its operators
-are names from :data:`evopot.search.primitives.OPERATORS`; the search engine turns them
+are names from :data:`evopot.engines.primitives.OPERATORS`; the search engine turns them
 into its primitive set.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evopot.errors import EvopotError
-from evopot.search.primitives import OPERATORS
+from evopot.engines.primitives import OPERATORS
 
 #: Folder of the search spaces shipped with evopot.
 SHIPPED = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -57,16 +57,17 @@ class SearchSpace(_Strict):
     constants: ConstantSpec = ConstantSpec()
     limits: LimitSpec = LimitSpec()
 
-    @model_validator(mode="after")
-    def _known_operators(self):
-        unknown = [op for op in self.operators if op not in OPERATORS]
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, operators):
+        unknown = [op for op in operators if op not in OPERATORS]
         if unknown:
             raise ValueError(f"unknown operator(s) {unknown}; known operators: {sorted(OPERATORS)}")
-        if len(set(self.operators)) != len(self.operators):
-            raise ValueError("operators: an operator is listed twice")
-        if not any(OPERATORS[op].arity == 2 for op in self.operators):
-            raise ValueError("operators: at least one binary operator (add, mul, …) is needed to combine terms")
-        return self
+        if len(set(operators)) != len(operators):
+            raise ValueError("an operator is listed twice")
+        if not any(OPERATORS[op].arity == 2 for op in operators):
+            raise ValueError("at least one binary operator (add, mul, …) is needed to combine terms")
+        return operators
 
 
 def resolve_search_space_path(name_or_path: str, relative_to: Path | None = None) -> Path:

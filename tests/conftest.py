@@ -1,0 +1,64 @@
+"""Shared fixtures: small cells, the bundled Si data, random pair potentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from evopot.cutoff import Cutoff
+from evopot.data import Frames
+from evopot.formula import parse_formula
+from evopot.potential import Potential, Term
+
+ROOT = Path(__file__).resolve().parents[1]
+SI_TRAIN = ROOT / "examples" / "data" / "Si" / "training.extxyz"
+SI_TEST = ROOT / "examples" / "data" / "Si" / "test.extxyz"
+
+
+def unlabelled(atoms_list) -> Frames:
+    """Frames with zero labels, for evaluating a potential on structures."""
+    return Frames(list(atoms_list), np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["x"] * len(atoms_list))
+
+
+def periodic_cell(seed: int = 0, species=("Si",)) -> Atoms:
+    """Rattled, sheared 64-atom diamond cell (triclinic), species assigned at random."""
+    atoms = bulk("Si", "diamond", 5.43, cubic=True).repeat(2)
+    rng = np.random.default_rng(seed)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.uniform(-0.05, 0.05, (3, 3))), scale_atoms=True)
+    atoms.rattle(0.15, seed=seed)
+    atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
+    return atoms
+
+
+def cluster(seed: int = 0, species=("Si",)) -> Atoms:
+    """Non-periodic 20-atom cluster with no two atoms closer than 2 Å."""
+    rng = np.random.default_rng(seed)
+    points = []
+    while len(points) < 20:
+        p = rng.uniform(0, 7, 3)
+        if all(np.linalg.norm(p - q) > 2.0 for q in points):
+            points.append(p)
+    return Atoms(list(rng.choice(species, 20)), positions=points, pbc=False)
+
+
+PAIR_FORMULAS = [
+    ("A*exp(-b*r) - C/r**6", {"A": 300.0, "b": 2.2, "C": 8.0}),
+    ("A*(exp(-2*b*(r - d)) - 2*exp(-b*(r - d)))", {"A": 0.4, "b": 1.3, "d": 2.4}),
+    ("A/r**p + B*tanh(r) + C*r**2", {"A": 40.0, "p": 3.7, "B": -0.3, "C": 0.01}),
+]
+
+
+def pair_potential(formula: str, constants: dict, species=("Si",), cutoff=Cutoff(5.0, 4.0)) -> Potential:
+    expr = parse_formula(formula, ["r", *constants])
+    return Potential((Term("pair", expr, constants),), cutoff, tuple(species), {s: -0.5 * (k + 1) for k, s in enumerate(species)})
+
+
+@pytest.fixture
+def si_frames():
+    from evopot.data import read_frames
+
+    return read_frames(SI_TRAIN)
