@@ -97,7 +97,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed), scorer.score_candidate, scorer.prune)
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience), scorer.score_candidate, scorer.prune)
 
     if resume:
         engine.restore(run.read_checkpoint())

@@ -84,6 +84,7 @@ class EngineConfig(_Strict):
     crossover: float = Field(0.6, ge=0, le=1)
     mutation: float = Field(0.3, ge=0, le=1)
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
+    patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
 
     @field_validator("population")
     @classmethod

@@ -147,7 +147,10 @@ def decompose(expr: sympy.Expr, values: dict[sympy.Symbol, float]) -> Candidate:
 def _real_value(expr: sympy.Expr, values: dict) -> float:
     """Value of a constant sub-expression; NaN when it is complex or undefined (the fit
     then fails and the candidate gets the worst fitness)."""
-    value = complex(expr.evalf(subs=values))
+    try:
+        value = complex(expr.evalf(subs=values))
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
     return value.real if value.imag == 0 else float("nan")
 
 

@@ -42,6 +42,7 @@ class GPSettings:
     mutation: float = 0.3
     target_error: float = 0.0
     seed: int = 0
+    patience: int = 3
 
 
 @dataclass
@@ -139,7 +140,12 @@ class GPEngine:
         for individual in individuals:
             if individual.fitness.valid:
                 continue
-            candidate = decompose(*tree_to_sympy(individual))
+            try:
+                candidate = decompose(*tree_to_sympy(individual))
+            except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
+                individual.structure = str(individual)
+                individual.fitness.values = (WORST_LOSS, WORST_SIZE)
+                continue
             scored = self.score(candidate)
             individual.structure = candidate.structure
             if scored.fit.ok:
@@ -231,8 +237,11 @@ class GPEngine:
         return report
 
     def done(self) -> bool:
-        reached = self.history and self.history[-1].best_loss <= self.settings.target_error
-        return bool(reached) or self.generation >= self.settings.generations
+        """Out of generations, or at the target error for ``patience`` generations (the
+        extra generations let simpler formulas with the same error surface)."""
+        recent = self.history[-(self.settings.patience + 1):]
+        reached = len(recent) == self.settings.patience + 1 and all(h.best_loss <= self.settings.target_error for h in recent)
+        return reached or self.generation >= self.settings.generations
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict:

@@ -16,8 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evopot.errors import EvopotError
 from evopot.engines.primitives import OPERATORS
 
+def _shipped_folder() -> Path:
+    """The ``search_spaces/`` folder shipped with evopot: the repository's own in a
+    source checkout or editable install, ``<prefix>/share/evopot/search_spaces`` in a
+    regular install."""
+    import sys
+
+    for folder in (Path(__file__).resolve().parents[2] / "search_spaces", Path(sys.prefix) / "share" / "evopot" / "search_spaces"):
+        if folder.is_dir():
+            return folder
+    return Path(__file__).resolve().parents[2] / "search_spaces"
+
+
 #: Folder of the search spaces shipped with evopot.
-SHIPPED = Path(__file__).resolve().parents[2] / "search_spaces"
+SHIPPED = _shipped_folder()
 
 
 class _Strict(BaseModel):
