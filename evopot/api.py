@@ -62,6 +62,12 @@ class SearchResult:
         """The member with the lowest force MAE on ``split``."""
         return min(self.front, key=lambda m: m.errors[split]["force_mae"])
 
+    def recommended(self, tolerance: float = 0.05, split: str = "validation") -> FrontMember:
+        """The simplest member whose force MAE on ``split`` is within ``tolerance``
+        (relative) of the best: the knee a person would pick from the front."""
+        best = self.best(split).errors[split]["force_mae"]
+        return min((m for m in self.front if m.errors[split]["force_mae"] <= best * (1 + tolerance)), key=lambda m: m.complexity)
+
 
 def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
     d = config.data

@@ -66,8 +66,10 @@ def _search(args) -> int:
         print(f"\nevopot: interrupted; the last finished generation is saved in {config.output}. Continue with: evopot search {args.config} --resume", file=sys.stderr)
         return 130
     print(front_table(result.run_directory))
-    best = result.best("validation")
-    print(f"\nbest on validation (member {best.member}): {best.formula}")
+    best, pick = result.best("validation"), result.recommended()
+    print(f"\nlowest validation force MAE: member {best.member} ({best.complexity} nodes, {best.errors['validation']['force_mae']:.4f} eV/Å)")
+    print(f"recommended, the simplest within 5 % of that: member {pick.member} ({pick.complexity} nodes, {pick.errors['validation']['force_mae']:.4f} eV/Å)")
+    print(f"  {pick.formula}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
     return 0
 

@@ -11,6 +11,8 @@ profiles, each a function of the switching coordinate s in [0, 1]:
   s = (r² − r_on²)/(r_c² − r_on²) (JAX-MD; ASE's ``LennardJones(smooth=True)``).
 - ``cosine``: ½(1 + cos πs) with s = (r − r_on)/(r_c − r_on); with onset 0 this is
   Behler's cosine cutoff, which damps the whole range.
+- ``none``: 1 inside the radius. Only for formulas that already vanish smoothly at the
+  radius themselves, such as Stillinger–Weber's exp(γσ/(r − aσ)) with radius aσ.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from evopot.errors import EvopotError
 
 _S = sympy.Symbol("s")
 PROFILES = {
+    "none": (sympy.Integer(1), False),
     "quintic": (1 - 10 * _S**3 + 15 * _S**4 - 6 * _S**5, False),
     "xplor": ((1 - _S) ** 2 * (1 + 2 * _S), True),
     "cosine": ((1 + sympy.cos(sympy.pi * _S)) / 2, False),

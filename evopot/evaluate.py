@@ -1,9 +1,19 @@
 """Evaluator: energies per frame and forces per atom of a Potential on a Geometry.
 
-Vectorised over all pairs of the whole dataset at once (NumPy). Forces come from the
-exact symbolic derivative of each term (sympy), through the product rule with the
-cutoff: dE/dr = V'(r)·fc(r) + V(r)·fc'(r). :mod:`evopot.evaluate_torch` computes the
-same numbers by torch autograd, and the tests hold the two together.
+Vectorised over all pairs, angles and atoms of the whole dataset at once (NumPy).
+Forces come from exact symbolic derivatives of each term (sympy) through the chain
+rule with the cutoff:
+
+- pair: dE/dr = V'(r)·fc(r) + V(r)·fc'(r) per pair;
+- embedding: E_i = F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij), so per pair
+  dE/dr = (F'(ρ_i) + F'(ρ_j))·(f·fc)'(r);
+- three-body: W = V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle, with
+  ∂cos θ/∂r_ij(vector) = (û_ik − cos θ·û_ij)/r_ij. A V3 that is not symmetric in
+  r_ij ↔ r_ik is symmetrised, ½[V3(r_ij, r_ik, c) + V3(r_ik, r_ij, c)], so that every
+  angle counts once whatever the order of its bonds.
+
+:mod:`evopot.evaluate_torch` computes the same numbers by torch autograd, and the tests
+hold the two together.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import numpy as np
 import sympy
 
 from evopot.geometry import Geometry
-from evopot.potential import Potential, Term
+from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
 
 @dataclass(frozen=True)
@@ -27,42 +37,131 @@ class Prediction:
 
 
 @lru_cache(maxsize=4096)
+def compile_function(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"):
+    """Functions ``(value, ∂/∂variable for each variable)`` of ``(*variables, *constants)``."""
+    symbols = [sympy.Symbol(v) for v in variables]
+    args = symbols + [sympy.Symbol(c) for c in constant_names]
+    value = sympy.lambdify(args, expression, modules=module, cse=True)
+    slopes = tuple(sympy.lambdify(args, sympy.diff(expression, s), modules=module, cse=True) for s in symbols)
+    return value, slopes
+
+
 def compile_pair_function(expression: sympy.Expr, constant_names: tuple[str, ...], module: str = "numpy"):
     """NumPy (or torch) functions ``(V, dV/dr)`` of ``(r, *constants)`` for a pair expression."""
-    r = sympy.Symbol("r")
-    args = [r] + [sympy.Symbol(c) for c in constant_names]
-    value = sympy.lambdify(args, expression, modules=module, cse=True)
-    slope = sympy.lambdify(args, sympy.diff(expression, r), modules=module, cse=True)
+    value, (slope,) = compile_function(expression, ("r",), constant_names, module)
     return value, slope
+
+
+def _call(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):
+    """Value and partial derivatives of ``expression`` at ``arrays``, each shaped like them."""
+    names = tuple(term.constants)
+    value, slopes = compile_function(expression, variables, names)
+    constants = [term.constants[n] for n in names]
+    zero = 0 * arrays[0]
+    with np.errstate(all="ignore"):
+        return value(*arrays, *constants) + zero, [s(*arrays, *constants) + zero for s in slopes]
 
 
 def pair_energy_and_slope(term: Term, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """V(r) (eV) and dV/dr (eV/Å) of one pair term, each shaped like ``distances``."""
-    names = tuple(term.constants)
-    value, slope = compile_pair_function(term.expression, names)
-    constants = [term.constants[n] for n in names]
-    with np.errstate(all="ignore"):
-        return value(distances, *constants) + 0 * distances, slope(distances, *constants) + 0 * distances
+    value, (slope,) = _call(term, term.expression, ("r",), distances)
+    return value, slope
+
+
+def _pair_selection(geometry: Geometry, term: Term):
+    mask = geometry.pair_mask(term.species) if term.kind == "pair" else None
+    return np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0]
 
 
 def pair_contributions(potential: Potential, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pair energy V·fc (eV) and its derivative dE/dr (eV/Å), shape ``(n_pairs,)``."""
+    """Per-pair energy Σ V·fc (eV) and its derivative dE/dr (eV/Å) of the pair terms,
+    shape ``(n_pairs,)``."""
     energy = np.zeros(geometry.n_pairs)
     slope = np.zeros(geometry.n_pairs)
     for term in potential.terms:
-        mask = geometry.pair_mask(term.species)
-        distances = geometry.pair_distances if mask is None else geometry.pair_distances[mask]
+        if term.kind != "pair":
+            continue
+        selected = _pair_selection(geometry, term)
+        distances = geometry.pair_distances[selected]
         v, dv = pair_energy_and_slope(term, distances)
-        fc, dfc = potential.cutoff.value_and_derivative(distances)
+        fc, dfc = potential.cutoff_of(term).value_and_derivative(distances)
         with np.errstate(all="ignore"):
-            e, de = v * fc, dv * fc + v * dfc
-        if mask is None:
-            energy += e
-            slope += de
-        else:
-            energy[mask] += e
-            slope[mask] += de
+            energy[selected] += v * fc
+            slope[selected] += dv * fc + v * dfc
     return energy, slope
+
+
+def embedding_contributions(potential: Potential, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Per-atom energies F(ρ_i) (eV, shape ``(n_atoms,)``) and per-pair dE/dr (eV/Å)."""
+    r = geometry.pair_distances
+    f, (df,) = _call(term, term.density, DENSITY_VARIABLES, r)
+    fc, dfc = potential.cutoff_of(term).value_and_derivative(r)
+    weight, dweight = f * fc, df * fc + f * dfc
+    rho = np.bincount(geometry.pair_i, weight, geometry.n_atoms) + np.bincount(geometry.pair_j, weight, geometry.n_atoms)
+    energy, (dF,) = _call(term, term.expression, TERM_VARIABLES["embedding"], rho)
+    if term.species is not None:
+        active = np.isin(np.array(geometry.species)[geometry.atom_species], term.species)
+        energy, dF = energy * active, dF * active
+    return energy, (dF[geometry.pair_i] + dF[geometry.pair_j]) * dweight
+
+
+def threebody_contributions(potential: Potential, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Per-atom energies (eV, ``(n_atoms,)``, each angle given to its centre atom) and
+    forces (eV/Å, ``(n_atoms, 3)``) of one three-body term."""
+    cutoff = potential.cutoff_of(term)
+    t = geometry.triplets(cutoff.radius)
+    bonds = geometry.bonds
+    if term.species is not None:
+        keep = _triplet_species_mask(geometry, t, term.species)
+    else:
+        keep = slice(None)
+    center, b1, b2 = t.center[keep], t.bond_ij[keep], t.bond_ik[keep]
+    r1, r2, c = t.r_ij[keep], t.r_ik[keep], t.cos_theta[keep]
+    names = TERM_VARIABLES["threebody"]
+    v, (v1, v2, vc) = _call(term, term.expression, names, r1, r2, c)
+    if not _symmetric(term.expression):
+        w, (w1, w2, wc) = _call(term, term.expression, names, r2, r1, c)
+        v, v1, v2, vc = (v + w) / 2, (v1 + w2) / 2, (v2 + w1) / 2, (vc + wc) / 2
+    f1, df1 = cutoff.value_and_derivative(r1)
+    f2, df2 = cutoff.value_and_derivative(r2)
+    with np.errstate(all="ignore"):
+        energy = v * f1 * f2
+        d_r1 = (v1 * f1 + v * df1) * f2
+        d_r2 = (v2 * f2 + v * df2) * f1
+        d_c = vc * f1 * f2
+    unit = geometry.pair_unit_vectors
+    u1 = unit[bonds.pair[b1]] * bonds.sign[b1, None]
+    u2 = unit[bonds.pair[b2]] * bonds.sign[b2, None]
+    # gradient of the angle energy with respect to each bond vector (neighbour − centre)
+    g1 = d_r1[:, None] * u1 + (d_c / r1)[:, None] * (u2 - c[:, None] * u1)
+    g2 = d_r2[:, None] * u2 + (d_c / r2)[:, None] * (u1 - c[:, None] * u2)
+    forces = np.zeros((geometry.n_atoms, 3))
+    for d in range(3):
+        forces[:, d] += np.bincount(center, g1[:, d] + g2[:, d], geometry.n_atoms)
+        forces[:, d] -= np.bincount(bonds.neighbor[b1], g1[:, d], geometry.n_atoms)
+        forces[:, d] -= np.bincount(bonds.neighbor[b2], g2[:, d], geometry.n_atoms)
+    return np.bincount(center, energy, geometry.n_atoms), forces
+
+
+@lru_cache(maxsize=1024)
+def _symmetric(expression: sympy.Expr) -> bool:
+    rij, rik = sympy.symbols("rij rik")
+    swapped = expression.xreplace({rij: rik, rik: rij})
+    return swapped == expression or sympy.expand(swapped - expression) == 0
+
+
+def _triplet_species_mask(geometry: Geometry, t, species: tuple[str, ...]) -> np.ndarray:
+    """Angles whose centre is ``species[0]`` and whose two neighbours are
+    ``species[1:]`` in either order."""
+    index = {s: k for k, s in enumerate(geometry.species)}
+    if any(s not in index for s in species):
+        return np.zeros(len(t), dtype=bool)
+    bonds = geometry.bonds
+    centre = geometry.atom_species[t.center] == index[species[0]]
+    a = geometry.atom_species[bonds.neighbor[t.bond_ij]]
+    b = geometry.atom_species[bonds.neighbor[t.bond_ik]]
+    x, y = index[species[1]], index[species[2]]
+    return centre & (((a == x) & (b == y)) | ((a == y) & (b == x)))
 
 
 def reference_energy(potential: Potential, geometry: Geometry) -> np.ndarray:
@@ -73,7 +172,19 @@ def reference_energy(potential: Potential, geometry: Geometry) -> np.ndarray:
 
 def evaluate(potential: Potential, geometry: Geometry) -> Prediction:
     """Energies and forces of ``potential`` on every frame of ``geometry``."""
-    energy, slope = pair_contributions(potential, geometry)
-    energies = geometry.energy_scatter @ energy + reference_energy(potential, geometry)
-    forces = (geometry.force_scatter @ slope).reshape(-1, 3)
+    pair_energy, slope = pair_contributions(potential, geometry)
+    atom_energy = np.zeros(geometry.n_atoms)
+    forces = np.zeros((geometry.n_atoms, 3))
+    for term in potential.terms:
+        if term.kind == "embedding":
+            energy, pair_slope = embedding_contributions(potential, term, geometry)
+            atom_energy += energy
+            slope = slope + pair_slope
+        elif term.kind == "threebody":
+            energy, term_forces = threebody_contributions(potential, term, geometry)
+            atom_energy += energy
+            forces += term_forces
+    energies = geometry.energy_scatter @ pair_energy + np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames)
+    energies = energies + reference_energy(potential, geometry)
+    forces += (geometry.force_scatter @ slope).reshape(-1, 3)
     return Prediction(energies, forces)

@@ -1,9 +1,9 @@
 """The torch evaluator: the same energies as :mod:`evopot.evaluate`, forces by autograd.
 
-Pair vectors are rebuilt from positions and cells (``r_j − r_i + shift·cell``) so that
-forces are exactly −∂E/∂positions by automatic differentiation. Runs on any torch
-device (``"cpu"``, ``"cuda"``); the tests use it as an independent check of the
-symbolic forces.
+Pair vectors are rebuilt from positions and cells (``r_j − r_i + shift·cell``) and
+every distance and angle from them, so forces are exactly −∂E/∂positions by
+automatic differentiation. Runs on any torch device (``"cpu"``, ``"cuda"``); the tests
+use it as an independent check of the symbolic forces.
 """
 
 from __future__ import annotations
@@ -11,33 +11,59 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evopot.evaluate import Prediction, compile_pair_function
+from evopot.evaluate import Prediction, _pair_selection, _symmetric, _triplet_species_mask, compile_function
 from evopot.geometry import Geometry
-from evopot.potential import Potential
+from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
+
+
+def _value(term: Term, expression, variables, *tensors):
+    names = tuple(term.constants)
+    value, _ = compile_function(expression, variables, names, "torch")
+    return value(*tensors, *[term.constants[n] for n in names]) + 0 * tensors[0]
 
 
 def evaluate_torch(potential: Potential, geometry: Geometry, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> Prediction:
     """Energies ``(n_frames,)`` and autograd forces ``(n_atoms, 3)`` as NumPy arrays."""
-    as_tensor = lambda a, dt=dtype: torch.as_tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
-    positions = as_tensor(geometry.positions).requires_grad_(True)
-    cells = as_tensor(geometry.cells)
-    pair_i = as_tensor(geometry.pair_i, torch.long)
-    pair_j = as_tensor(geometry.pair_j, torch.long)
-    pair_frame = as_tensor(geometry.pair_frame, torch.long)
-    shifts = as_tensor(geometry.pair_shifts)
-    vectors = positions[pair_j] - positions[pair_i] + torch.einsum("pk,pkl->pl", shifts, cells[pair_frame])
+    def tensor(a, dt=dtype):
+        return torch.as_tensor(np.asarray(a), dtype=dt, device=device)
+
+    positions = tensor(geometry.positions).requires_grad_(True)
+    cells = tensor(geometry.cells)
+    pair_i, pair_j = tensor(geometry.pair_i, torch.long), tensor(geometry.pair_j, torch.long)
+    vectors = positions[pair_j] - positions[pair_i] + torch.einsum("pk,pkl->pl", tensor(geometry.pair_shifts), cells[tensor(geometry.pair_frame, torch.long)])
     distances = torch.linalg.norm(vectors, dim=1)
+    atom_energy = torch.zeros(geometry.n_atoms, dtype=dtype, device=device)
     pair_energy = torch.zeros_like(distances)
     for term in potential.terms:
-        names = tuple(term.constants)
-        value, _ = compile_pair_function(term.expression, names, "torch")
-        mask = geometry.pair_mask(term.species)
-        selected = torch.ones_like(distances, dtype=torch.bool) if mask is None else as_tensor(mask, torch.bool)
-        r = distances[selected]
-        v = value(r, *[term.constants[n] for n in names]) + 0 * r
-        pair_energy = pair_energy.index_add(0, torch.nonzero(selected).squeeze(1), v * potential.cutoff.value(r, "torch"))
-    energies = torch.zeros(geometry.n_frames, dtype=dtype, device=device).index_add(0, pair_frame, pair_energy)
-    per_species = as_tensor([potential.reference_energies.get(s, 0.0) for s in geometry.species])
-    energies = energies + as_tensor(geometry.species_counts) @ per_species
+        cutoff = potential.cutoff_of(term)
+        if term.kind == "pair":
+            selected = tensor(_pair_selection(geometry, term), torch.long)
+            r = distances[selected]
+            pair_energy = pair_energy.index_add(0, selected, _value(term, term.expression, ("r",), r) * cutoff.value(r, "torch"))
+        elif term.kind == "embedding":
+            weight = _value(term, term.density, DENSITY_VARIABLES, distances) * cutoff.value(distances, "torch")
+            rho = torch.zeros_like(atom_energy).index_add(0, pair_i, weight).index_add(0, pair_j, weight)
+            energy = _value(term, term.expression, TERM_VARIABLES["embedding"], rho)
+            if term.species is not None:
+                energy = energy * tensor(np.isin(np.array(geometry.species)[geometry.atom_species], term.species))
+            atom_energy = atom_energy + energy
+        elif term.kind == "threebody":
+            t = geometry.triplets(cutoff.radius)
+            keep = np.arange(len(t)) if term.species is None else np.nonzero(_triplet_species_mask(geometry, t, term.species))[0]
+            bonds = geometry.bonds
+            bond_vectors = vectors[tensor(bonds.pair, torch.long)] * tensor(bonds.sign)[:, None]
+            v1 = bond_vectors[tensor(t.bond_ij[keep], torch.long)]
+            v2 = bond_vectors[tensor(t.bond_ik[keep], torch.long)]
+            r1, r2 = torch.linalg.norm(v1, dim=1), torch.linalg.norm(v2, dim=1)
+            c = (v1 * v2).sum(dim=1) / (r1 * r2)
+            names = TERM_VARIABLES["threebody"]
+            energy = _value(term, term.expression, names, r1, r2, c)
+            if not _symmetric(term.expression):
+                energy = (energy + _value(term, term.expression, names, r2, r1, c)) / 2
+            energy = energy * cutoff.value(r1, "torch") * cutoff.value(r2, "torch")
+            atom_energy = atom_energy.index_add(0, tensor(t.center[keep], torch.long), energy)
+    energies = torch.zeros(geometry.n_frames, dtype=dtype, device=device).index_add(0, tensor(geometry.pair_frame, torch.long), pair_energy)
+    energies = energies.index_add(0, tensor(geometry.atom_frame, torch.long), atom_energy)
+    energies = energies + tensor(geometry.species_counts) @ tensor([potential.reference_energies.get(s, 0.0) for s in geometry.species])
     (gradient,) = torch.autograd.grad(energies.sum(), positions)
     return Prediction(energies.detach().cpu().numpy(), -gradient.cpu().numpy())

@@ -92,6 +92,25 @@ class Geometry:
         )
 
     @cached_property
+    def bonds(self) -> "Bonds":
+        """Every pair in both directions (the full neighbour list), see :class:`Bonds`."""
+        n = self.n_pairs
+        return Bonds(
+            center=np.concatenate([self.pair_i, self.pair_j]),
+            neighbor=np.concatenate([self.pair_j, self.pair_i]),
+            pair=np.concatenate([np.arange(n), np.arange(n)]),
+            sign=np.concatenate([np.ones(n), -np.ones(n)]),
+        )
+
+    def triplets(self, cutoff: float) -> "Triplets":
+        """Angles j–i–k at every atom i between two bonds shorter than ``cutoff`` (Å),
+        each unordered pair of bonds once. Cached per cutoff."""
+        cache = self.__dict__.setdefault("_triplets", {})
+        if cutoff not in cache:
+            cache[cutoff] = build_triplets(self, cutoff)
+        return cache[cutoff]
+
+    @cached_property
     def species_counts(self) -> np.ndarray:
         """(n_frames, n_species) number of atoms of each species in each frame."""
         counts = np.zeros((self.n_frames, len(self.species)))
@@ -153,4 +172,68 @@ def build_geometry(frames: Frames, cutoff: float, species: tuple[str, ...] | lis
         pair_shifts=np.concatenate(pair_shifts),
         pair_vectors=np.concatenate(pair_vectors),
         pair_distances=np.concatenate(pair_distances),
+    )
+
+
+@dataclass(frozen=True)
+class Bonds:
+    """The full neighbour list as directed bonds, shape ``(2·n_pairs,)`` each: bond b
+    goes from ``center[b]`` to ``neighbor[b]`` along ``sign[b] · pair_vectors[pair[b]]``."""
+
+    center: np.ndarray
+    neighbor: np.ndarray
+    pair: np.ndarray
+    sign: np.ndarray
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """Angles j–i–k as flat arrays, shape ``(n_triplets,)``: ``center`` is atom i,
+    ``bond_ij`` and ``bond_ik`` index :attr:`Geometry.bonds`; ``r_ij``, ``r_ik`` in Å,
+    ``cos_theta`` the cosine of the angle at i."""
+
+    cutoff: float
+    center: np.ndarray
+    bond_ij: np.ndarray
+    bond_ik: np.ndarray
+    r_ij: np.ndarray
+    r_ik: np.ndarray
+    cos_theta: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.center)
+
+
+def build_triplets(geometry: Geometry, cutoff: float) -> Triplets:
+    """All unordered pairs of bonds sharing a centre atom, both shorter than ``cutoff``.
+
+    Vectorised: bonds are sorted by centre; a bond at position p in a group of n bonds
+    pairs with the n − 1 − p bonds after it.
+    """
+    if cutoff > geometry.cutoff + 1e-12:
+        raise EvopotError(f"three-body cutoff {cutoff} Å exceeds the geometry's cutoff {geometry.cutoff} Å")
+    bonds = geometry.bonds
+    distance = geometry.pair_distances[bonds.pair]
+    short = np.nonzero(distance < cutoff)[0]
+    order = short[np.argsort(bonds.center[short], kind="stable")]
+    centers = bonds.center[order]
+    group_start = np.searchsorted(centers, centers, side="left")
+    group_size = np.searchsorted(centers, centers, side="right") - group_start
+    position = np.arange(len(order)) - group_start
+    partners = group_size - 1 - position
+    first = np.repeat(np.arange(len(order)), partners)
+    offset = np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners)
+    second = first + 1 + offset
+    bond_ij, bond_ik = order[first], order[second]
+    unit = geometry.pair_unit_vectors
+    u_ij = unit[bonds.pair[bond_ij]] * bonds.sign[bond_ij, None]
+    u_ik = unit[bonds.pair[bond_ik]] * bonds.sign[bond_ik, None]
+    return Triplets(
+        cutoff=float(cutoff),
+        center=bonds.center[bond_ij],
+        bond_ij=bond_ij,
+        bond_ik=bond_ik,
+        r_ij=distance[bond_ij],
+        r_ik=distance[bond_ik],
+        cos_theta=np.clip(np.einsum("td,td->t", u_ij, u_ik), -1.0, 1.0),
     )

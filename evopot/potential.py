@@ -24,7 +24,10 @@ from evopot.errors import EvopotError
 from evopot.formula import formula_string, parse_formula
 
 #: Variables of each term kind, in the order the evaluator passes them.
-TERM_VARIABLES = {"pair": ("r",)}
+#: pair: V(r); threebody: V3(rij, rik, costheta) per angle j–i–k, each angle once;
+#: embedding: F(rho) per atom, with rho_i = Σ_j f(r_ij)·fc(r_ij) and f the term's density.
+TERM_VARIABLES = {"pair": ("r",), "threebody": ("rij", "rik", "costheta"), "embedding": ("rho",)}
+DENSITY_VARIABLES = ("r",)
 FORMAT = "evopot-potential"
 FORMAT_VERSION = 1
 
@@ -41,6 +44,8 @@ class Term:
     expression: sympy.Expr
     constants: dict[str, float] = field(default_factory=dict)
     species: tuple[str, ...] | None = None
+    density: sympy.Expr | None = None
+    cutoff: Cutoff | None = None
 
     def __post_init__(self):
         if self.kind not in TERM_VARIABLES:
@@ -49,6 +54,12 @@ class Term:
         unknown = {str(s) for s in self.expression.free_symbols} - allowed
         if unknown:
             raise EvopotError(f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables {list(self.variables)} nor constants")
+        if (self.kind == "embedding") != (self.density is not None):
+            raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
+        if self.density is not None:
+            unknown = {str(s) for s in self.density.free_symbols} - set(DENSITY_VARIABLES) - set(self.constants)
+            if unknown:
+                raise EvopotError(f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants")
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -57,18 +68,25 @@ class Term:
     def applies_to(self, species_pair: tuple[str, str]) -> bool:
         return self.species is None or tuple(sorted(self.species)) == tuple(sorted(species_pair))
 
-    def numeric(self) -> sympy.Expr:
-        """The expression with its constants substituted by their values."""
-        return self.expression.subs({sympy.Symbol(k): sympy.Float(v) for k, v in self.constants.items()})
+    def numeric(self, expression: sympy.Expr | None = None) -> sympy.Expr:
+        """The expression (or ``expression``, e.g. the density) with its constants
+        substituted by their values."""
+        expression = self.expression if expression is None else expression
+        return expression.subs({sympy.Symbol(k): sympy.Float(v) for k, v in self.constants.items()})
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "kind": self.kind,
             "species": list(self.species) if self.species is not None else None,
             "variables": list(self.variables),
             "expression": formula_string(self.expression),
             "constants": {k: float(v) for k, v in self.constants.items()},
         }
+        if self.density is not None:
+            out["density"] = formula_string(self.density)
+        if self.cutoff is not None:
+            out["cutoff"] = self.cutoff.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "term") -> "Term":
@@ -86,7 +104,16 @@ class Term:
             if not isinstance(species, list) or not all(isinstance(s, str) for s in species):
                 raise EvopotError(f"{where}.species: expected a list of element symbols or null")
             species = tuple(species)
-        return cls(kind, expr, {k: float(v) for k, v in constants.items()}, species)
+        density = None
+        if data.get("density") is not None:
+            density = parse_formula(data["density"], list(DENSITY_VARIABLES) + list(constants), where=f"{where}.density")
+        cutoff = None
+        if data.get("cutoff") is not None:
+            try:
+                cutoff = Cutoff(**data["cutoff"])
+            except TypeError as exc:
+                raise EvopotError(f"{where}.cutoff: expected radius, onset and kind ({exc})") from exc
+        return cls(kind, expr, {k: float(v) for k, v in constants.items()}, species, density, cutoff)
 
 
 @dataclass(frozen=True)
@@ -148,4 +175,17 @@ class Potential:
 
     def formula(self) -> str:
         """A readable one-line formula of all terms with their constant values."""
-        return "; ".join(f"{t.kind}{'' if t.species is None else '[' + '-'.join(t.species) + ']'}: V(r) = {sympy.sstr(sympy.N(t.numeric(), 6))}" for t in self.terms)
+        def describe(t: Term) -> str:
+            species = "" if t.species is None else "[" + "-".join(t.species) + "]"
+            value = sympy.sstr(sympy.N(t.numeric(), 6))
+            if t.kind == "pair":
+                return f"pair{species}: V(r) = {value}"
+            if t.kind == "threebody":
+                return f"threebody{species}: V3(rij, rik, costheta) = {value}"
+            return f"embedding{species}: F(rho) = {value}, f(r) = {sympy.sstr(sympy.N(t.numeric(t.density), 6))}"
+
+        return "; ".join(describe(t) for t in self.terms)
+
+    def cutoff_of(self, term: Term) -> Cutoff:
+        """The term's own cutoff, or the potential's."""
+        return term.cutoff or self.cutoff
