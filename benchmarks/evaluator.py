@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 from deap import gp
 
+from evopot.candidate import TermShape, decompose
 from evopot.cutoff import Cutoff
 from evopot.data import read_frames
-from evopot.engines.expression import build_primitive_set, complexity, decompose, tree_to_sympy
+from evopot.engines.expression import build_primitive_set, tree_to_sympy
 from evopot.engines.space import load_search_space, resolve_search_space_path
 from evopot.evaluate import evaluate
 from evopot.fitting import FitProblem
 from evopot.geometry import build_geometry
-from evopot.potential import Potential, Term
+from evopot.potential import Potential
 from evopot.scoring import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +43,19 @@ def main() -> None:
     print(f"geometry: {geometry.n_frames} frames, {geometry.n_atoms} atoms, {geometry.n_pairs} pairs within {args.cutoff} Å, built in {time.perf_counter() - start:.2f} s")
 
     space = load_search_space(resolve_search_space_path("pair"))
-    pset = build_primitive_set(space)
+    pset = build_primitive_set(space.operators, ("r",), space.constants.low, space.constants.high)
     random.seed(0)
     cutoff = Cutoff(args.cutoff, args.cutoff - 1.0)
-    potentials = []
+
+    potentials, nodes = [], []
     while len(potentials) < args.population:
-        candidate = decompose(*tree_to_sympy(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4))))
-        if not candidate.bases:
+        expression, values = tree_to_sympy(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4)))
+        candidate = decompose([[expression]], [TermShape("pair")], values)
+        if not candidate.bases or not np.all(np.isfinite(candidate.initial)):
             continue
-        constants = {f"a{k}": 1.0 for k in range(len(candidate.bases))}
-        constants.update({p.name: v for p, v in zip(candidate.parameters, candidate.initial)})
-        potentials.append(Potential((Term("pair", candidate.formula(), constants),), cutoff, ("Si",)))
-    nodes = [complexity(p.terms[0].expression) for p in potentials]
+        terms = candidate.terms(np.ones(len(candidate.bases)), candidate.initial)
+        potentials.append(Potential(tuple(terms), cutoff, ("Si",)))
+        nodes.append(candidate.complexity)
     for p in potentials[:5]:  # compile once outside the timing, as the search does
         evaluate(p, geometry)
     start = time.perf_counter()
@@ -66,7 +68,10 @@ def main() -> None:
 
     problem = FitProblem(geometry, frames.energies, np.concatenate(frames.forces), cutoff)
     scorer = Scorer(problem, max_evaluations=40)
-    candidates = [decompose(*tree_to_sympy(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4)))) for _ in range(args.population // 4)]
+    candidates = []
+    for _ in range(args.population // 4):
+        expression, values = tree_to_sympy(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4)))
+        candidates.append(decompose([[expression]], [TermShape("pair")], values))
     start = time.perf_counter()
     for c in candidates:
         scorer.score_candidate(c)

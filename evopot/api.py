@@ -28,7 +28,7 @@ from evopot.metrics import errors, zero_force_errors
 from evopot.potential import Potential
 from evopot.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.scoring import Scorer
-from evopot.engines.expression import complexity
+from evopot.candidate import complexity
 from evopot.engines.gp import GPEngine, GPSettings
 from evopot.engines.space import load_search_space, resolve_search_space_path
 
@@ -131,8 +131,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     front = []
     for k, scored in enumerate(engine.archive.front()):
         size, loss, candidate = scored.complexity, scored.loss, scored.candidate
-        start = type(candidate)(candidate.bases, candidate.parameters, tuple(float(v) for v in scored.fit.nonlinear), candidate.sources)
-        final = refit.score_candidate(start)
+        final = refit.score_candidate(candidate.with_initial(scored.fit.nonlinear))
         if not final.fit.ok:
             final = scored
         potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path)})

@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import sympy
 
+from evopot.cutoff import Cutoff
 from evopot.geometry import Geometry
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
@@ -69,33 +70,16 @@ def pair_energy_and_slope(term: Term, distances: np.ndarray) -> tuple[np.ndarray
 
 
 def _pair_selection(geometry: Geometry, term: Term):
+    """The pairs a pair term acts on: a slice for all pairs (no copy), else indices."""
     mask = geometry.pair_mask(term.species) if term.kind == "pair" else None
-    return np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0]
+    return slice(None) if mask is None else np.nonzero(mask)[0]
 
 
-def pair_contributions(potential: Potential, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pair energy Σ V·fc (eV) and its derivative dE/dr (eV/Å) of the pair terms,
-    shape ``(n_pairs,)``."""
-    energy = np.zeros(geometry.n_pairs)
-    slope = np.zeros(geometry.n_pairs)
-    for term in potential.terms:
-        if term.kind != "pair":
-            continue
-        selected = _pair_selection(geometry, term)
-        distances = geometry.pair_distances[selected]
-        v, dv = pair_energy_and_slope(term, distances)
-        fc, dfc = potential.cutoff_of(term).value_and_derivative(distances)
-        with np.errstate(all="ignore"):
-            energy[selected] += v * fc
-            slope[selected] += dv * fc + v * dfc
-    return energy, slope
-
-
-def embedding_contributions(potential: Potential, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+def embedding_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     """Per-atom energies F(ρ_i) (eV, shape ``(n_atoms,)``) and per-pair dE/dr (eV/Å)."""
     r = geometry.pair_distances
     f, (df,) = _call(term, term.density, DENSITY_VARIABLES, r)
-    fc, dfc = potential.cutoff_of(term).value_and_derivative(r)
+    fc, dfc = geometry.cutoff_values(cutoff)
     weight, dweight = f * fc, df * fc + f * dfc
     rho = np.bincount(geometry.pair_i, weight, geometry.n_atoms) + np.bincount(geometry.pair_j, weight, geometry.n_atoms)
     energy, (dF,) = _call(term, term.expression, TERM_VARIABLES["embedding"], rho)
@@ -105,10 +89,9 @@ def embedding_contributions(potential: Potential, term: Term, geometry: Geometry
     return energy, (dF[geometry.pair_i] + dF[geometry.pair_j]) * dweight
 
 
-def threebody_contributions(potential: Potential, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+def threebody_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     """Per-atom energies (eV, ``(n_atoms,)``, each angle given to its centre atom) and
     forces (eV/Å, ``(n_atoms, 3)``) of one three-body term."""
-    cutoff = potential.cutoff_of(term)
     t = geometry.triplets(cutoff.radius)
     bonds = geometry.bonds
     if term.species is not None:
@@ -122,8 +105,9 @@ def threebody_contributions(potential: Potential, term: Term, geometry: Geometry
     if not _symmetric(term.expression):
         w, (w1, w2, wc) = _call(term, term.expression, names, r2, r1, c)
         v, v1, v2, vc = (v + w) / 2, (v1 + w2) / 2, (v2 + w1) / 2, (vc + wc) / 2
-    f1, df1 = cutoff.value_and_derivative(r1)
-    f2, df2 = cutoff.value_and_derivative(r2)
+    fc, dfc = geometry.cutoff_values(cutoff)
+    f1, df1 = fc[bonds.pair[b1]], dfc[bonds.pair[b1]]
+    f2, df2 = fc[bonds.pair[b2]], dfc[bonds.pair[b2]]
     with np.errstate(all="ignore"):
         energy = v * f1 * f2
         d_r1 = (v1 * f1 + v * df1) * f2
@@ -170,21 +154,32 @@ def reference_energy(potential: Potential, geometry: Geometry) -> np.ndarray:
     return geometry.species_counts @ per_species
 
 
+def term_prediction(term: Term, cutoff: Cutoff, geometry: Geometry) -> Prediction:
+    """Energies ``(n_frames,)`` and forces ``(n_atoms, 3)`` of one term alone, with
+    ``cutoff`` (the term's own or its potential's)."""
+    if term.kind == "pair":
+        distances = geometry.pair_distances
+        selected = _pair_selection(geometry, term)
+        v, dv = pair_energy_and_slope(term, distances[selected])
+        fc, dfc = (a[selected] for a in geometry.cutoff_values(cutoff))
+        energy, slope = np.zeros(geometry.n_pairs), np.zeros(geometry.n_pairs)
+        with np.errstate(all="ignore"):
+            energy[selected], slope[selected] = v * fc, dv * fc + v * dfc
+        return Prediction(geometry.energy_scatter @ energy, (geometry.force_scatter @ slope).reshape(-1, 3))
+    if term.kind == "embedding":
+        atom_energy, slope = embedding_contributions(cutoff, term, geometry)
+        forces = (geometry.force_scatter @ slope).reshape(-1, 3)
+    else:
+        atom_energy, forces = threebody_contributions(cutoff, term, geometry)
+    return Prediction(np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames), forces)
+
+
 def evaluate(potential: Potential, geometry: Geometry) -> Prediction:
     """Energies and forces of ``potential`` on every frame of ``geometry``."""
-    pair_energy, slope = pair_contributions(potential, geometry)
-    atom_energy = np.zeros(geometry.n_atoms)
+    energies = reference_energy(potential, geometry)
     forces = np.zeros((geometry.n_atoms, 3))
     for term in potential.terms:
-        if term.kind == "embedding":
-            energy, pair_slope = embedding_contributions(potential, term, geometry)
-            atom_energy += energy
-            slope = slope + pair_slope
-        elif term.kind == "threebody":
-            energy, term_forces = threebody_contributions(potential, term, geometry)
-            atom_energy += energy
-            forces += term_forces
-    energies = geometry.energy_scatter @ pair_energy + np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames)
-    energies = energies + reference_energy(potential, geometry)
-    forces += (geometry.force_scatter @ slope).reshape(-1, 3)
+        part = term_prediction(term, potential.cutoff_of(term), geometry)
+        energies = energies + part.energies
+        forces += part.forces
     return Prediction(energies, forces)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evopot.evaluate import Prediction, _pair_selection, _symmetric, _triplet_species_mask, compile_function
+from evopot.evaluate import Prediction, _symmetric, _triplet_species_mask, compile_function
 from evopot.geometry import Geometry
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
@@ -37,7 +37,8 @@ def evaluate_torch(potential: Potential, geometry: Geometry, device: str | torch
     for term in potential.terms:
         cutoff = potential.cutoff_of(term)
         if term.kind == "pair":
-            selected = tensor(_pair_selection(geometry, term), torch.long)
+            mask = geometry.pair_mask(term.species)
+            selected = tensor(np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0], torch.long)
             r = distances[selected]
             pair_energy = pair_energy.index_add(0, selected, _value(term, term.expression, ("r",), r) * cutoff.value(r, "torch"))
         elif term.kind == "embedding":

@@ -1,9 +1,11 @@
 """Constant fitting: the linear coefficients by least squares, the rest by refinement.
 
-A candidate pair function is a sum of basis functions, V(r) = Σ_k a_k · b_k(r; θ).
-Energies and forces are linear in the outer coefficients a (and the per-species
-reference energies), so for any θ those are solved exactly by linear least squares;
-the nonlinear constants θ (inside exponentials, powers, …) are refined by
+A candidate (:mod:`evopot.candidate`) is a sum over its terms of linear coefficients
+times basis terms, E = Σ_k a_k · E_k(θ). Energies and forces are linear in the
+coefficients a (and in the per-species reference energies), so for any θ those are
+solved exactly by linear least squares, each basis term's energies and forces forming
+one column, computed by the evaluator; the nonlinear constants θ (inside
+exponentials, powers, the three-body radial function, the density, …) are refined by
 ``scipy.optimize.least_squares`` on the residual left after that linear solve
 (variable projection). Rows are weighted so that the loss is
 
@@ -16,15 +18,18 @@ anywhere is reported as failed, never raised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 import scipy.optimize
 import sympy
 
+from evopot.candidate import Candidate
 from evopot.cutoff import Cutoff
 from evopot.data import Frames
+from evopot.evaluate import term_prediction
 from evopot.geometry import Geometry, build_geometry
+from evopot.potential import Term
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,6 @@ class FitProblem:
         return np.concatenate([self.energies, self.forces.ravel()]) * self.row_scale
 
     @cached_property
-    def cutoff_values(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.cutoff.value_and_derivative(self.geometry.pair_distances)
-
-    @cached_property
     def reference_columns(self) -> np.ndarray:
         """Columns of the per-species reference energies (they touch energy rows only)."""
         g = self.geometry
@@ -70,14 +71,10 @@ class FitProblem:
         cols[: g.n_frames] = g.species_counts
         return cols * self.row_scale[:, None]
 
-    def basis_columns(self, values: np.ndarray, slopes: np.ndarray) -> np.ndarray:
-        """Design-matrix columns for per-pair basis values and slopes of shape
-        ``(n_pairs, n_basis)``: energy rows then force rows, weighted."""
-        fc, dfc = self.cutoff_values
-        g = self.geometry
-        energy = g.energy_scatter @ (values * fc[:, None])
-        forces = g.force_scatter @ (slopes * fc[:, None] + values * dfc[:, None])
-        return np.vstack([energy, forces]) * self.row_scale[:, None]
+    def column(self, term: Term) -> np.ndarray:
+        """The weighted design-matrix column of one term: energy rows then force rows."""
+        part = term_prediction(term, term.cutoff or self.cutoff, self.geometry)
+        return np.concatenate([part.energies, part.forces.ravel()]) * self.row_scale
 
 
 @dataclass(frozen=True)
@@ -95,39 +92,32 @@ class FitResult:
 FAILED = float("inf")
 
 
-@lru_cache(maxsize=4096)
-def compile_basis(bases: tuple[sympy.Expr, ...], parameters: tuple[sympy.Symbol, ...]):
-    """One NumPy function ``(r, θ) -> (values, slopes)`` for all bases at once (with cse)."""
-    r = sympy.Symbol("r")
-    exprs = list(bases) + [sympy.diff(b, r) for b in bases]
-    return sympy.lambdify([r, list(parameters)], exprs, modules="numpy", cse=True)
+def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: int = 60) -> FitResult:
+    """Fit the candidate's constants to ``problem``.
 
-
-def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters: tuple[sympy.Symbol, ...], initial: np.ndarray, max_evaluations: int = 60) -> FitResult:
-    """Fit V(r) = Σ_k a_k b_k(r; θ) to ``problem``.
-
-    ``bases`` are sympy expressions in ``r`` and ``parameters`` (θ), ``initial`` the
-    starting θ (``max_evaluations=0`` keeps θ fixed and solves only the linear part).
-    Returns the linear coefficients a, the refined θ, the per-species reference
-    energies and the loss; ``ok`` is False when any number went non-finite.
+    For any nonlinear θ the linear coefficients a (and the per-species reference
+    energies) are solved exactly; θ is refined from ``candidate.initial`` by
+    ``least_squares`` on what that leaves (``max_evaluations=0`` keeps θ fixed).
+    Returns a, θ, the reference energies and the loss; ``ok`` is False when any
+    number went non-finite.
     """
-    r = problem.geometry.pair_distances
-    n = len(bases)
+    n = len(candidate.bases)
     no_references = np.zeros(len(problem.geometry.species))
-    if any(b.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for b in bases) or not np.all(np.isfinite(initial)):
-        return FitResult(False, FAILED, np.zeros(n), np.asarray(initial, float), no_references, "infinite or undefined expression")
-    function = compile_basis(tuple(bases), tuple(parameters))
+    initial = np.asarray(candidate.initial, dtype=float)
+    expressions = [b for _, b in candidate.bases] + [c.shape for c in candidate.components if c.shape is not None]
+    if any(e.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for e in expressions) or not np.all(np.isfinite(initial)):
+        return FitResult(False, FAILED, np.zeros(n), initial, no_references, "infinite or undefined expression")
 
     def design(theta):
-        if n == 0:
-            return problem.reference_columns
-        with np.errstate(all="ignore"):
-            out = function(r, list(theta))
-        values = np.column_stack([np.broadcast_to(o, r.shape) for o in out[:n]])
-        slopes = np.column_stack([np.broadcast_to(o, r.shape) for o in out[n:]])
-        if np.iscomplexobj(values) or np.iscomplexobj(slopes) or not (np.all(np.isfinite(values)) and np.all(np.isfinite(slopes))):
+        try:
+            with np.errstate(all="ignore"):
+                columns = [problem.column(term) for term in candidate.basis_terms(theta)]
+        except UNFIT as exc:  # a formula numpy cannot evaluate (unevaluated derivative, …)
+            raise _Unfit(str(exc)) from exc
+        matrix = np.column_stack(columns + [problem.reference_columns]) if columns else problem.reference_columns
+        if np.iscomplexobj(matrix) or not np.all(np.isfinite(matrix)):
             return None
-        return np.hstack([problem.basis_columns(values, slopes), problem.reference_columns])
+        return matrix
 
     def solve(theta):
         matrix = design(theta)
@@ -142,7 +132,24 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
             coefficients = coefficients / norms
             return coefficients, matrix @ coefficients - problem.target
 
-    theta = np.asarray(initial, dtype=float)
+    try:
+        return _refine(problem, candidate, solve, initial, max_evaluations)
+    except _Unfit as exc:
+        return FitResult(False, FAILED, np.zeros(n), initial, no_references, str(exc))
+
+
+#: Errors that mean "this formula cannot be evaluated", not "evopot is broken".
+UNFIT = (NotImplementedError, TypeError, ValueError, ZeroDivisionError, OverflowError, KeyError, np.linalg.LinAlgError)
+
+
+class _Unfit(Exception):
+    pass
+
+
+def _refine(problem: FitProblem, candidate: Candidate, solve, initial: np.ndarray, max_evaluations: int) -> FitResult:
+    n = len(candidate.bases)
+    no_references = np.zeros(len(problem.geometry.species))
+    theta = initial
     if len(theta) and max_evaluations > 0:
         penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
 
@@ -155,11 +162,11 @@ def fit_constants(problem: FitProblem, bases: tuple[sympy.Expr, ...], parameters
                 opt = scipy.optimize.least_squares(residual, theta, method="trf", x_scale="jac", max_nfev=max_evaluations)
             if np.all(np.isfinite(opt.x)):
                 theta = opt.x
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError, OverflowError) as exc:
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError, OverflowError, ZeroDivisionError) as exc:
             return FitResult(False, FAILED, np.zeros(n), theta, no_references, str(exc))
     try:
         coefficients, res = solve(theta)
-    except np.linalg.LinAlgError as exc:
+    except (np.linalg.LinAlgError, ZeroDivisionError, OverflowError) as exc:
         return FitResult(False, FAILED, np.zeros(n), theta, no_references, str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):
         return FitResult(False, FAILED, np.zeros(n), theta, no_references, "non-finite values")

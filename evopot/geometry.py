@@ -102,6 +102,14 @@ class Geometry:
             sign=np.concatenate([np.ones(n), -np.ones(n)]),
         )
 
+    def cutoff_values(self, cutoff) -> tuple[np.ndarray, np.ndarray]:
+        """fc and dfc/dr of a :class:`~evopot.cutoff.Cutoff` at every pair distance,
+        ``(n_pairs,)`` each; cached per cutoff, since every candidate needs them."""
+        cache = self.__dict__.setdefault("_cutoff_values", {})
+        if cutoff not in cache:
+            cache[cutoff] = cutoff.value_and_derivative(self.pair_distances)
+        return cache[cutoff]
+
     def triplets(self, cutoff: float) -> "Triplets":
         """Angles j–i–k at every atom i between two bonds shorter than ``cutoff`` (Å),
         each unordered pair of bonds once. Cached per cutoff."""

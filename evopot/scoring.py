@@ -2,10 +2,10 @@
 turn the fitted result into a Potential.
 
 This is the "Evaluator + constant fitter" box of the design as the search engines see
-it: an engine hands over a :class:`Candidate` (bases, nonlinear constants and their
-starting values) and gets back a :class:`Scored` (loss, complexity, fitted constants). Fits are cached by the
-candidate's structure and starting constants, so a formula the search proposes again
-is not refitted.
+it: an engine hands over a :class:`~evopot.candidate.Candidate` (linear bases, shapes,
+nonlinear constants and their starting values) and gets back a :class:`Scored`
+(loss, complexity, fitted constants). Fits are cached by the candidate's structure and
+starting constants, so a formula the search proposes again is not refitted.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sympy
 
+from evopot.candidate import Candidate
 from evopot.fitting import FAILED, FitProblem, FitResult, fit_constants
-from evopot.potential import Potential, Term
-from evopot.engines.expression import Candidate, complexity
+from evopot.potential import Potential
 
 
 @dataclass(frozen=True)
 class Scored:
     """A fitted candidate: ``loss`` is the weighted RMSE of the fit (inf when it failed),
-    ``complexity`` the node count of the fitted formula Σ a_k·b_k(r; θ)."""
+    ``complexity`` the node count of the fitted formula."""
 
     candidate: Candidate
     fit: FitResult
@@ -33,14 +32,14 @@ class Scored:
     def loss(self) -> float:
         return self.fit.loss
 
+    def describe(self) -> str:
+        return self.candidate.describe()
+
     def to_potential(self, problem: FitProblem, metadata: dict | None = None) -> Potential:
-        c = self.candidate
-        constants = {f"a{k}": float(v) for k, v in enumerate(self.fit.linear)}
-        constants.update({p.name: float(v) for p, v in zip(c.parameters, self.fit.nonlinear)})
-        term = Term("pair", c.formula(), constants, None)
+        terms = self.candidate.terms(self.fit.linear, self.fit.nonlinear)
         species = problem.geometry.species
         reference = {s: float(e) for s, e in zip(species, self.fit.reference_energies)}
-        return Potential((term,), problem.cutoff, tuple(species), reference, metadata or {})
+        return Potential(tuple(terms), problem.cutoff, tuple(species), reference, metadata or {})
 
 
 class Scorer:
@@ -60,12 +59,12 @@ class Scorer:
         cached = self._cache.get(candidate.key)
         if cached is not None:
             return cached
-        size = complexity(candidate.formula())
+        size = candidate.complexity
         if size > self.max_complexity:
             fit = FitResult(False, FAILED, np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(0), "formula too large")
         else:
             budget = self.max_evaluations if max_evaluations is None else max_evaluations
-            fit = fit_constants(self.problem, candidate.bases, candidate.parameters, np.array(candidate.initial), budget)
+            fit = fit_constants(self.problem, candidate, budget)
             self.fits += 1
         scored = Scored(candidate, fit, size)
         self._cache[candidate.key] = scored
@@ -86,4 +85,3 @@ class Scorer:
             current = min(options, key=lambda o: o.loss)
             steps.append(current)
         return steps
-

@@ -5,6 +5,7 @@ import pytest
 import sympy
 
 from conftest import periodic_cell, unlabelled
+from evopot.candidate import Candidate, Component, TermShape
 from evopot.cutoff import Cutoff
 from evopot.data import Frames
 from evopot.evaluate import evaluate
@@ -14,6 +15,11 @@ from evopot.geometry import build_geometry
 from evopot.potential import Potential, Term
 
 r, b0, b1 = sympy.symbols("r b0 b1")
+PAIR = TermShape("pair")
+
+
+def pair_candidate(bases, parameters=(), initial=()):
+    return Candidate((Component(PAIR, tuple(bases)),), tuple(parameters), tuple(initial), ("",) * len(parameters))
 
 
 def labelled_by(potential, n=4):
@@ -32,23 +38,23 @@ def morse_problem():
 
 
 def test_linear_coefficients_and_reference_energy_are_exact(morse_problem):
-    result = fit_constants(morse_problem, (sympy.exp(-2.6 * r), sympy.exp(-1.1 * r)), (), np.array([]))
+    result = fit_constants(morse_problem, pair_candidate([sympy.exp(-2.6 * r), sympy.exp(-1.1 * r)]))
     assert result.ok and result.loss < 1e-10
     np.testing.assert_allclose(result.linear, [300.0, -2.0], rtol=1e-8)
     np.testing.assert_allclose(result.reference_energies, [-4.5], rtol=1e-10)
 
 
 def test_nonlinear_constants_are_refined_from_a_rough_start(morse_problem):
-    result = fit_constants(morse_problem, (sympy.exp(b0 * r), sympy.exp(b1 * r)), (b0, b1), np.array([-2.0, -0.5]), 100)
+    result = fit_constants(morse_problem, pair_candidate([sympy.exp(b0 * r), sympy.exp(b1 * r)], (b0, b1), (-2.0, -0.5)), 100)
     assert result.ok and result.loss < 1e-8
     np.testing.assert_allclose(sorted(result.nonlinear), [-2.6, -1.1], rtol=1e-6)
 
 
 def test_a_fit_with_non_finite_numbers_fails_without_raising(morse_problem):
-    for bases in [(1 / (r - r),), (sympy.log(-r),), (sympy.exp(1000 * r),), (sympy.zoo * r,)]:
-        result = fit_constants(morse_problem, bases, (), np.array([]))
+    for bases in [(1 / (r - r),), (sympy.log(-r),), (sympy.exp(1000 * r),), (sympy.zoo * r,), (sympy.Derivative(sympy.Function("u")(r), r),)]:
+        result = fit_constants(morse_problem, pair_candidate(bases))
         assert not result.ok and result.loss == float("inf")
-    result = fit_constants(morse_problem, (sympy.exp(b0 * r),), (b0,), np.array([400.0]))
+    result = fit_constants(morse_problem, pair_candidate([sympy.exp(b0 * r)], (b0,), (400.0,)))
     assert not result.ok or np.isfinite(result.loss)
 
 
@@ -58,5 +64,5 @@ def test_energy_weight_zero_fits_forces_only():
     frames = labelled_by(truth)
     shifted = Frames(frames.atoms, frames.energies + 100.0 * np.arange(len(frames)), frames.forces, frames.config_types)
     problem = FitProblem.from_frames(shifted, cutoff, ("Si",), force_weight=1.0, energy_weight=0.0)
-    result = fit_constants(problem, (r**-6,), (), np.array([]))
+    result = fit_constants(problem, pair_candidate([r**-6]))
     assert result.loss < 1e-10 and result.linear[0] == pytest.approx(50.0, rel=1e-9)

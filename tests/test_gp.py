@@ -7,16 +7,23 @@ import sympy
 from deap import gp
 
 from evopot.errors import EvopotError
-from evopot.engines.expression import Candidate, build_primitive_set, complexity, decompose, tree_from_string, tree_to_sympy
-from evopot.engines.gp import Archive, GPEngine, GPSettings, creator
+from evopot.candidate import Candidate, Component, TermShape, complexity, decompose
+from evopot.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.engines.gp import Archive, GPEngine, GPSettings
 from evopot.engines.space import SearchSpace, load_search_space, resolve_search_space_path
 
 r = sympy.Symbol("r")
-SPACE = SearchSpace(name="t", operators=["add", "sub", "mul", "div", "pow", "neg", "inv", "square", "cube", "exp", "nexp"])
+OPERATORS = ["add", "sub", "mul", "div", "pow", "neg", "inv", "square", "cube", "exp", "nexp"]
+SPACE = SearchSpace(name="t", operators=OPERATORS)
+PAIR = TermShape("pair")
+
+
+def pair_pset():
+    return build_primitive_set(OPERATORS, ("r",), -3.0, 3.0)
 
 
 def test_tree_becomes_the_formula_it_spells():
-    pset = build_primitive_set(SPACE)
+    pset = pair_pset()
     tree = tree_from_string("add(mul(2.5, inv(cube(square(r)))), nexp(mul(1.5, r)))", pset)
     expr, values = tree_to_sympy(tree)
     concrete = expr.subs(values)
@@ -24,28 +31,42 @@ def test_tree_becomes_the_formula_it_spells():
 
 
 def test_decomposition_frees_linear_coefficients_and_keeps_nonlinear_constants():
-    k1, k2, k3 = sympy.symbols("k1 k2 k3")
-    candidate = decompose(k3 * sympy.exp(k1 * r) * (1 + sympy.exp(r)) + k2 + (r**3) ** k1, {k1: -1.5, k2: 2.0, k3: 3.0})
-    formula = candidate.formula()
-    assert len(candidate.bases) == 4
-    assert set(candidate.bases) >= {sympy.Integer(1)}
-    assert complexity(formula) == complexity(candidate.formula())
+    k1, k2, k3 = sympy.symbols("k0_1 k0_2 k0_3")
+    candidate = decompose([[k3 * sympy.exp(k1 * r) * (1 + sympy.exp(r)) + k2 + (r**3) ** k1]], [PAIR], {k1: -1.5, k2: 2.0, k3: 3.0})
+    bases = [b for _, b in candidate.bases]
+    assert len(bases) == 4 and sympy.Integer(1) in bases
     # exp(r)·exp(k1 r) becomes exp(b·r) with its own free parameter, started at k1 + 1
-    starts = dict(zip([str(b) for b in candidate.bases], candidate.initial))
     assert any(abs(v + 0.5) < 1e-12 for v in candidate.initial)
     assert any(abs(v + 4.5) < 1e-12 for v in candidate.initial)  # (r³)^k1 = r^(3 k1)
-    assert starts
+    assert "0:1" in candidate.sources  # the plain constant k1 can take its fitted value back
+    assert candidate.complexity == complexity(sympy.Add(*[sympy.Symbol(f"a{k}") * b for k, b in enumerate(bases)]))
+
+
+def test_separable_threebody_keeps_h_as_a_shape_without_its_scale():
+    rij, rik, c = sympy.symbols("rij rik costheta")
+    k = sympy.symbols("k0_1 k0_3 k1_1 k1_2")
+    shape = TermShape("threebody", "separable")
+    g = k[0] * (c + k[1]) ** 2 + c
+    h = k[2] * sympy.exp(k[3] / (r - 3.0))
+    candidate = decompose([[g, h]], [shape], {k[0]: 2.0, k[1]: 0.3, k[2]: 5.0, k[3]: 1.2})
+    (component,) = candidate.components
+    b = {str(s): s for s in candidate.parameters}
+    assert set(component.bases) == {(c + b["b0"]) ** 2, c}
+    assert component.shape == sympy.exp(b["b1"] / (r - 3.0))
+    assert candidate.initial == (0.3, 1.2) and candidate.sources == ("0:3", "1:2")
+    term = component.expression((c + b["b0"]) ** 2)
+    assert term.free_symbols == {c, rij, rik, b["b0"], b["b1"]}
 
 
 def test_candidate_without_a_basis_drops_its_parameters():
-    c = Candidate((sympy.exp(sympy.Symbol("b0") * r), r**-6), (sympy.Symbol("b0"),), (-1.0,), ("k3",))
+    c = Candidate((Component(PAIR, (sympy.exp(sympy.Symbol("b0") * r), r**-6)),), (sympy.Symbol("b0"),), (-1.0,), ("0:3",))
     smaller = c.without(0, [-2.0])
-    assert smaller.bases == (r**-6,) and smaller.parameters == ()
+    assert [b for _, b in smaller.bases] == [r**-6] and smaller.parameters == ()
     assert Candidate.from_dict(c.to_dict()) == c
 
 
 def test_tree_strings_round_trip_and_code_is_refused():
-    pset = build_primitive_set(SPACE)
+    pset = pair_pset()
     random.seed(1)
     for _ in range(50):
         tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 5))
@@ -55,16 +76,20 @@ def test_tree_strings_round_trip_and_code_is_refused():
 
 
 def test_variation_respects_the_size_limits():
-    space = SearchSpace(name="t", operators=SPACE.operators, limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
     engine = GPEngine(space, GPSettings(population=8, seed=0), score=None)
+    assert [s.name for s in engine.slots] == ["V", "g", "h"]
     random.seed(0)
+
+    def within(individual):
+        return all(tree.height <= 4 and len(tree) <= 9 for tree in individual)
+
     for _ in range(300):
-        a, b = engine.toolbox.individual(), engine.toolbox.individual()
-        assert a.height <= 4 and len(a) <= 9
-        for child in engine.toolbox.mate(a, b):
-            assert child.height <= 4 and len(child) <= 9
-            (mutant,) = engine.toolbox.mutate(child)
-            assert mutant.height <= 4 and len(mutant) <= 9
+        a, b = engine.new_individual(), engine.new_individual()
+        assert within(a) and within(b)
+        for child in engine.mate(a, b):
+            assert within(child)
+            assert within(engine.mutate(child))
 
 
 def test_archive_front_is_strictly_improving_with_complexity():
@@ -73,7 +98,7 @@ def test_archive_front_is_strictly_improving_with_complexity():
     import numpy as np
 
     def scored(loss, size):
-        return Scored(Candidate((r,), (), ()), FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1)), size)
+        return Scored(Candidate((Component(PAIR, (r,)),)), FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1)), size)
 
     archive = Archive()
     for loss, size in [(1.0, 3), (0.5, 5), (0.7, 7), (0.4, 9), (0.45, 4), (0.9, 3)]:

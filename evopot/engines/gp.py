@@ -1,18 +1,21 @@
 """Genetic programming on DEAP: NSGA-II over (fitness, complexity).
 
-The loop is the textbook (μ + λ) algorithm. Parents are drawn by NSGA-II's crowded
-tournament, varied by one-point crossover and one of several mutations (subtree,
-node replacement, shrink, insertion, or a Gaussian nudge of the constants), and the
-next population is the NSGA-II selection of parents and offspring together. Bloat is
-held by static limits on tree height and node count. Fitted nonlinear constants are
-written back into the trees (Lamarckian), so offspring start from tuned constants.
-Every random choice comes from one ``random.Random`` seeded from the config; its state
-is saved in each checkpoint so a resumed run continues exactly.
+An individual is a list of trees, one per slot of the search space's terms (V(r);
+g(cos θ) and h(r); V3; F(ρ) and f(r)). The loop is the textbook (μ + λ) algorithm:
+parents are drawn by NSGA-II's crowded tournament, varied by one-point crossover of
+one slot's trees and one of several mutations of one slot (subtree, node replacement,
+shrink, insertion, or a Gaussian nudge of the constants), and the next population is
+the NSGA-II selection of parents and offspring together, one individual per formula
+structure, topped up with fresh random ones. Bloat is held by static limits on each
+tree's height and node count. Fitted nonlinear constants are written back into the
+trees (Lamarckian), so offspring start from tuned constants. Every random choice comes
+from one ``random.Random`` seeded from the config; its state is saved in each
+checkpoint so a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
-import operator
+import copy
 import random
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,15 +23,16 @@ from typing import Callable
 import numpy as np
 from deap import base, creator, gp, tools
 
+from evopot.candidate import Candidate, decompose
+from evopot.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.engines.space import SearchSpace, term_shapes
 from evopot.errors import EvopotError
 from evopot.fitting import FitResult
 from evopot.scoring import Scored
-from evopot.engines.expression import Candidate, build_primitive_set, decompose, tree_from_string, tree_to_sympy
-from evopot.engines.space import SearchSpace
 
 if not hasattr(creator, "EvopotFitness"):
     creator.create("EvopotFitness", base.Fitness, weights=(-1.0, -1.0))
-    creator.create("EvopotTree", gp.PrimitiveTree, fitness=creator.EvopotFitness)
+    creator.create("EvopotIndividual", list, fitness=creator.EvopotFitness)
 
 WORST_LOSS = 1e30
 WORST_SIZE = 10**6
@@ -82,6 +86,13 @@ class Archive:
         return out
 
 
+@dataclass(frozen=True)
+class _Slot:
+    term: int
+    name: str
+    pset: gp.PrimitiveSet
+
+
 class GPEngine:
     """The GP search. ``score(candidate)`` fits one formula; it is the only contact
     with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
@@ -93,57 +104,87 @@ class GPEngine:
         self.score = score
         self.prune = prune
         self.rng = random.Random(settings.seed)
-        self.pset = build_primitive_set(space)
+        self.shapes = term_shapes(space)
+        self.slots = [
+            _Slot(t, slot.name, build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}"))
+            for t, (spec, shape) in enumerate(zip(space.terms, self.shapes))
+            for slot in shape.slots
+        ]
         self.archive = Archive()
         self.history: list[GenerationReport] = []
         self.population: list = []
         self.generation = 0
-        self.toolbox = self._toolbox()
 
     # -- operators -----------------------------------------------------------------
-    def _toolbox(self) -> base.Toolbox:
-        limits = self.space.limits
-        tb = base.Toolbox()
-        tb.register("expr", gp.genHalfAndHalf, pset=self.pset, min_=limits.init_min_height, max_=limits.init_max_height)
-        tb.register("individual", self._new_individual, tb.expr)
-        tb.register("mate", gp.cxOnePoint)
-        tb.register("expr_mut", gp.genFull, pset=self.pset, min_=0, max_=2)
-        mutations = [
-            lambda ind: gp.mutUniform(ind, expr=tb.expr_mut, pset=self.pset),
-            lambda ind: gp.mutNodeReplacement(ind, pset=self.pset),
-            gp.mutShrink,
-            lambda ind: gp.mutInsert(ind, pset=self.pset),
-            self._mutate_constants,
-        ]
-        tb.register("mutate", lambda ind: random.choice(mutations)(ind))
-        for name in ("mate", "mutate"):
-            tb.decorate(name, gp.staticLimit(key=operator.attrgetter("height"), max_value=limits.max_height))
-            tb.decorate(name, gp.staticLimit(key=len, max_value=limits.max_nodes))
-        return tb
+    def new_individual(self):
+        """One random tree per slot, each within the size limits."""
+        return creator.EvopotIndividual([self._new_tree(slot.pset) for slot in self.slots])
 
-    def _new_individual(self, generate):
-        """A random tree within the size limits (drawn again until it fits)."""
+    def _new_tree(self, pset):
         limits = self.space.limits
         while True:
-            individual = creator.EvopotTree(generate())
-            if len(individual) <= limits.max_nodes and individual.height <= limits.max_height:
-                return individual
+            tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, limits.init_min_height, limits.init_max_height))
+            if self._fits(tree):
+                return tree
 
-    def _mutate_constants(self, individual):
-        for node in individual:
+    def _fits(self, tree) -> bool:
+        return len(tree) <= self.space.limits.max_nodes and tree.height <= self.space.limits.max_height
+
+    def mate(self, a, b):
+        """One-point crossover of the trees of one slot; a child too big keeps its parent's tree."""
+        k = random.randrange(len(self.slots))
+        old_a, old_b = copy.deepcopy(a[k]), copy.deepcopy(b[k])
+        gp.cxOnePoint(a[k], b[k])
+        if not self._fits(a[k]):
+            a[k] = old_a
+        if not self._fits(b[k]):
+            b[k] = old_b
+        return a, b
+
+    def mutate(self, individual):
+        """One mutation of one slot's tree, kept only if it respects the limits."""
+        k = random.randrange(len(self.slots))
+        pset = self.slots[k].pset
+        old = copy.deepcopy(individual[k])
+        choice = random.randrange(5)
+        if choice == 0:
+            gp.mutUniform(individual[k], expr=lambda pset, type_: gp.genFull(pset, 0, 2, type_), pset=pset)
+        elif choice == 1:
+            gp.mutNodeReplacement(individual[k], pset=pset)
+        elif choice == 2:
+            gp.mutShrink(individual[k])
+        elif choice == 3:
+            gp.mutInsert(individual[k], pset=pset)
+        else:
+            self._mutate_constants(individual[k])
+        if not self._fits(individual[k]):
+            individual[k] = old
+        return individual
+
+    @staticmethod
+    def _mutate_constants(tree):
+        for node in tree:
             if isinstance(node, gp.Terminal) and not isinstance(node.value, str) and random.random() < 0.5:
                 node.value = round(node.value * (1 + random.gauss(0, 0.2)) + random.gauss(0, 0.1), 6)
-        return (individual,)
 
     # -- evaluation ------------------------------------------------------------------
+    def candidate(self, individual) -> Candidate:
+        parts: list[list] = [[] for _ in self.shapes]
+        values = {}
+        for k, (slot, tree) in enumerate(zip(self.slots, individual)):
+            expr, tree_values = tree_to_sympy(tree, k)
+            parts[slot.term].append(expr)
+            values.update(tree_values)
+        return decompose(parts, self.shapes, values)
+
     def evaluate(self, individuals) -> None:
         for individual in individuals:
             if individual.fitness.valid:
                 continue
             try:
-                candidate = decompose(*tree_to_sympy(individual))
+                candidate = self.candidate(individual)
             except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
-                individual.structure = str(individual)
+                individual.structure = str([str(t) for t in individual])
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
                 continue
             scored = self.score(candidate)
@@ -163,7 +204,8 @@ class GPEngine:
         # constants sit at other node indices.
         for source, value in zip(candidate.sources, scored.fit.nonlinear):
             if source:
-                individual[int(source[1:])].value = float(value)
+                tree, node = (int(x) for x in source.split(":"))
+                individual[tree][node].value = float(value)
 
     # -- the loop --------------------------------------------------------------------
     def initialise(self) -> None:
@@ -176,17 +218,16 @@ class GPEngine:
         s = self.settings
         with _seeded(self.rng):
             parents = tools.selTournamentDCD(self.population, len(self.population))
-            offspring = [self.toolbox.clone(ind) for ind in parents]
+            offspring = [copy.deepcopy(ind) for ind in parents]
             for k in range(0, len(offspring) - 1, 2):
                 if random.random() < s.crossover:
-                    # staticLimit hands back a parent copy when a child is too big, so
-                    # keep what mate returns, not the arguments it changed in place.
-                    offspring[k], offspring[k + 1] = self.toolbox.mate(offspring[k], offspring[k + 1])
+                    self.mate(offspring[k], offspring[k + 1])
                     del offspring[k].fitness.values, offspring[k + 1].fitness.values
-            for k, ind in enumerate(offspring):
+            for ind in offspring:
                 if random.random() < s.mutation:
-                    (offspring[k],) = self.toolbox.mutate(ind)
-                    del offspring[k].fitness.values
+                    self.mutate(ind)
+                    if ind.fitness.valid:
+                        del ind.fitness.values
             self.evaluate(offspring)
             self.population = self._select(self.population + offspring)
         self.generation += 1
@@ -200,20 +241,19 @@ class GPEngine:
         for _ in range(20):
             if len(pool) >= size:
                 break
-            immigrants = [self.toolbox.individual() for _ in range(size - len(pool))]
+            immigrants = [self.new_individual() for _ in range(size - len(pool))]
             self.evaluate(immigrants)
             pool = self._distinct(pool + immigrants)
         if not pool:
             raise EvopotError("no candidate formula could be fitted to the data (every fit gave non-finite numbers); check the data units and the search space's operators")
         while len(pool) < size:
-            pool = pool + [self.toolbox.clone(ind) for ind in pool[: size - len(pool)]]
+            pool = pool + [copy.deepcopy(ind) for ind in pool[: size - len(pool)]]
         return tools.selNSGA2(pool, size)
 
     @staticmethod
     def _distinct(individuals) -> list:
         """One individual per formula structure (the best of them), failed ones dropped:
-        keeps the population from filling with copies of one formula. Fresh random
-        individuals make up the numbers."""
+        keeps the population from filling with copies of one formula."""
         best = {}
         for ind in individuals:
             if ind.fitness.values[0] >= WORST_LOSS:
@@ -229,7 +269,7 @@ class GPEngine:
         report = GenerationReport(
             generation=self.generation,
             best_loss=best.loss if best else float("inf"),
-            best_formula=str(best.candidate.formula()) if best else "",
+            best_formula=best.describe() if best else "",
             front_size=len(front),
             evaluations=0,
         )
@@ -245,13 +285,13 @@ class GPEngine:
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict:
-        """Everything needed to continue: population (with fitness and crowding), archive
-        trees, history and the random state. Plain JSON types only."""
+        """Everything needed to continue: population (with fitness and crowding), archive,
+        history and the random state. Plain JSON types only."""
         return {
             "generation": self.generation,
             "random_state": _jsonable(self.rng.getstate()),
             "population": [
-                {"tree": str(ind), "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind.fitness, "crowding_dist", 0.0)}
+                {"trees": [str(t) for t in ind], "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind.fitness, "crowding_dist", 0.0)}
                 for ind in self.population
             ],
             "archive": [
@@ -273,7 +313,9 @@ class GPEngine:
         self.rng.setstate(_tuplify(state["random_state"]))
         self.population = []
         for item in state["population"]:
-            ind = creator.EvopotTree(tree_from_string(item["tree"], self.pset))
+            if len(item["trees"]) != len(self.slots):
+                raise EvopotError(f"checkpoint: individuals have {len(item['trees'])} trees but the search space has {len(self.slots)} slots")
+            ind = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)])
             ind.fitness.values = tuple(item["fitness"])
             ind.fitness.crowding_dist = float(item["crowding"])
             ind.structure = item["structure"]

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evopot.candidate import TermShape
+from evopot.cutoff import Cutoff
 from evopot.errors import EvopotError
 from evopot.engines.primitives import OPERATORS
 
@@ -36,9 +38,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CutoffSpec(_Strict):
+    radius: float = Field(gt=0)
+    onset: float = Field(0.0, ge=0)
+    function: str = "quintic"
+
+
 class TermSpec(_Strict):
-    kind: Literal["pair"] = "pair"
-    name: str = "V"
+    """One term of the search space.
+
+    ``kind`` pair searches V(r); threebody searches V3(rij, rik, costheta) (``form:
+    general``) or g(costheta)·h(rij)·h(rik) (``form: separable``); embedding searches
+    F(rho) and the density f(r). ``species`` restricts the term (a species pair, or
+    centre + two neighbours for threebody, or the centre species for embedding);
+    ``cutoff`` gives the term its own cutoff (at most the config's radius);
+    ``operators`` maps a slot name (V, V3, g, h, F, f) to its own operator list."""
+
+    kind: Literal["pair", "threebody", "embedding"] = "pair"
+    form: Literal["general", "separable"] = "general"
+    species: list[str] | None = None
+    cutoff: CutoffSpec | None = None
+    operators: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("operators")
+    @classmethod
+    def _known(cls, operators):
+        for slot, names in operators.items():
+            _check_operators(names)
+        return operators
+
+    @model_validator(mode="after")
+    def _slots(self):
+        slots = {"pair": {"V"}, "embedding": {"F", "f"}}.get(self.kind) or ({"g", "h"} if self.form == "separable" else {"V3"})
+        unknown = sorted(set(self.operators) - slots)
+        if unknown:
+            raise ValueError(f"operators for slot(s) {unknown}, but a {self.kind} term ({self.form}) has slots {sorted(slots)}")
+        return self
+
+
+def _check_operators(operators: list[str]) -> None:
+    unknown = [op for op in operators if op not in OPERATORS]
+    if unknown:
+        raise ValueError(f"unknown operator(s) {unknown}; known operators: {sorted(OPERATORS)}")
+    if len(set(operators)) != len(operators):
+        raise ValueError("an operator is listed twice")
 
 
 class ConstantSpec(_Strict):
@@ -72,14 +115,19 @@ class SearchSpace(_Strict):
     @field_validator("operators")
     @classmethod
     def _known_operators(cls, operators):
-        unknown = [op for op in operators if op not in OPERATORS]
-        if unknown:
-            raise ValueError(f"unknown operator(s) {unknown}; known operators: {sorted(OPERATORS)}")
-        if len(set(operators)) != len(operators):
-            raise ValueError("an operator is listed twice")
+        _check_operators(operators)
         if not any(OPERATORS[op].arity == 2 for op in operators):
             raise ValueError("at least one binary operator (add, mul, …) is needed to combine terms")
         return operators
+
+
+def term_shapes(space: SearchSpace) -> list[TermShape]:
+    """The search space's terms as the candidates carry them."""
+    shapes = []
+    for term in space.terms:
+        cutoff = Cutoff(term.cutoff.radius, term.cutoff.onset, term.cutoff.function) if term.cutoff else None
+        shapes.append(TermShape(term.kind, term.form, tuple(term.species) if term.species else None, cutoff))
+    return shapes
 
 
 def resolve_search_space_path(name_or_path: str, relative_to: Path | None = None) -> Path:

@@ -1,0 +1,291 @@
+"""Candidates: a formula as the fitter sees it, linear coefficients and nonlinear shape.
+
+A search engine proposes one sympy expression per *slot* of each term of the search
+space (pair: V(r); separable three-body: g(cos θ) and h(r); general three-body:
+V3(r_ij, r_ik, cos θ); embedding: F(ρ) and f(r)). :func:`decompose` turns them into a
+:class:`Candidate`:
+
+- a *linear* slot is expanded over sums, V = Σ_k (constant factor)·b_k; the constant
+  factors become free coefficients a_k, fitted exactly by least squares, since energies
+  and forces are linear in them;
+- a *shape* slot (h, f) keeps its form, without a constant overall factor for h
+  (that is already in g's coefficients);
+- inside every basis and shape, each largest sub-expression of constants alone
+  (``k1 + 1``, ``2*k3/k4``) becomes one free nonlinear parameter ``b<n>``, so accidental
+  ties between a tree's constants do not constrain the fit.
+
+The fitted formula, term by term, is what gets reported, so complexity is counted on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sympy
+
+from evopot.cutoff import Cutoff
+from evopot.formula import formula_string, parse_formula, tidy
+from evopot.potential import Term
+
+R, RIJ, RIK, COS, RHO = sympy.symbols("r rij rik costheta rho")
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    variables: tuple[str, ...]
+    linear: bool
+
+
+@dataclass(frozen=True)
+class TermShape:
+    """One term of a search space: its kind, form, species and own cutoff."""
+
+    kind: str
+    form: str = "general"
+    species: tuple[str, ...] | None = None
+    cutoff: Cutoff | None = None
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        if self.kind == "pair":
+            return (Slot("V", ("r",), True),)
+        if self.kind == "embedding":
+            return (Slot("F", ("rho",), True), Slot("f", ("r",), False))
+        if self.form == "separable":
+            return (Slot("g", ("costheta",), True), Slot("h", ("r",), False))
+        return (Slot("V3", ("rij", "rik", "costheta"), True),)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "form": self.form, "species": list(self.species) if self.species else None, "cutoff": self.cutoff.to_dict() if self.cutoff else None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TermShape":
+        return cls(data["kind"], data["form"], tuple(data["species"]) if data["species"] else None, Cutoff(**data["cutoff"]) if data["cutoff"] else None)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One term of a candidate: linear ``bases`` and, for h and f, a ``shape``."""
+
+    shape_of: TermShape
+    bases: tuple[sympy.Expr, ...]
+    shape: sympy.Expr | None = None
+
+    def expression(self, basis: sympy.Expr) -> sympy.Expr:
+        """The term expression a single basis stands for (g·h(r_ij)·h(r_ik) for separable
+        three-body terms, the basis itself otherwise)."""
+        if self.shape_of.kind == "threebody" and self.shape_of.form == "separable":
+            return basis * self.shape.xreplace({R: RIJ}) * self.shape.xreplace({R: RIK})
+        return basis
+
+    def term(self, expression: sympy.Expr, constants: dict[str, float]) -> Term:
+        """A :class:`Term` for ``expression`` (linear part already combined)."""
+        s = self.shape_of
+        density = self.shape if s.kind == "embedding" else None
+        used = set().union(*(e.free_symbols for e in [expression] + ([density] if density is not None else [])))
+        return Term(s.kind, expression, {k: v for k, v in constants.items() if sympy.Symbol(k) in used}, s.species, density, s.cutoff)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Components with Σ_k a_k·(basis k) each; ``parameters`` are the nonlinear θ,
+    ``initial`` their start and ``sources`` the tree constant each came from
+    (``"<tree>:<node>"``, or ``""`` for a combination of constants)."""
+
+    components: tuple[Component, ...]
+    parameters: tuple[sympy.Symbol, ...] = ()
+    initial: tuple[float, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @cached_property
+    def bases(self) -> tuple[tuple[int, sympy.Expr], ...]:
+        """Every linear basis as (component index, basis), in coefficient order."""
+        return tuple((k, b) for k, c in enumerate(self.components) for b in c.bases)
+
+    def describe(self, linear=None, nonlinear=None) -> str:
+        """The candidate slot by slot, e.g. ``V(r) = a0/r**b0; g(costheta) = …; h(r) = …``,
+        coefficients named ``a<k>`` or given values."""
+        a = sympy.symbols(f"a0:{len(self.bases)}") if linear is None else [sympy.Float(v, 6) for v in linear]
+        values = {} if nonlinear is None else {p: sympy.Float(v, 6) for p, v in zip(self.parameters, nonlinear)}
+        parts, index = [], 0
+        for c in self.components:
+            slots = c.shape_of.slots
+            combined = sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)])
+            index += len(c.bases)
+            parts.append(f"{slots[0].name}({', '.join(slots[0].variables)}) = {sympy.sstr(combined.xreplace(values))}")
+            if c.shape is not None:
+                parts.append(f"{slots[1].name}({', '.join(slots[1].variables)}) = {sympy.sstr(c.shape.xreplace(values))}")
+        return "; ".join(parts)
+
+    @property
+    def complexity(self) -> int:
+        """Nodes of the fitted formula: every component's Σ a_k·b_k plus its shape once."""
+        total = 0
+        a = sympy.symbols(f"a0:{len(self.bases)}")
+        index = 0
+        for c in self.components:
+            total += complexity(sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)]))
+            index += len(c.bases)
+            if c.shape is not None:
+                total += complexity(c.shape)
+        return total
+
+    def terms(self, linear, nonlinear) -> list[Term]:
+        """The fitted terms, constants named ``a<k>`` (linear) and ``b<k>`` (nonlinear)."""
+        constants = {f"a{k}": float(v) for k, v in enumerate(linear)}
+        constants.update({p.name: float(v) for p, v in zip(self.parameters, nonlinear)})
+        out, index = [], 0
+        a = sympy.symbols(f"a0:{len(self.bases)}")
+        for c in self.components:
+            combined = sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)])
+            index += len(c.bases)
+            if combined == 0:
+                continue
+            out.append(c.term(c.expression(combined), constants))
+        return out
+
+    def basis_terms(self, nonlinear) -> list[Term]:
+        """One term per linear basis, coefficient 1: the design-matrix columns."""
+        constants = {p.name: float(v) for p, v in zip(self.parameters, nonlinear)}
+        return [self.components[k].term(self.components[k].expression(b), constants) for k, b in self.bases]
+
+    def without(self, index: int, values) -> "Candidate":
+        """This candidate less linear basis ``index``, parameters started at ``values``
+        (parameters no longer used go too)."""
+        target, basis = self.bases[index]
+        components = tuple(
+            Component(c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape) for k, c in enumerate(self.components)
+        )
+        used = set()
+        for c in components:
+            for e in list(c.bases) + ([c.shape] if c.shape is not None and c.bases else []):
+                used |= e.free_symbols
+        keep = [k for k, p in enumerate(self.parameters) if p in used]
+        return Candidate(components, tuple(self.parameters[k] for k in keep), tuple(float(values[k]) for k in keep), tuple(self.sources[k] for k in keep))
+
+    def with_initial(self, values) -> "Candidate":
+        return Candidate(self.components, self.parameters, tuple(float(v) for v in values), self.sources)
+
+    @cached_property
+    def structure(self) -> str:
+        """The formula's shape, whatever its constants."""
+        return sympy.srepr(tuple((c.shape_of.kind, c.shape_of.form, c.bases, c.shape) for c in self.components))
+
+    @property
+    def key(self) -> str:
+        """Identity for caching fits: the structure plus the exact starting θ."""
+        return self.structure + repr(self.initial)
+
+    def to_dict(self) -> dict:
+        return {
+            "components": [
+                {"term": c.shape_of.to_dict(), "bases": [formula_string(b) for b in c.bases], "shape": formula_string(c.shape) if c.shape is not None else None}
+                for c in self.components
+            ],
+            "parameters": [p.name for p in self.parameters],
+            "initial": list(self.initial),
+            "sources": list(self.sources),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Candidate":
+        names = ["r", "rij", "rik", "costheta", "rho"] + list(data["parameters"])
+        components = []
+        for c in data["components"]:
+            bases = tuple(parse_formula(b, names, where="checkpoint basis") for b in c["bases"])
+            shape = parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None else None
+            components.append(Component(TermShape.from_dict(c["term"]), bases, shape))
+        return cls(tuple(components), tuple(sympy.Symbol(n) for n in data["parameters"]), tuple(data["initial"]), tuple(data["sources"]))
+
+
+def complexity(expr: sympy.Expr) -> int:
+    """Number of nodes of the expression tree (symbols, numbers and operations)."""
+    return 1 + sum(complexity(arg) for arg in expr.args)
+
+
+@dataclass
+class _Parameters:
+    symbols: dict[sympy.Expr, sympy.Symbol] = field(default_factory=dict)
+
+    def free(self, expr: sympy.Expr, variables: set) -> sympy.Expr:
+        """Replace each largest constant sub-expression holding a tree constant by a
+        parameter. In a sum or product that contains a variable, the constant operands
+        together form one sub-expression (``2*k1*r`` → ``b0*r``)."""
+        if not (expr.free_symbols & variables):
+            if not expr.free_symbols:
+                return expr
+            if expr not in self.symbols:
+                self.symbols[expr] = sympy.Symbol(f"b{len(self.symbols)}")
+            return self.symbols[expr]
+        if not expr.args:
+            return expr
+        if isinstance(expr, (sympy.Add, sympy.Mul)):
+            constant = [a for a in expr.args if not (a.free_symbols & variables)]
+            varying = [self.free(a, variables) for a in expr.args if a.free_symbols & variables]
+            if any(a.free_symbols for a in constant):
+                return expr.func(self.free(expr.func(*constant), variables), *varying)
+            return expr.func(*constant, *varying)
+        return expr.func(*[self.free(arg, variables) for arg in expr.args])
+
+
+def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: dict[sympy.Symbol, float]) -> Candidate:
+    """Build a candidate from one expression per slot of each term (``parts[t][s]``),
+    tree constants as symbols with starting ``values`` (symbol names ``k<tree>_<node>``)."""
+    params = _Parameters()
+    components = []
+    for expressions, term in zip(parts, shapes):
+        bases, shape = (), None
+        for expr, slot in zip(expressions, term.slots):
+            variables = {sympy.Symbol(v) for v in slot.variables}
+            if slot.linear:
+                bases = _linear_bases(expr, variables, params)
+            else:
+                shape = _shape(expr, variables, params, drop_factor=(term.kind == "threebody"))
+        components.append(Component(term, bases, shape))
+    symbols = list(params.symbols)
+    initial = tuple(_real_value(sub, values) for sub in symbols)
+    sources = tuple(_source(sub) for sub in symbols)
+    return Candidate(tuple(components), tuple(params.symbols.values()), initial, sources)
+
+
+def _tidy(expr: sympy.Expr, variables: set) -> sympy.Expr:
+    for v in sorted(variables, key=str):
+        expr = tidy(expr, v)
+    return expr
+
+
+def _linear_bases(expr, variables, params) -> tuple[sympy.Expr, ...]:
+    expanded = sympy.expand(expr, multinomial=False, log=False)
+    bases: list[sympy.Expr] = []
+    for term in sympy.Add.make_args(expanded):
+        _, basis = term.as_independent(*variables, as_Add=False)
+        if basis != 0 and basis not in bases:
+            bases.append(basis)
+    freed = [params.free(_tidy(b, variables), variables) for b in bases]
+    return tuple(dict.fromkeys(freed))
+
+
+def _shape(expr, variables, params, drop_factor: bool) -> sympy.Expr:
+    expr = _tidy(expr, variables)
+    if drop_factor:
+        _, expr = expr.as_independent(*variables, as_Add=False)
+    return params.free(expr, variables)
+
+
+def _real_value(expr: sympy.Expr, values: dict) -> float:
+    """Value of a constant sub-expression; NaN when it is complex or undefined (the fit
+    then fails and the candidate gets the worst fitness)."""
+    try:
+        value = complex(expr.evalf(subs=values))
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+    return value.real if value.imag == 0 else float("nan")
+
+
+def _source(expr: sympy.Expr) -> str:
+    if isinstance(expr, sympy.Symbol) and expr.name.startswith("k"):
+        tree, node = expr.name[1:].split("_")
+        return f"{tree}:{node}"
+    return ""
