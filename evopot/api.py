@@ -207,18 +207,26 @@ def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, fr
 
 
 def simplified_formula(potential: Potential, digits: int = 4) -> str:
-    """The pair formula with constants rounded to ``digits`` significant figures and
+    """The formula with constants rounded to ``digits`` significant figures and
     simplified by sympy (kept as fitted when simplifying makes it longer), as one
-    string (terms of different kinds joined by '; ')."""
+    string; with several terms each is labelled (``V(r) = …; V3(rij,rik,costheta) = …``)."""
     parts = []
+    labels = {"pair": "V(r)", "threebody": "V3(rij,rik,costheta)", "embedding": "F(rho)"}
     for term in potential.terms:
-        rounded = _round_floats(term.numeric(), digits)
-        try:
-            simpler = _round_floats(sympy.simplify(rounded), digits)
-        except Exception:  # simplify can fail on odd expressions; the rounded one is still right
-            simpler = rounded
-        parts.append(sympy.sstr(min([rounded, simpler], key=complexity)))
+        text = f"{labels[term.kind]} = {_simplified(term.numeric(), digits)}"
+        if term.density is not None:
+            text += f", f(r) = {_simplified(term.numeric(term.density), digits)}"
+        parts.append(text if len(potential.terms) > 1 else text.split(" = ", 1)[1])
     return "; ".join(parts)
+
+
+def _simplified(expr: sympy.Expr, digits: int) -> str:
+    rounded = _round_floats(expr, digits)
+    try:
+        simpler = _round_floats(sympy.simplify(rounded), digits)
+    except Exception:  # simplify can fail on odd expressions; the rounded one is still right
+        simpler = rounded
+    return sympy.sstr(min([rounded, simpler], key=complexity))
 
 
 def _round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:

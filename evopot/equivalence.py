@@ -17,19 +17,22 @@ import sympy
 from evopot.formula import tidy
 
 
-def canonical(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
-    """Expanded, tidied, with numbers within 1e-6 of an integer made that integer
-    (so a fitted exponent 1.00000006 reads as 1)."""
+def canonical(expr: sympy.Expr, variables) -> sympy.Expr:
+    """Expanded, tidied in each variable, with numbers within 1e-6 of an integer made
+    that integer (so a fitted exponent 1.00000006 reads as 1)."""
     def snap(e):
         return e.xreplace({f: sympy.Integer(round(f)) for f in e.atoms(sympy.Float) if abs(f - round(f)) < 1e-6})
 
-    return sympy.expand(snap(tidy(snap(sympy.expand(expr)), variable)))
+    expr = snap(sympy.expand(expr))
+    for v in variables:
+        expr = tidy(expr, v)
+    return sympy.expand(snap(sympy.powsimp(expr)))
 
 
-def equivalent(found: sympy.Expr, truth: sympy.Expr, rtol: float = 1e-3, variable: str = "r") -> bool:
+def equivalent(found: sympy.Expr, truth: sympy.Expr, rtol: float = 1e-3, variables=("r",)) -> bool:
     """True when ``found`` and ``truth`` have the same form and constants within ``rtol``."""
-    r = sympy.Symbol(variable)
-    return _match(canonical(found, r), canonical(truth, r), rtol)
+    symbols = [sympy.Symbol(v) for v in variables]
+    return _match(canonical(found, symbols), canonical(truth, symbols), rtol)
 
 
 def _number(e) -> bool:

@@ -10,15 +10,17 @@ seeds) and by ``benchmarks/rediscovery.py`` (ten seeds).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import ase.io
+import numpy as np
 import sympy
 import yaml
 
 from evopot.equivalence import equivalent
+from evopot.potential import TERM_VARIABLES
 from evopot.synthetic import label, random_dense_cells
 
 R = sympy.Symbol("r")
@@ -26,13 +28,23 @@ R = sympy.Symbol("r")
 
 @dataclass(frozen=True)
 class Problem:
+    """A known potential: ``truth`` maps term kind to its true expression; ``frames(seed)``
+    makes the labelled reference data."""
+
     name: str
-    truth: sympy.Expr
-    calculator: Callable
+    truth: dict[str, sympy.Expr]
+    frames: Callable
     cutoff: dict
-    number_density: float
-    min_distance: float
     search_space: str = "pair"
+    engine: dict = field(default_factory=lambda: {"population": 200, "generations": 40, "target_error": 1e-7})
+
+
+def dense_cells(calculator: Callable, number_density: float, min_distance: float, n_frames: int = 12, n_atoms: int = 32):
+    """Random dense periodic cells labelled by ``calculator()``."""
+    def make(seed):
+        return label(random_dense_cells(n_frames, n_atoms, number_density, min_distance, seed=1000 + seed), calculator())
+
+    return make
 
 
 def lennard_jones(epsilon: float = 0.0104, sigma: float = 3.4) -> Problem:
@@ -41,11 +53,9 @@ def lennard_jones(epsilon: float = 0.0104, sigma: float = 3.4) -> Problem:
     rc, ro = 2.5 * sigma, 2.0 * sigma
     return Problem(
         "lennard-jones",
-        4 * epsilon * ((sigma / R) ** 12 - (sigma / R) ** 6),
-        lambda: LennardJones(epsilon=epsilon, sigma=sigma, rc=rc, ro=ro, smooth=True),
+        {"pair": 4 * epsilon * ((sigma / R) ** 12 - (sigma / R) ** 6)},
+        dense_cells(lambda: LennardJones(epsilon=epsilon, sigma=sigma, rc=rc, ro=ro, smooth=True), 0.021, 0.9 * sigma),
         {"radius": rc, "onset": ro, "function": "xplor"},
-        number_density=0.021,
-        min_distance=0.9 * sigma,
     )
 
 
@@ -55,15 +65,62 @@ def morse(epsilon: float = 0.3, rho0: float = 6.0, r0: float = 2.8) -> Problem:
     rcut1, rcut2 = 1.9, 2.7
     return Problem(
         "morse",
-        epsilon * (sympy.exp(-2 * rho0 * (R / r0 - 1)) - 2 * sympy.exp(-rho0 * (R / r0 - 1))),
-        lambda: MorsePotential(epsilon=epsilon, rho0=rho0, r0=r0, rcut1=rcut1, rcut2=rcut2),
+        {"pair": epsilon * (sympy.exp(-2 * rho0 * (R / r0 - 1)) - 2 * sympy.exp(-rho0 * (R / r0 - 1)))},
+        dense_cells(lambda: MorsePotential(epsilon=epsilon, rho0=rho0, r0=r0, rcut1=rcut1, rcut2=rcut2), 0.04, 0.8 * r0),
         {"radius": rcut2 * r0, "onset": rcut1 * r0, "function": "quintic"},
-        number_density=0.04,
-        min_distance=0.8 * r0,
     )
 
 
-PROBLEMS = {"lennard-jones": lennard_jones, "morse": morse}
+def silicon_snapshots(seed: int):
+    """Stillinger–Weber silicon from matscipy: rattled and strained 64-atom diamond
+    cells and liquid-like snapshots of a short 3000 K Langevin run."""
+    from ase import units
+    from ase.build import bulk
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from matscipy.calculators.manybody import Manybody
+    from matscipy.calculators.manybody.explicit_forms import StillingerWeber
+    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
+
+    def calculator():
+        return Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
+
+    rng = np.random.default_rng(2000 + seed)
+    images = []
+    for k in range(6):
+        atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(2)
+        strain = np.eye(3) + (rng.uniform(-0.04, 0.04, (3, 3)) if k >= 3 else 0)
+        atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+        atoms.rattle(0.15, seed=int(rng.integers(1 << 30)))
+        images.append(atoms)
+    hot = bulk("Si", "diamond", 5.431, cubic=True).repeat(2)
+    hot.calc = calculator()
+    MaxwellBoltzmannDistribution(hot, temperature_K=3000, rng=rng)
+    dynamics = Langevin(hot, 1.0 * units.fs, temperature_K=3000, friction=0.02, rng=rng, fixcm=False)
+    for _ in range(4):
+        dynamics.run(60)
+        images.append(hot.copy())
+    return label(images, calculator())
+
+
+def stillinger_weber() -> Problem:
+    from evopot.known import SW_SILICON as c
+
+    radius = c["a"] * c["sig"]
+    rij, rik, cos = sympy.symbols("rij rik costheta")
+    pair = c["A"] * c["eps"] * (c["B"] * (c["sig"] / R) ** c["p"] - 1) * sympy.exp(c["sig"] / (R - radius))
+    angle = c["lam"] * c["eps"] * (cos - c["cos0"]) ** 2 * sympy.exp(c["gam"] * c["sig"] / (rij - radius)) * sympy.exp(c["gam"] * c["sig"] / (rik - radius))
+    return Problem(
+        "stillinger-weber",
+        {"pair": pair, "threebody": angle},
+        silicon_snapshots,
+        {"radius": radius, "onset": 0.0, "function": "none"},
+        search_space="stillinger_weber",
+        engine={"population": 200, "generations": 60, "target_error": 1e-6},
+    )
+
+
+PROBLEMS = {"lennard-jones": lennard_jones, "morse": morse, "stillinger-weber": stillinger_weber}
 
 
 @dataclass
@@ -76,21 +133,19 @@ class Outcome:
     generations: int
 
 
-def write_problem(problem: Problem, folder: Path, seed: int, engine: dict, n_frames: int = 12, n_atoms: int = 32) -> Path:
+def write_problem(problem: Problem, folder: Path, seed: int, engine: dict | None = None) -> Path:
     """Write the labelled data and a search config for ``problem`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data.extxyz"
     if not data.exists():
-        images = random_dense_cells(n_frames, n_atoms, problem.number_density, problem.min_distance, seed=1000 + seed)
-        frames = label(images, problem.calculator())
-        ase.io.write(data, frames.atoms, format="extxyz")
+        ase.io.write(data, problem.frames(0).atoms, format="extxyz")
     config = {
         "seed": seed,
         "output": f"run_seed{seed}",
         "data": {"train": "data.extxyz", "split": {"by": "fraction", "validation": 0.2}},
         "cutoff": problem.cutoff,
         "search_space": problem.search_space,
-        "engine": {"name": "gp", **engine},
+        "engine": {"name": "gp", **(engine or problem.engine)},
         "fitness": {"forces": 1.0, "energies": 0.1, "max_evaluations": 40},
     }
     path = folder / f"config_seed{seed}.yaml"
@@ -98,11 +153,13 @@ def write_problem(problem: Problem, folder: Path, seed: int, engine: dict, n_fra
     return path
 
 
-def recovered(result, truth: sympy.Expr, rtol: float = 1e-3):
-    """The simplest front member equivalent to ``truth``, or None."""
+def recovered(result, truth: dict[str, sympy.Expr], rtol: float = 1e-3):
+    """The simplest front member whose terms are each equivalent to ``truth``'s, or None."""
     for member in sorted(result.front, key=lambda m: m.complexity):
-        expr = sympy.Add(*[t.numeric() for t in member.potential.terms]).subs("r", R)
-        if equivalent(expr, truth, rtol):
+        found = {}
+        for term in member.potential.terms:
+            found[term.kind] = found.get(term.kind, 0) + term.numeric()
+        if set(found) == set(truth) and all(equivalent(found[k], truth[k], rtol, TERM_VARIABLES[k]) for k in truth):
             return member
     return None
 
@@ -111,7 +168,6 @@ def run(problem: Problem, folder: Path, seed: int, engine: dict | None = None) -
     """Search ``problem`` with ``seed`` and report whether the true form came back."""
     from evopot.api import search
 
-    engine = engine or {"population": 200, "generations": 40, "target_error": 1e-7}
     config = write_problem(problem, Path(folder), seed, engine)
     start = time.perf_counter()
     result = search(config, overwrite=True, progress=False)

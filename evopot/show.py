@@ -13,7 +13,7 @@ def front_table(run_path: str | Path) -> str:
     run = RunDirectory(Path(run_path))
     rows = run.read_front()
     splits = [s for s in ("train", "validation", "test") if rows[0].get(f"{s}_force_mae") is not None]
-    header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits] + ["formula V(r)"]
+    header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits] + ["formula"]
     lines = [header]
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]

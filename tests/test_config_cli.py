@@ -119,7 +119,7 @@ def test_search_then_show_prints_the_front(tmp_path, capsys):
     assert list((run / "potentials").glob("member_*.json"))
     code, out, _ = run_cli(["show", run], capsys)
     assert code == 0
-    assert "train F-MAE" in out and "valid F-MAE" in out and "formula V(r)" in out
+    assert "train F-MAE" in out and "valid F-MAE" in out and "formula" in out
 
 
 def test_show_of_missing_or_corrupt_runs(tmp_path, capsys):

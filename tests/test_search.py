@@ -85,5 +85,20 @@ def test_a_wrong_formula_is_not_called_a_rediscovery(lj_folder):
     problem = PROBLEMS["lennard-jones"]()
     config = write_problem(problem, lj_folder, seed=1, engine={"population": 8, "generations": 0})
     result = evopot.search(config, overwrite=True, progress=False)
-    wrong = 4 * 0.0104 * ((3.4 / sympy.Symbol("r")) ** 12 - (3.4 / sympy.Symbol("r")) ** 7)
+    wrong = {"pair": 4 * 0.0104 * ((3.4 / sympy.Symbol("r")) ** 12 - (3.4 / sympy.Symbol("r")) ** 7)}
     assert recovered(result, wrong) is None
+
+
+def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, capsys):
+    from evopot.cli import main
+    from evopot.potential import Potential
+    from evopot.rediscovery import stillinger_weber
+
+    problem = stillinger_weber()
+    config = write_problem(problem, tmp_path, seed=0, engine={"population": 16, "generations": 2})
+    assert main(["search", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "V3(rij,rik,costheta) = " in out and "V(r) = " in out
+    members = sorted((tmp_path / "run_seed0" / "potentials").glob("member_*.json"))
+    kinds = {t.kind for m in members for t in Potential.load(m).terms}
+    assert "threebody" in kinds
