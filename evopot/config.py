@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evopot.cutoff import PROFILES
 from evopot.errors import EvopotError
-from evopot.engines.space import describe_validation_error
+from evopot.yamlfile import read_mapping, validate
 
 
 class _Strict(BaseModel):
@@ -148,14 +148,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig
     """Read, validate and resolve a search config. ``overrides`` maps dotted field
     names (``"engine.generations"``) to values given on the command line."""
     path = Path(path)
-    if not path.is_file():
-        raise EvopotError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EvopotError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(data, dict):
-        raise EvopotError(f"{path}: a config must be a YAML mapping (data, cutoff, search_space, engine, …)")
+    data = read_mapping(path, "config file not found", "a config must be a YAML mapping (data, cutoff, search_space, engine, …)")
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -164,8 +157,4 @@ def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig
             if not isinstance(node, dict):
                 raise EvopotError(f"{path}: field '{key}' must be a mapping to take --{dotted.replace('.', '-')}")
         node[leaf] = value
-    try:
-        config = SearchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise EvopotError(f"{path}: {describe_validation_error(exc)}") from exc
-    return config.resolved(path.resolve().parent)
+    return validate(SearchConfig, data, path).resolved(path.resolve().parent)

@@ -36,7 +36,7 @@ class Problem:
     frames: Callable
     cutoff: dict
     search_space: str = "pair"
-    engine: dict = field(default_factory=lambda: {"population": 200, "generations": 40, "target_error": 1e-7})
+    engine: dict = field(default_factory=lambda: {"population": 200, "generations": 40, "target_error": 1e-7, "patience": 10})
 
 
 def dense_cells(calculator: Callable, number_density: float, min_distance: float, n_frames: int = 12, n_atoms: int = 32):
@@ -95,7 +95,7 @@ def silicon_snapshots(seed: int):
         images.append(atoms)
     hot = bulk("Si", "diamond", 5.431, cubic=True).repeat(2)
     hot.calc = calculator()
-    MaxwellBoltzmannDistribution(hot, temperature_K=3000, rng=rng)
+    MaxwellBoltzmannDistribution(hot, temperature_K=3000, rng=rng)  # noqa: thermalize_momenta is not in every ASE
     dynamics = Langevin(hot, 1.0 * units.fs, temperature_K=3000, friction=0.02, rng=rng, fixcm=False)
     for _ in range(4):
         dynamics.run(60)

@@ -62,3 +62,15 @@ def si_frames():
     from evopot.data import read_frames
 
     return read_frames(SI_TRAIN)
+
+
+def finite_difference_forces(energy, atoms: Atoms, h: float = 1e-5) -> np.ndarray:
+    """−∂E/∂positions by central differences of ``energy(atoms)``, shape (n_atoms, 3)."""
+    numeric = np.zeros((len(atoms), 3))
+    for i in range(len(atoms)):
+        for d in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[i, d] += h
+            minus.positions[i, d] -= h
+            numeric[i, d] = -(energy(plus) - energy(minus)) / (2 * h)
+    return numeric

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from conftest import PAIR_FORMULAS, cluster, pair_potential, periodic_cell, unlabelled
+from conftest import PAIR_FORMULAS, cluster, finite_difference_forces, pair_potential, periodic_cell, unlabelled
 from evopot.cutoff import Cutoff
 from evopot.evaluate import evaluate
 from evopot.evaluate_torch import evaluate_torch
@@ -31,14 +31,7 @@ def test_forces_are_minus_the_finite_difference_gradient(formula, constants, kin
     potential = pair_potential(formula, constants, cutoff=Cutoff(5.0, 3.5, cutoff_kind))
     atoms = STRUCTURES[kind](seed=3)
     forces = forces_of(potential, atoms)
-    h = 1e-5
-    numeric = np.zeros_like(forces)
-    for i in range(len(atoms)):
-        for d in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[i, d] += h
-            minus.positions[i, d] -= h
-            numeric[i, d] = -(energy_of(potential, plus) - energy_of(potential, minus)) / (2 * h)
+    numeric = finite_difference_forces(lambda a: energy_of(potential, a), atoms)
     scale = np.abs(forces).max()
     assert scale > 1e-3
     assert np.abs(forces - numeric).max() <= 1e-6 * scale

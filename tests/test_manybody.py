@@ -6,7 +6,7 @@ import pytest
 from ase.build import bulk
 from scipy.spatial.transform import Rotation
 
-from conftest import cluster, periodic_cell, unlabelled
+from conftest import cluster, finite_difference_forces, periodic_cell, unlabelled
 from evopot.cutoff import Cutoff
 from evopot.evaluate import evaluate
 from evopot.evaluate_torch import evaluate_torch
@@ -52,14 +52,7 @@ def test_manybody_forces_are_minus_the_finite_difference_gradient(name, species,
     potential = POTENTIALS[name](species)
     atoms = structure(seed=4, species=species)
     _, forces = energy_and_forces(potential, atoms)
-    h = 1e-5
-    numeric = np.zeros_like(forces)
-    for i in range(len(atoms)):
-        for d in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[i, d] += h
-            minus.positions[i, d] -= h
-            numeric[i, d] = -(energy_and_forces(potential, plus)[0] - energy_and_forces(potential, minus)[0]) / (2 * h)
+    numeric = finite_difference_forces(lambda a: energy_and_forces(potential, a)[0], atoms)
     assert np.abs(forces).max() > 1e-3
     assert np.abs(forces - numeric).max() <= 1e-6 * np.abs(forces).max()
 

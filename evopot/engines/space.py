@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evopot.candidate import TermShape
 from evopot.cutoff import Cutoff
-from evopot.errors import EvopotError
+from evopot.yamlfile import read_mapping, validate
 from evopot.engines.primitives import OPERATORS
 
 def _shipped_folder() -> Path:
@@ -144,28 +143,6 @@ def resolve_search_space_path(name_or_path: str, relative_to: Path | None = None
 def load_search_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file; errors name the file and field."""
     path = Path(path)
-    if not path.is_file():
-        shipped = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
-        raise EvopotError(f"{path}: search space not found; give a path or one of the shipped names {shipped}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EvopotError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(data, dict):
-        raise EvopotError(f"{path}: a search space must be a YAML mapping with name, terms and operators")
-    try:
-        return SearchSpace.model_validate(data)
-    except ValidationError as exc:
-        raise EvopotError(f"{path}: {describe_validation_error(exc)}") from exc
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first pydantic error as 'field.path: message' on one line."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    message = first["msg"].removeprefix("Value error, ")
-    extra = ""
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-        extra = "; check its spelling against the documentation"
-    return f"field '{where}': {message}{extra}" + (f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else "")
+    shipped = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+    data = read_mapping(path, f"search space not found; give a path or one of the shipped names {shipped}", "a search space must be a YAML mapping with name, terms and operators")
+    return validate(SearchSpace, data, path)
