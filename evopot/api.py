@@ -131,9 +131,11 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     front = []
     for k, scored in enumerate(engine.archive.front()):
         size, loss, candidate = scored.complexity, scored.loss, scored.candidate
-        final = refit.score_candidate(candidate.with_initial(scored.fit.nonlinear))
-        if not final.fit.ok:
-            final = scored
+        # Refine θ on the whole training set, but keep the search's θ (linear part
+        # refitted) when refinement lands somewhere worse, as fragile forms can.
+        start = candidate.with_initial(scored.fit.nonlinear)
+        options = [o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok]
+        final = min(options, key=lambda o: o.loss) if options else scored
         potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path)})
         member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
         front.append(FrontMember(k, size, loss, potential, member_errors))

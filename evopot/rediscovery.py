@@ -77,7 +77,7 @@ def silicon_snapshots(seed: int):
     from ase import units
     from ase.build import bulk
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md import velocitydistribution
     from matscipy.calculators.manybody import Manybody
     from matscipy.calculators.manybody.explicit_forms import StillingerWeber
     from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
@@ -95,7 +95,9 @@ def silicon_snapshots(seed: int):
         images.append(atoms)
     hot = bulk("Si", "diamond", 5.431, cubic=True).repeat(2)
     hot.calc = calculator()
-    MaxwellBoltzmannDistribution(hot, temperature_K=3000, rng=rng)  # noqa: thermalize_momenta is not in every ASE
+    # thermalize_momenta (ASE ≥ 3.29) replaces MaxwellBoltzmannDistribution
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize(hot, temperature_K=3000, rng=rng)
     dynamics = Langevin(hot, 1.0 * units.fs, temperature_K=3000, friction=0.02, rng=rng, fixcm=False)
     for _ in range(4):
         dynamics.run(60)

@@ -56,18 +56,20 @@ class Scorer:
         self.fits = 0
 
     def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
-        cached = self._cache.get(candidate.key)
+        """Fit ``candidate`` (θ refined with ``max_evaluations``, default the scorer's)."""
+        budget = self.max_evaluations if max_evaluations is None else max_evaluations
+        key = f"{candidate.key}|{budget}"
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
         size = candidate.complexity
         if size > self.max_complexity:
             fit = FitResult(False, FAILED, np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(0), "formula too large")
         else:
-            budget = self.max_evaluations if max_evaluations is None else max_evaluations
             fit = fit_constants(self.problem, candidate, budget)
             self.fits += 1
         scored = Scored(candidate, fit, size)
-        self._cache[candidate.key] = scored
+        self._cache[key] = scored
         return scored
 
     def prune(self, scored: Scored) -> list[Scored]:
