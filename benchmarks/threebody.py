@@ -1,0 +1,67 @@
+"""Three-body evaluator throughput: Stillinger–Weber silicon written as an evopot formula.
+
+Part 1: the bundled Si training set (214 frames, 13,233 atoms): triplets built, and
+triplet evaluations (energy and forces of the three-body term) per second.
+Part 2: how the cost grows with system size, diamond supercells from ~1k to ~100k
+atoms (perturbed), geometry + triplets + full SW energy and forces.
+
+    .venv/bin/python benchmarks/threebody.py [--max-atoms 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+
+from evopot.data import Frames, read_frames
+from evopot.evaluate import evaluate, term_prediction
+from evopot.geometry import build_geometry, build_triplets
+from evopot.known import stillinger_weber
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(function, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-atoms", type=int, default=100_000)
+    args = parser.parse_args()
+    sw = stillinger_weber()
+    angle = sw.terms[1]
+    frames = read_frames(ROOT / "examples/data/Si/training.extxyz")
+    geometry = build_geometry(frames, sw.cutoff.radius)
+    build, triplets = timed(lambda: build_triplets(geometry, sw.cutoff.radius))
+    geometry.triplets(sw.cutoff.radius)
+    term_prediction(angle, sw.cutoff, geometry)  # compile once
+    seconds, _ = timed(lambda: term_prediction(angle, sw.cutoff, geometry))
+    print(f"Si training set: {geometry.n_atoms} atoms, {geometry.n_pairs} pairs, {len(triplets)} triplets within {sw.cutoff.radius:.3f} Å")
+    print(f"  triplets built in {build:.3f} s; three-body energy+forces in {seconds:.3f} s → {len(triplets) / seconds:.3g} triplet evaluations/s")
+    print(f"{'atoms':>8s} {'triplets':>10s} {'pairs s':>8s} {'triplets s':>10s} {'SW E+F s':>9s} {'triplets/s':>11s} {'µs/atom':>8s}   (E+F with triplets already built)")
+    for repeat in (3, 5, 8, 12, 15, 19):
+        atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
+        if len(atoms) > args.max_atoms:
+            break
+        atoms.rattle(0.05, seed=1)
+        labelled = Frames([atoms], np.zeros(1), [np.zeros((len(atoms), 3))], ["bench"])
+        build_time, g = timed(lambda: build_geometry(labelled, sw.cutoff.radius), repeat=2)
+        triplet_time, _ = timed(lambda: build_triplets(g, sw.cutoff.radius), repeat=2)
+        evaluate(sw, g)
+        seconds, _ = timed(lambda: evaluate(sw, g), repeat=2)
+        n = len(g.triplets(sw.cutoff.radius))
+        print(f"{len(atoms):8d} {n:10d} {build_time:8.3f} {triplet_time:10.3f} {seconds:9.3f} {n / seconds:11.3g} {1e6 * seconds / len(atoms):8.2f}")
+
+
+if __name__ == "__main__":
+    main()
