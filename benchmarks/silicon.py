@@ -65,6 +65,10 @@ def main() -> None:
     print(f"{'zero force':34s} {zero['force_mae']:15.4f} {zero['force_rmse']:11.4f} {'':>20s}")
     print(f"{'Stillinger-Weber (matscipy)':34s} {sw['force_mae']:15.4f} {sw['force_rmse']:11.4f} {'':>20s}")
     print(f"ratio to zero force: {found['force_mae'] / zero['force_mae']:.3f}; ratio to Stillinger-Weber: {found['force_mae'] / sw['force_mae']:.3f}")
+    pick = result.recommended()
+    print(f"recommended (simplest within 5 % of the best validation MAE): member {pick.member}, {pick.complexity} nodes, "
+          f"test force MAE {pick.errors['test']['force_mae']:.4f} eV/Å, energy MAE {pick.errors['test']['energy_mae']:.1f} meV/atom")
+    print(f"  {pick.formula}")
 
 
 if __name__ == "__main__":
