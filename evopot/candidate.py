@@ -19,6 +19,7 @@ The fitted formula, term by term, is what gets reported, so complexity is counte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -275,13 +276,37 @@ def _shape(expr, variables, params, drop_factor: bool) -> sympy.Expr:
 
 
 def _real_value(expr: sympy.Expr, values: dict) -> float:
-    """Value of a constant sub-expression; NaN when it is complex or undefined (the fit
-    then fails and the candidate gets the worst fitness)."""
+    """Value of a constant sub-expression in double precision; NaN when it is complex,
+    overflows or is undefined (the fit then fails and the candidate gets the worst
+    fitness). Not sympy's evalf: exp(exp(exp(5))) would run for minutes at arbitrary
+    precision."""
     try:
-        value = complex(expr.evalf(subs=values))
-    except (TypeError, ValueError, OverflowError):
+        value = _float(expr.xreplace({k: sympy.Float(v) for k, v in values.items()}))
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
         return float("nan")
-    return value.real if value.imag == 0 else float("nan")
+    return value if isinstance(value, float) and math.isfinite(value) else float("nan")
+
+
+_FLOAT_FUNCTIONS = {sympy.exp: math.exp, sympy.log: math.log, sympy.sin: math.sin, sympy.cos: math.cos, sympy.tanh: math.tanh, sympy.Abs: abs, sympy.erf: math.erf}
+
+
+def _float(expr: sympy.Expr) -> float:
+    if expr.is_Number or expr in (sympy.pi, sympy.E):
+        return float(expr)
+    args = [_float(a) for a in expr.args]
+    if isinstance(expr, sympy.Add):
+        return math.fsum(args)
+    if isinstance(expr, sympy.Mul):
+        return math.prod(args)
+    if isinstance(expr, sympy.Pow):
+        value = args[0] ** args[1]
+        if isinstance(value, complex):
+            raise ValueError("complex power")
+        return float(value)
+    function = _FLOAT_FUNCTIONS.get(expr.func)
+    if function is None:
+        raise TypeError(f"cannot evaluate {expr.func} in double precision")
+    return float(function(*args))
 
 
 def _source(expr: sympy.Expr) -> str:
