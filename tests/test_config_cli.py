@@ -1,12 +1,11 @@
 """Every config mistake gives one line naming the file and the field, and exit code 2."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, SI_TEST, SI_TRAIN
+from conftest import ROOT, SI_TEST
 from evopot.cli import main
 
 GOOD = {
