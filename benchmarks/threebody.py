@@ -49,7 +49,7 @@ def main() -> None:
     print(f"Si training set: {geometry.n_atoms} atoms, {geometry.n_pairs} pairs, {len(triplets)} triplets within {sw.cutoff.radius:.3f} Å")
     print(f"  triplets built in {build:.3f} s; three-body energy+forces in {seconds:.3f} s → {len(triplets) / seconds:.3g} triplet evaluations/s")
     print(f"{'atoms':>8s} {'triplets':>10s} {'pairs s':>8s} {'triplets s':>10s} {'SW E+F s':>9s} {'triplets/s':>11s} {'µs/atom':>8s}   (E+F with triplets already built)")
-    for repeat in (3, 5, 8, 12, 15, 19):
+    for repeat in (3, 5, 8, 12, 15, 19, 23):
         atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
         if len(atoms) > args.max_atoms:
             break
