@@ -92,6 +92,10 @@ class FitResult:
 FAILED = float("inf")
 
 
+#: Errors that mean "this formula cannot be evaluated", not "evopot is broken".
+UNFIT = (NotImplementedError, TypeError, ValueError, ZeroDivisionError, OverflowError, FloatingPointError, KeyError, np.linalg.LinAlgError)
+
+
 def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: int = 60) -> FitResult:
     """Fit the candidate's constants to ``problem``.
 
@@ -99,31 +103,25 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
     energies) are solved exactly; θ is refined from ``candidate.initial`` by
     ``least_squares`` on what that leaves (``max_evaluations=0`` keeps θ fixed).
     Returns a, θ, the reference energies and the loss; ``ok`` is False when any
-    number went non-finite.
+    number went non-finite or the formula cannot be evaluated.
     """
     n = len(candidate.bases)
-    no_references = np.zeros(len(problem.geometry.species))
     initial = np.asarray(candidate.initial, dtype=float)
+
+    def failed(message: str) -> FitResult:
+        return FitResult(False, FAILED, np.zeros(n), initial, np.zeros(len(problem.geometry.species)), message)
+
     expressions = [b for _, b in candidate.bases] + [c.shape for c in candidate.components if c.shape is not None]
     if any(e.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for e in expressions) or not np.all(np.isfinite(initial)):
-        return FitResult(False, FAILED, np.zeros(n), initial, no_references, "infinite or undefined expression")
-
-    def design(theta):
-        try:
-            with np.errstate(all="ignore"):
-                columns = [problem.column(term) for term in candidate.basis_terms(theta)]
-        except UNFIT as exc:  # a formula numpy cannot evaluate (unevaluated derivative, …)
-            raise _Unfit(str(exc)) from exc
-        matrix = np.column_stack(columns + [problem.reference_columns]) if columns else problem.reference_columns
-        if np.iscomplexobj(matrix) or not np.all(np.isfinite(matrix)):
-            return None
-        return matrix
+        return failed("infinite or undefined expression")
 
     def solve(theta):
-        matrix = design(theta)
-        if matrix is None:
-            return None, None
+        """(coefficients, weighted residual) at θ, or (None, None) when non-finite."""
         with np.errstate(all="ignore"):
+            columns = [problem.column(term) for term in candidate.basis_terms(theta)]
+            matrix = np.column_stack(columns + [problem.reference_columns]) if columns else problem.reference_columns
+            if np.iscomplexobj(matrix) or not np.all(np.isfinite(matrix)):
+                return None, None
             norms = np.linalg.norm(matrix, axis=0)
             if not np.all(np.isfinite(norms)):
                 return None, None
@@ -132,43 +130,23 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
             coefficients = coefficients / norms
             return coefficients, matrix @ coefficients - problem.target
 
-    try:
-        return _refine(problem, candidate, solve, initial, max_evaluations)
-    except _Unfit as exc:
-        return FitResult(False, FAILED, np.zeros(n), initial, no_references, str(exc))
-
-
-#: Errors that mean "this formula cannot be evaluated", not "evopot is broken".
-UNFIT = (NotImplementedError, TypeError, ValueError, ZeroDivisionError, OverflowError, KeyError, np.linalg.LinAlgError)
-
-
-class _Unfit(Exception):
-    pass
-
-
-def _refine(problem: FitProblem, candidate: Candidate, solve, initial: np.ndarray, max_evaluations: int) -> FitResult:
-    n = len(candidate.bases)
-    no_references = np.zeros(len(problem.geometry.species))
     theta = initial
-    if len(theta) and max_evaluations > 0:
-        penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
+    try:
+        if len(theta) and max_evaluations > 0:
+            penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
 
-        def residual(t):
-            _, res = solve(t)
-            return penalty if res is None or not np.all(np.isfinite(res)) else res
+            def residual(t):
+                _, res = solve(t)
+                return penalty if res is None or not np.all(np.isfinite(res)) else res
 
-        try:
             with np.errstate(all="ignore"):
                 opt = scipy.optimize.least_squares(residual, theta, method="trf", x_scale="jac", max_nfev=max_evaluations)
             if np.all(np.isfinite(opt.x)):
                 theta = opt.x
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError, OverflowError, ZeroDivisionError) as exc:
-            return FitResult(False, FAILED, np.zeros(n), theta, no_references, str(exc))
-    try:
         coefficients, res = solve(theta)
-    except (np.linalg.LinAlgError, ZeroDivisionError, OverflowError) as exc:
-        return FitResult(False, FAILED, np.zeros(n), theta, no_references, str(exc))
+    except UNFIT as exc:  # a formula numpy cannot evaluate (unevaluated derivative, …)
+        return failed(str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):
-        return FitResult(False, FAILED, np.zeros(n), theta, no_references, "non-finite values")
+        return failed("non-finite values")
     loss = float(np.sqrt(np.sum(res**2)))
     return FitResult(True, loss, coefficients[:n], theta, coefficients[n:])
