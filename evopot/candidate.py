@@ -105,16 +105,21 @@ class Candidate:
         """Every linear basis as (component index, basis), in coefficient order."""
         return tuple((k, b) for k, c in enumerate(self.components) for b in c.bases)
 
+    def _combined(self, coefficients):
+        """Per component, (component, Σ_k a_k·b_k) with ``coefficients`` as the a_k."""
+        index = 0
+        for c in self.components:
+            yield c, sympy.Add(*[coefficients[index + k] * b for k, b in enumerate(c.bases)])
+            index += len(c.bases)
+
     def describe(self, linear=None, nonlinear=None) -> str:
         """The candidate slot by slot, e.g. ``V(r) = a0/r**b0; g(costheta) = …; h(r) = …``,
         coefficients named ``a<k>`` or given values."""
         a = sympy.symbols(f"a0:{len(self.bases)}") if linear is None else [sympy.Float(v, 6) for v in linear]
         values = {} if nonlinear is None else {p: sympy.Float(v, 6) for p, v in zip(self.parameters, nonlinear)}
-        parts, index = [], 0
-        for c in self.components:
+        parts = []
+        for c, combined in self._combined(a):
             slots = c.shape_of.slots
-            combined = sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)])
-            index += len(c.bases)
             parts.append(f"{slots[0].name}({', '.join(slots[0].variables)}) = {sympy.sstr(combined.xreplace(values))}")
             if c.shape is not None:
                 parts.append(f"{slots[1].name}({', '.join(slots[1].variables)}) = {sympy.sstr(c.shape.xreplace(values))}")
@@ -123,29 +128,13 @@ class Candidate:
     @property
     def complexity(self) -> int:
         """Nodes of the fitted formula: every component's Σ a_k·b_k plus its shape once."""
-        total = 0
-        a = sympy.symbols(f"a0:{len(self.bases)}")
-        index = 0
-        for c in self.components:
-            total += complexity(sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)]))
-            index += len(c.bases)
-            if c.shape is not None:
-                total += complexity(c.shape)
-        return total
+        return sum(complexity(combined) + (complexity(c.shape) if c.shape is not None else 0) for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}")))
 
     def terms(self, linear, nonlinear) -> list[Term]:
         """The fitted terms, constants named ``a<k>`` (linear) and ``b<k>`` (nonlinear)."""
         constants = {f"a{k}": float(v) for k, v in enumerate(linear)}
         constants.update({p.name: float(v) for p, v in zip(self.parameters, nonlinear)})
-        out, index = [], 0
-        a = sympy.symbols(f"a0:{len(self.bases)}")
-        for c in self.components:
-            combined = sympy.Add(*[a[index + k] * b for k, b in enumerate(c.bases)])
-            index += len(c.bases)
-            if combined == 0:
-                continue
-            out.append(c.term(c.expression(combined), constants))
-        return out
+        return [c.term(c.expression(combined), constants) for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}")) if combined != 0]
 
     def basis_terms(self, nonlinear) -> list[Term]:
         """One term per linear basis, coefficient 1: the design-matrix columns."""

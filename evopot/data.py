@@ -118,17 +118,6 @@ def _labels(atoms: Atoms):
     return energy, frame_forces
 
 
-def concatenate(parts: list[Frames]) -> Frames:
-    """Join several :class:`Frames` into one, in order."""
-    return Frames(
-        atoms=[a for p in parts for a in p.atoms],
-        energies=np.concatenate([p.energies for p in parts]) if parts else np.zeros(0),
-        forces=[f for p in parts for f in p.forces],
-        config_types=[c for p in parts for c in p.config_types],
-        source=", ".join(p.source for p in parts),
-    )
-
-
 @dataclass(frozen=True)
 class Dataset:
     """Train, validation and (optional) test frames, each a :class:`Frames`."""

@@ -47,12 +47,6 @@ def compile_function(expression: sympy.Expr, variables: tuple[str, ...], constan
     return value, slopes
 
 
-def compile_pair_function(expression: sympy.Expr, constant_names: tuple[str, ...], module: str = "numpy"):
-    """NumPy (or torch) functions ``(V, dV/dr)`` of ``(r, *constants)`` for a pair expression."""
-    value, (slope,) = compile_function(expression, ("r",), constant_names, module)
-    return value, slope
-
-
 def _call(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):
     """Value and partial derivatives of ``expression`` at ``arrays``, each shaped like them."""
     names = tuple(term.constants)

@@ -168,11 +168,6 @@ class Potential:
             raise EvopotError(f"{where}: missing or malformed field ({exc}); expected species, cutoff, terms") from exc
         return cls(terms, cutoff, species, reference, data.get("metadata") or {})
 
-    def pair_energy_expr(self, species_pair: tuple[str, str] | None = None) -> sympy.Expr:
-        """Σ of the numeric pair terms acting on ``species_pair`` (without the cutoff)."""
-        r = sympy.Symbol("r")
-        return sympy.Add(*[t.numeric() for t in self.terms if t.kind == "pair" and (species_pair is None or t.applies_to(species_pair))]).subs("r", r)
-
     def formula(self) -> str:
         """A readable one-line formula of all terms with their constant values."""
         def describe(t: Term) -> str:
