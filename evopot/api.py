@@ -24,7 +24,7 @@ from evopot.errors import EvopotError
 from evopot.evaluate import evaluate
 from evopot.fitting import FitProblem
 from evopot.geometry import build_geometry
-from evopot.metrics import errors, zero_force_errors
+from evopot.metrics import errors, simplest_within, zero_force_errors
 from evopot.potential import Potential
 from evopot.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.scoring import Scorer
@@ -65,8 +65,7 @@ class SearchResult:
     def recommended(self, tolerance: float = 0.05, split: str = "validation") -> FrontMember:
         """The simplest member whose force MAE on ``split`` is within ``tolerance``
         (relative) of the best: the knee a person would pick from the front."""
-        best = self.best(split).errors[split]["force_mae"]
-        return min((m for m in self.front if m.errors[split]["force_mae"] <= best * (1 + tolerance)), key=lambda m: m.complexity)
+        return simplest_within(self.front, lambda m: m.errors[split]["force_mae"], lambda m: m.complexity, tolerance)
 
 
 def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
@@ -103,7 +102,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience), scorer.score_candidate, scorer.prune)
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
 
     if resume:
         engine.restore(run.read_checkpoint())
@@ -128,6 +127,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
     refit = Scorer(full, max(config.fitness.max_evaluations, 100), max_complexity=10**9)
     geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
+    shortest = min(float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs)  # Å, for export table limits
     front = []
     for k, scored in enumerate(engine.archive.front()):
         size, loss, candidate = scored.complexity, scored.loss, scored.candidate
@@ -136,7 +136,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
         start = candidate.with_initial(scored.fit.nonlinear)
         options = [o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok]
         final = min(options, key=lambda o: o.loss) if options else scored
-        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path)})
+        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path), "shortest_distance": shortest})
         member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
         front.append(FrontMember(k, size, loss, potential, member_errors))
     wall = time.perf_counter() - started

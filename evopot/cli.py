@@ -1,4 +1,4 @@
-"""The ``evopot`` command line: ``search`` and ``show``.
+"""The ``evopot`` command line: ``search``, ``show`` and ``export``.
 
 User mistakes (:class:`EvopotError`) print one line and exit with status 2; an
 interrupted search says how to resume and exits with 130.
@@ -30,6 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("show", help="print the Pareto front of a run")
     show.add_argument("run", help="run directory written by evopot search")
 
+    export = commands.add_parser("export", help="write a potential in another code's format (LAMMPS)")
+    export.add_argument("run", nargs="?", help="run directory written by evopot search")
+    export.add_argument("--member", type=int, help="front member to export (default: the recommended one)")
+    export.add_argument("--potential", help="a potential JSON file to export instead of a run's member")
+    export.add_argument("--format", choices=["lammps"], default="lammps", help="target format (default lammps)")
+    export.add_argument("--out", required=True, help="folder for the exported files")
+    export.add_argument("--inner", type=float, help="shortest tabulated distance in Å (default: 80 %% of the training data's shortest distance)")
+    export.add_argument("--points", type=int, default=5000, help="rows per table (default 5000)")
+    export.add_argument("--angle-points", type=int, default=40, help="N of a threebody/table: N distances per bond and 2N angles (default 40; error falls as 1/N, size grows as N³)")
+    export.add_argument("--check", action="store_true", help="run LAMMPS on a rattled crystal and compare with evopot's own energies and forces")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "search":
@@ -39,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(front_table(args.run))
             return 0
+        if args.command == "export":
+            return _export(args)
     except EvopotError as exc:
         print(f"evopot: error: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +84,38 @@ def _search(args) -> int:
     print(f"recommended, the simplest within 5 % of that: member {pick.member} ({pick.complexity} nodes, {pick.errors['validation']['force_mae']:.4f} eV/Å)")
     print(f"  {pick.formula}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
+    return 0
+
+
+def _export(args) -> int:
+    from evopot.export.lammps import export_lammps
+    from evopot.potential import Potential
+    from evopot.rundir import member_potential
+
+    if (args.run is None) == (args.potential is None):
+        raise EvopotError("give a run directory or --potential FILE (one of them)")
+    if args.potential is not None and args.member is not None:
+        raise EvopotError("--member picks a member of a run; it does not go with --potential")
+    if args.points < 10:
+        raise EvopotError(f"--points {args.points}: a table needs at least 10 points")
+    if args.angle_points < 2:
+        raise EvopotError(f"--angle-points {args.angle_points}: a three-body table needs at least 2 points per distance")
+    if args.potential is not None:
+        potential, source = Potential.load(args.potential), args.potential
+    else:
+        member, potential = member_potential(args.run, args.member)
+        source = f"member {member} of {args.run}"
+    result = export_lammps(potential, args.out, inner=args.inner, points=args.points, angle_points=args.angle_points)
+    print(f"exported {source} for LAMMPS ({', '.join(result.styles)}) to {result.folder}: {', '.join(result.files)}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print("\nin your LAMMPS input, after units metal and read_data:\n  include " + str(result.folder / "in.evopot"))
+    if args.check:
+        from evopot.export.check import FORCE_TOLERANCE, compare_with_lammps
+
+        report = compare_with_lammps(potential, result.folder, tolerance=max(FORCE_TOLERANCE, result.threebody_error or 0.0))
+        print(report.summary())
+        return 0 if report.ok else 1
     return 0
 
 

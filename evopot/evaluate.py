@@ -25,7 +25,8 @@ import numpy as np
 import sympy
 
 from evopot.cutoff import Cutoff
-from evopot.geometry import Geometry
+from evopot.data import Frames
+from evopot.geometry import Geometry, build_geometry
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
 
@@ -63,6 +64,44 @@ def pair_energy_and_slope(term: Term, distances: np.ndarray) -> tuple[np.ndarray
     return value, slope
 
 
+def applies_to_pair(term: Term, species_pair: tuple[str, str]) -> bool:
+    """Whether pair term ``term`` acts between atoms of ``species_pair`` (either order)."""
+    return term.species is None or sorted(term.species) == sorted(species_pair)
+
+
+def applies_to_angle(term: Term, pattern: tuple[str, str, str]) -> bool:
+    """Whether three-body ``term`` acts on angles with centre ``pattern[0]`` and
+    neighbours ``pattern[1:]`` (in either order)."""
+    s = term.species
+    return s is None or (s[0] == pattern[0] and sorted(s[1:]) == sorted(pattern[1:]))
+
+
+def pair_curve(potential: Potential, species_pair: tuple[str, str], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ V(r)·fc(r) over the pair terms of ``potential`` acting on ``species_pair``, and
+    its r-derivative: energies (eV) and dE/dr (eV/Å), each shaped like ``r`` (Å)."""
+    energy, slope = np.zeros_like(r), np.zeros_like(r)
+    for term in potential.terms:
+        if term.kind == "pair" and applies_to_pair(term, species_pair):
+            v, dv = pair_energy_and_slope(term, r)
+            fc, dfc = potential.cutoff_of(term).value_and_derivative(r)
+            energy, slope = energy + v * fc, slope + dv * fc + v * dfc
+    return energy, slope
+
+
+def density_curve(term: Term, cutoff: Cutoff, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An embedding term's density contribution f(r)·fc(r) per neighbour and its
+    r-derivative, each shaped like ``r`` (Å)."""
+    f, (df,) = _call(term, term.density, DENSITY_VARIABLES, r)
+    fc, dfc = cutoff.value_and_derivative(r)
+    return f * fc, df * fc + f * dfc
+
+
+def embedding_curve(term: Term, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F(ρ) (eV) and dF/dρ of an embedding term, each shaped like ``rho``."""
+    value, (slope,) = _call(term, term.expression, TERM_VARIABLES["embedding"], rho)
+    return value, slope
+
+
 def _pair_selection(geometry: Geometry, term: Term):
     """The pairs a pair term acts on: a slice for all pairs (no copy), else indices."""
     mask = geometry.pair_mask(term.species) if term.kind == "pair" else None
@@ -94,19 +133,10 @@ def threebody_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> t
         keep = slice(None)
     center, b1, b2 = t.center[keep], t.bond_ij[keep], t.bond_ik[keep]
     r1, r2, c = t.r_ij[keep], t.r_ik[keep], t.cos_theta[keep]
-    names = TERM_VARIABLES["threebody"]
-    v, (v1, v2, vc) = _call(term, term.expression, names, r1, r2, c)
-    if not _symmetric(term.expression):
-        w, (w1, w2, wc) = _call(term, term.expression, names, r2, r1, c)
-        v, v1, v2, vc = (v + w) / 2, (v1 + w2) / 2, (v2 + w1) / 2, (vc + wc) / 2
     fc, dfc = geometry.cutoff_values(cutoff)
     f1, df1 = fc[bonds.pair[b1]], dfc[bonds.pair[b1]]
     f2, df2 = fc[bonds.pair[b2]], dfc[bonds.pair[b2]]
-    with np.errstate(all="ignore"):
-        energy = v * f1 * f2
-        d_r1 = (v1 * f1 + v * df1) * f2
-        d_r2 = (v2 * f2 + v * df2) * f1
-        d_c = vc * f1 * f2
+    energy, d_r1, d_r2, d_c = angle_energy_and_slopes(term, r1, r2, c, (f1, df1, f2, df2))
     unit = geometry.pair_unit_vectors
     u1 = unit[bonds.pair[b1]] * bonds.sign[b1, None]
     u2 = unit[bonds.pair[b2]] * bonds.sign[b2, None]
@@ -119,6 +149,21 @@ def threebody_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> t
         forces[:, d] -= np.bincount(bonds.neighbor[b1], g1[:, d], geometry.n_atoms)
         forces[:, d] -= np.bincount(bonds.neighbor[b2], g2[:, d], geometry.n_atoms)
     return np.bincount(center, energy, geometry.n_atoms), forces
+
+
+def angle_energy_and_slopes(term: Term, r1: np.ndarray, r2: np.ndarray, c: np.ndarray, cutoff_values) -> tuple[np.ndarray, ...]:
+    """W = V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) of a three-body term per angle (eV),
+    with ∂W/∂r_ij, ∂W/∂r_ik (eV/Å) and ∂W/∂cos θ (eV); all shaped ``(n_angles,)``.
+    ``cutoff_values`` is (fc(r_ij), fc'(r_ij), fc(r_ik), fc'(r_ik)). V3 is symmetrised
+    in r_ij ↔ r_ik when it is not symmetric."""
+    names = TERM_VARIABLES["threebody"]
+    v, (v1, v2, vc) = _call(term, term.expression, names, r1, r2, c)
+    if not _symmetric(term.expression):
+        w, (w1, w2, wc) = _call(term, term.expression, names, r2, r1, c)
+        v, v1, v2, vc = (v + w) / 2, (v1 + w2) / 2, (v2 + w1) / 2, (vc + wc) / 2
+    f1, df1, f2, df2 = cutoff_values
+    with np.errstate(all="ignore"):
+        return v * f1 * f2, (v1 * f1 + v * df1) * f2, (v2 * f2 + v * df2) * f1, vc * f1 * f2
 
 
 @lru_cache(maxsize=1024)
@@ -166,6 +211,13 @@ def term_prediction(term: Term, cutoff: Cutoff, geometry: Geometry) -> Predictio
     else:
         atom_energy, forces = threebody_contributions(cutoff, term, geometry)
     return Prediction(np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames), forces)
+
+
+def evaluate_atoms(potential: Potential, atoms) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces (eV/Å, ``(len(atoms), 3)``) of one ASE ``Atoms``."""
+    frames = Frames([atoms], np.zeros(1), [np.zeros((len(atoms), 3))], ["unlabelled"])
+    prediction = evaluate(potential, build_geometry(frames, potential.cutoff.radius, potential.species))
+    return float(prediction.energies[0]), prediction.forces
 
 
 def evaluate(potential: Potential, geometry: Geometry) -> Prediction:

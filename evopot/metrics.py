@@ -26,3 +26,11 @@ def zero_force_errors(frames: Frames) -> dict[str, float]:
     """The baseline of predicting zero force everywhere (eV/Å)."""
     forces = np.concatenate(frames.forces)
     return {"force_mae": float(np.mean(np.abs(forces))), "force_rmse": float(np.sqrt(np.mean(forces**2)))}
+
+
+def simplest_within(items, error, complexity, tolerance: float = 0.05):
+    """The item of least ``complexity(item)`` whose ``error(item)`` is within
+    ``tolerance`` (relative) of the lowest: the knee a person would pick from a front."""
+    items = list(items)
+    best = min(error(item) for item in items)
+    return min((item for item in items if error(item) <= best * (1 + tolerance)), key=complexity)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evopot.errors import EvopotError
+from evopot.metrics import simplest_within
+from evopot.potential import Potential
 
 FRONT_COLUMNS = [
     "member", "complexity", "search_loss",
@@ -123,3 +125,17 @@ class RunDirectory:
                         raise EvopotError(f"{self.front}: corrupt front file (row {k + 1}, column {key}: {value!r} is not a number)") from None
             out.append(parsed)
         return out
+
+
+def member_potential(run_path: str | Path, member: int | None = None) -> tuple[int, Potential]:
+    """Front member ``member`` of a run, or when None the recommended one (the simplest
+    within 5 % of the lowest validation force MAE), with its Potential."""
+    run = RunDirectory(Path(run_path))
+    rows = run.read_front()
+    numbers = [int(row["member"]) for row in rows]
+    if member is None:
+        split = "validation" if rows[0].get("validation_force_mae") is not None else "train"
+        member = int(simplest_within(rows, lambda row: row[f"{split}_force_mae"], lambda row: row["complexity"])["member"])
+    elif member not in numbers:
+        raise EvopotError(f"{run.front}: no member {member}; the front has members {numbers[0]}–{numbers[-1]} (see evopot show {run.path})")
+    return member, Potential.load(run.member_path(member))

@@ -43,6 +43,16 @@ def random_dense_cells(n_frames: int, n_atoms: int, number_density: float, min_d
     return frames
 
 
+def probe_cell(species, shortest: float | None = None, n_atoms: int = 64, seed: int = 0) -> Atoms:
+    """A random periodic triclinic cell of ``species`` (chosen at random per atom), no two
+    atoms closer than ``shortest`` (Å; 2 Å if None), as dense as random placement readily
+    reaches (spheres of that diameter filling 30 % of space): for checking exports."""
+    shortest = float(shortest or 2.0)
+    atoms = random_dense_cells(1, n_atoms, 0.3 / (np.pi / 6 * shortest**3), shortest, seed)[0]
+    atoms.set_chemical_symbols(np.random.default_rng(seed).choice(list(species), len(atoms)))
+    return atoms
+
+
 def label(images: list[Atoms], calculator, config_type: str = "synthetic") -> Frames:
     """Energies and forces of ``images`` from ``calculator``, attached the way ASE
     stores DFT results, as :class:`~evopot.data.Frames`."""

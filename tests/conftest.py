@@ -24,11 +24,13 @@ def unlabelled(atoms_list) -> Frames:
     return Frames(list(atoms_list), np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["x"] * len(atoms_list))
 
 
-def periodic_cell(seed: int = 0, species=("Si",)) -> Atoms:
-    """Rattled, sheared 64-atom diamond cell (triclinic), species assigned at random."""
+def periodic_cell(seed: int = 0, species=("Si",), triclinic: bool = True) -> Atoms:
+    """Rattled 64-atom diamond cell, sheared (triclinic) unless ``triclinic`` is False,
+    species assigned at random."""
     atoms = bulk("Si", "diamond", 5.43, cubic=True).repeat(2)
     rng = np.random.default_rng(seed)
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.uniform(-0.05, 0.05, (3, 3))), scale_atoms=True)
+    strain = rng.uniform(-0.05, 0.05, (3, 3))
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain if triclinic else np.diag(np.diag(strain)))), scale_atoms=True)
     atoms.rattle(0.15, seed=seed)
     atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
     return atoms

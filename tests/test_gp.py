@@ -110,3 +110,15 @@ def test_archive_front_is_strictly_improving_with_complexity():
 def test_shipped_search_space_loads():
     space = load_search_space(resolve_search_space_path("pair"))
     assert "pow" in space.operators and space.terms[0].kind == "pair"
+
+
+def test_rc_terminal_is_the_cutoff_radius_as_a_fixed_number():
+    pset = build_primitive_set(["add", "sub", "div", "exp", "rc"], ("r",), -3.0, 3.0, radius=3.77118)
+    tree = tree_from_string("exp(div(1.5, sub(r, rc)))", pset)
+    expr, values = tree_to_sympy(tree, 0, pset.context)
+    assert list(values) == [sympy.Symbol("k0_2")]  # the one ephemeral constant; rc is not fitted
+    assert sympy.simplify(expr.subs(values) - sympy.exp(1.5 / (r - 3.77118))) == 0
+    candidate = decompose([[expr]], [PAIR], values)
+    assert candidate.initial == (1.5,)
+    with pytest.raises(EvopotError, match="needs the term's cutoff radius"):
+        build_primitive_set(["add", "rc"], ("r",), -3.0, 3.0)

@@ -21,14 +21,19 @@ from evopot.errors import EvopotError
 CONSTANT = "const"
 
 
-def build_primitive_set(operators: list[str], variables: tuple[str, ...], low: float, high: float, name: str = "V") -> gp.PrimitiveSet:
+def build_primitive_set(operators: list[str], variables: tuple[str, ...], low: float, high: float, name: str = "V", radius: float | None = None) -> gp.PrimitiveSet:
     """DEAP primitive set: the operators, the slot's variables and an ephemeral constant
-    drawn uniformly from [low, high]."""
+    drawn uniformly from [low, high]; the terminal ``rc`` stands for ``radius``."""
     pset = gp.PrimitiveSet(name, len(variables))
     pset.renameArguments(**{f"ARG{k}": v for k, v in enumerate(variables)})
     for op_name in operators:
         op = OPERATORS[op_name]
-        pset.addPrimitive(_placeholder(op.arity), op.arity, name=op_name)
+        if op.arity == 0:
+            if radius is None:
+                raise EvopotError(f"operator {op_name!r} needs the term's cutoff radius")
+            pset.addTerminal(float(radius), name=op_name)
+        else:
+            pset.addPrimitive(_placeholder(op.arity), op.arity, name=op_name)
     pset.addEphemeralConstant(CONSTANT, functools.partial(_random_constant, low, high))
     return pset
 
@@ -42,9 +47,11 @@ def _placeholder(arity):
     return (lambda a: a) if arity == 1 else (lambda a, b: a)
 
 
-def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0) -> tuple[sympy.Expr, dict[sympy.Symbol, float]]:
+def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, float] | None = None) -> tuple[sympy.Expr, dict[sympy.Symbol, float]]:
     """The tree as a sympy expression in its variables; each ephemeral constant becomes
-    a symbol ``k<tree_index>_<node>``, returned with its value."""
+    a symbol ``k<tree_index>_<node>``, returned with its value. Named terminals (``rc``)
+    become their fixed numbers from ``named`` (a primitive set's ``context``)."""
+    named = {k: v for k, v in (named or {}).items() if isinstance(v, float)}
     values: dict[sympy.Symbol, float] = {}
     stack: list[list] = []
     for index, node in enumerate(tree):
@@ -54,7 +61,7 @@ def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0) -> tuple[sympy.Ex
             if isinstance(node, gp.Primitive):
                 expr = OPERATORS[node.name].build(*args)
             elif isinstance(node.value, str):
-                expr = sympy.Symbol(node.value)
+                expr = sympy.Float(named[node.value]) if node.value in named else sympy.Symbol(node.value)
             else:
                 symbol = sympy.Symbol(f"k{tree_index}_{position}")
                 values[symbol] = float(node.value)

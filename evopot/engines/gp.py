@@ -98,7 +98,7 @@ class GPEngine:
     with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
     fitted one; they enter the archive (not the population)."""
 
-    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None):
+    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None, radius: float | None = None):
         self.space = space
         self.settings = settings
         self.score = score
@@ -106,7 +106,7 @@ class GPEngine:
         self.rng = random.Random(settings.seed)
         self.shapes = term_shapes(space)
         self.slots = [
-            _Slot(t, slot.name, build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}"))
+            _Slot(t, slot.name, build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}", shape.cutoff.radius if shape.cutoff else radius))
             for t, (spec, shape) in enumerate(zip(space.terms, self.shapes))
             for slot in shape.slots
         ]
@@ -172,7 +172,7 @@ class GPEngine:
         parts: list[list] = [[] for _ in self.shapes]
         values = {}
         for k, (slot, tree) in enumerate(zip(self.slots, individual)):
-            expr, tree_values = tree_to_sympy(tree, k)
+            expr, tree_values = tree_to_sympy(tree, k, slot.pset.context)
             parts[slot.term].append(expr)
             values.update(tree_values)
         return decompose(parts, self.shapes, values)

@@ -7,6 +7,11 @@ Protection is done at evaluation: a candidate that produces a non-finite number
 anywhere on the data (division by zero, overflow, log of a negative) is given the
 worst fitness instead of crashing the search. ``plog`` and ``psqrt`` are the
 protected variants, log|x| and √|x|, for search spaces that want them.
+
+``rc`` (arity 0) is a terminal, not an operator: the cutoff radius of the term, a
+fixed number (never fitted). It lets a tree say ``exp(c/(r − rc))``, the smooth
+vanishing that Stillinger–Weber builds into its functions, without having to fit a
+pole position from inside the data (a fit cannot move a pole across the data).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sympy
 class Operator:
     name: str
     arity: int
-    build: Callable[..., sympy.Expr]
+    build: Callable[..., sympy.Expr] | None
     doc: str
 
 
@@ -46,5 +51,6 @@ OPERATORS: dict[str, Operator] = {
         Operator("tanh", 1, sympy.tanh, "tanh a"),
         Operator("cos", 1, sympy.cos, "cos a"),
         Operator("sin", 1, sympy.sin, "sin a"),
+        Operator("rc", 0, None, "the term's cutoff radius (a fixed number)"),
     ]
 }
