@@ -267,3 +267,24 @@ def test_search_then_export_the_recommended_member_and_check_it(tmp_path, capsys
     assert "pair_style table spline 5000" in snippet and "variable evopot_energy equal pe+(" in snippet
     assert main(["export", str(tmp_path / "run"), "--member", "999", "--out", str(tmp_path / "x")]) == 2
     assert "no member 999" in capsys.readouterr().err
+
+
+def test_two_species_threebody_table_with_species_specific_terms(tmp_path):
+    """Angle terms per species pattern: symmetric (Si–Ge–Ge) and asymmetric (Si–Si–Ge)
+    entries of the .3b file, both checked against LAMMPS through the exact lookup."""
+    potential = Potential(
+        (term("pair", "A*exp(-r)", {"A": 3.0}),
+         term("threebody", "B*exp(-rij - rik)*(costheta - c)**2", {"B": 5.0, "c": -0.3}, species=("Si", "Si", "Ge")),
+         term("threebody", "B*exp(-0.5*rij - 0.5*rik)*costheta**2", {"B": 1.0}, species=("Ge", "Si", "Si")),
+         term("threebody", "B*(costheta + 0.5)**2/(rij*rik)", {"B": 2.0})),
+        Cutoff(3.8, 3.0), ("Ge", "Si"), {}, {"shortest_distance": 2.0},
+    )
+    export = export_lammps(potential, tmp_path, angle_points=12)
+    assert len([line for line in (tmp_path / "evopot.3b").read_text().splitlines() if not line.startswith("#")]) == 8
+    atoms = probe_cell(potential.species, 2.0, seed=3)
+    angles = Potential(potential.terms[1:], potential.cutoff, potential.species)
+    table, exact = table_forces(angles, AngleGrid(1.6, 3.8, 12), atoms)
+    assert np.abs(exact - evaluate_atoms(angles, atoms)[1]).max() < 1e-10
+    pair_forces = evaluate_atoms(Potential(potential.terms[:1], potential.cutoff, potential.species), atoms)[1]
+    assert np.abs(run_lammps(atoms, tmp_path, potential.species).forces - (table + pair_forces)).max() < 1e-6
+    assert export.threebody_error > 0
