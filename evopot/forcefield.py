@@ -1,0 +1,54 @@
+"""A compiled potential with its neighbour list: energy, forces and virial of a
+structure as torch tensors on one device. The ASE calculator and the MD engine both
+call this; it holds no state but the Verlet list."""
+
+from __future__ import annotations
+
+import torch
+
+from evopot.errors import EvopotError
+from evopot.kernels import compile_kernel
+from evopot.neighbors import VerletList
+from evopot.potential import Potential
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when present, else the CPU; a CUDA device that is
+    not there is a clear error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvopotError(f"device {device} requested but torch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+class ForceField:
+    """``potential`` compiled for ``device`` and ``dtype`` (float64 or float32)."""
+
+    def __init__(self, potential: Potential, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False):
+        if dtype not in (torch.float64, torch.float32):
+            raise EvopotError(f"dtype {dtype} not supported; use float64 or float32")
+        self.potential, self.device, self.dtype = potential, resolve_device(device), dtype
+        self.kernel = compile_kernel(potential, optimize)
+        self.neighbors = VerletList(self.kernel.pair_radius, skin)
+
+    def species_indices(self, symbols: list[str]) -> torch.Tensor:
+        unknown = sorted(set(symbols) - set(self.potential.species))
+        if unknown:
+            raise EvopotError(f"the structure has species {unknown} that the potential ({', '.join(self.potential.species)}) does not describe")
+        order = {s: k for k, s in enumerate(self.potential.species)}
+        return torch.tensor([order[s] for s in symbols], dtype=torch.long, device=self.device)
+
+    def tensors(self, atoms) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """positions, cell, pbc and species indices of an ASE ``Atoms`` on the device."""
+        return (torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device),
+                torch.as_tensor(atoms.cell.array, dtype=self.dtype, device=self.device),
+                torch.as_tensor(atoms.pbc, device=self.device), self.species_indices(atoms.get_chemical_symbols()))
+
+    def __call__(self, positions, cell, pbc, species):
+        """(energy eV incl. reference energies, forces (n, 3) eV/Å, virial (3, 3) eV)."""
+        d, center, neighbor = self.neighbors.bonds(positions, cell, pbc)
+        energy, forces, virial = self.kernel.compute(d, center, neighbor, species, len(positions))
+        reference = torch.tensor([self.potential.reference_energies.get(s, 0.0) for s in self.potential.species], dtype=self.dtype, device=self.device)
+        return energy + reference[species].sum(), forces, virial

@@ -1,0 +1,206 @@
+"""Compile a Potential into one generated torch function for energies, forces and stress.
+
+The generated source is plain Python you can print (:attr:`Kernel.source`): one
+function per term slot with its value and exact symbolic derivatives (sympy ``cse``
+shares their common subexpressions, constants are inlined), the cutoff functions, and
+one ``compute`` that makes a single pass over the bonds of a full neighbour list and
+the angles built from them. No autograd at run time; the device and dtype are those
+of the tensors passed in (float64 or float32, CPU or CUDA). ``torch.compile`` of
+``compute`` is optional (:func:`compile_kernel` with ``optimize=True``); the first
+call then costs tens of seconds, later calls reuse torch's compile cache.
+
+``compute(d, center, neighbor, species, n_atoms)`` takes the bond vectors ``d``
+(n_bonds, 3) Å from atom ``center`` to atom ``neighbor`` (every pair in both
+directions) and per-atom species indices; it returns the energy (eV), the forces
+(n_atoms, 3) eV/Å, and the virial W = Σ d ⊗ ∂E/∂d (3, 3) eV: the strain derivative
+∂E/∂ε, so that W / volume is ASE's stress.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import sympy
+from sympy.printing.pytorch import torch_code
+
+from evopot.cutoff import PROFILES, Cutoff
+from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
+
+_S = sympy.Symbol("s")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A compiled potential: ``compute`` and the ``source`` it was made from."""
+
+    potential: Potential
+    source: str
+    compute: Callable
+    pair_radius: float  # Å, the largest cutoff of any term: the neighbour list's radius
+
+
+def _function(name: str, variables: tuple[str, ...], expression: sympy.Expr, constants: dict[str, float], derivatives: bool = True) -> str:
+    """Source of ``name(*variables) -> (value, d/dvariable…)`` with constants inlined."""
+    symbols = [sympy.Symbol(v) for v in variables]
+    expr = expression.xreplace({sympy.Symbol(k): sympy.Float(v, 17) for k, v in constants.items()})
+    outputs = [expr] + ([sympy.diff(expr, s) for s in symbols] if derivatives else [])
+    shared, reduced = sympy.cse(outputs, symbols=sympy.numbered_symbols("t"))
+    lines = [f"def {name}({', '.join(variables)}):", f"    zero = {variables[0]} * 0"]
+    lines += [f"    {s} = {torch_code(e)}" for s, e in shared]
+    lines.append("    return (" + ", ".join(f"zero + {torch_code(e)}" for e in reduced) + ",)")
+    return "\n".join(lines)
+
+
+def _cutoff_function(name: str, cutoff: Cutoff) -> str:
+    """Source of ``name(r) -> (fc, dfc/dr)``: the smooth cutoff of :mod:`evopot.cutoff`."""
+    profile, squared = PROFILES[cutoff.kind]
+    r = sympy.Symbol("r")
+    if squared:
+        switch, width = r**2 - cutoff.onset**2, cutoff.radius**2 - cutoff.onset**2
+    else:
+        switch, width = r - cutoff.onset, cutoff.radius - cutoff.onset
+    value = torch_code(profile)
+    slope = torch_code(sympy.diff(profile, _S) * sympy.diff(switch, r) / width)
+    return textwrap.dedent(f"""\
+        def {name}(r):
+            zero = r * 0
+            s = (({torch_code(switch)}) / {width!r}).clamp(0.0, 1.0)
+            inside = (s > 0) & (s < 1)
+            return zero + {value}, torch.where(inside, zero + {slope}, zero)""")
+
+
+def _species_mask(variable_names: list[str], species: tuple[str, ...] | None, order: tuple[str, ...], kind: str) -> str | None:
+    """A torch expression selecting the bonds/angles/atoms a species-specific term acts on."""
+    if species is None:
+        return None
+    index = [order.index(s) if s in order else -1 for s in species]
+    if kind == "pair":
+        a, b = index
+        si, sj = variable_names
+        return f"(({si} == {a}) & ({sj} == {b})) | (({si} == {b}) & ({sj} == {a}))"
+    if kind == "threebody":
+        c, a, b = index
+        si, sj, sk = variable_names
+        return f"({si} == {c}) & ((({sj} == {a}) & ({sk} == {b})) | (({sj} == {b}) & ({sk} == {a})))"
+    return " | ".join(f"({variable_names[0]} == {k})" for k in index)
+
+
+def generate_source(potential: Potential) -> str:
+    """The Python source of the kernel for ``potential``."""
+    from evopot.evaluate import _symmetric
+
+    helpers, body = [], []
+    cutoffs: dict[Cutoff, str] = {}
+
+    def cutoff_name(term: Term) -> str:
+        c = potential.cutoff_of(term)
+        if c not in cutoffs:
+            cutoffs[c] = f"cutoff_{len(cutoffs)}"
+            helpers.append(_cutoff_function(cutoffs[c], c))
+        return cutoffs[c]
+
+    for k, term in enumerate(potential.terms):
+        fc = cutoff_name(term)
+        radius = potential.cutoff_of(term).radius
+        if term.kind == "pair":
+            helpers.append(_function(f"pair_{k}", TERM_VARIABLES["pair"], term.expression, term.constants))
+            mask = _species_mask(["species[center]", "species[neighbor]"], term.species, potential.species, "pair")
+            select = f"(r < {radius!r})" + (f" & ({mask})" if mask else "")
+            body.append(textwrap.dedent(f"""\
+                # pair term {k}: V(r)·fc(r), half of each bond's value (every pair appears twice)
+                b = torch.nonzero({select}).squeeze(1)
+                v, dv = pair_{k}(r[b])
+                c, dc = {fc}(r[b])
+                energy = energy + 0.5 * (v * c).sum()
+                slope = slope.index_add(0, b, 0.5 * (dv * c + v * dc))"""))
+        elif term.kind == "embedding":
+            helpers.append(_function(f"density_{k}", DENSITY_VARIABLES, term.density, term.constants))
+            helpers.append(_function(f"embedding_{k}", TERM_VARIABLES["embedding"], term.expression, term.constants))
+            mask = _species_mask(["species"], term.species, potential.species, "embedding")
+            active = f"({mask}).to(r.dtype)" if mask else "1.0"
+            body.append(textwrap.dedent(f"""\
+                # embedding term {k}: F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij)
+                b = torch.nonzero(r < {radius!r}).squeeze(1)
+                f, df = density_{k}(r[b])
+                c, dc = {fc}(r[b])
+                rho = torch.zeros(n_atoms, dtype=r.dtype, device=r.device).index_add(0, center[b], f * c)
+                F, dF = embedding_{k}(rho)
+                active = {active}
+                energy = energy + (F * active).sum()
+                dF = dF * active
+                slope = slope.index_add(0, b, 0.5 * (dF[center[b]] + dF[neighbor[b]]) * (df * c + f * dc))"""))
+        else:
+            helpers.append(_function(f"angle_{k}", TERM_VARIABLES["threebody"], term.expression, term.constants))
+            mask = _species_mask(["species[center[t1]]", "species[neighbor[t1]]", "species[neighbor[t2]]"], term.species, potential.species, "threebody")
+            symmetrise = "" if _symmetric(term.expression) else textwrap.dedent(f"""\
+                w, w2, w1, wc = angle_{k}(r2, r1, cos)
+                v, v1, v2, vc = 0.5 * (v + w), 0.5 * (v1 + w1), 0.5 * (v2 + w2), 0.5 * (vc + wc)
+                """)
+            body.append(textwrap.dedent(f"""\
+                # three-body term {k}: V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle j–i–k
+                t1, t2 = angles({radius!r})
+                """) + (f"keep = torch.nonzero({mask}).squeeze(1)\nt1, t2 = t1[keep], t2[keep]\n" if mask else "") + textwrap.dedent(f"""\
+                r1, r2 = r[t1], r[t2]
+                u1, u2 = d[t1] / r1[:, None], d[t2] / r2[:, None]
+                cos = (u1 * u2).sum(1)
+                v, v1, v2, vc = angle_{k}(r1, r2, cos)
+                """) + symmetrise + textwrap.dedent(f"""\
+                c1, dc1 = {fc}(r1)
+                c2, dc2 = {fc}(r2)
+                energy = energy + (v * c1 * c2).sum()
+                e1, e2, ec = (v1 * c1 + v * dc1) * c2, (v2 * c2 + v * dc2) * c1, vc * c1 * c2
+                g1 = e1[:, None] * u1 + (ec / r1)[:, None] * (u2 - cos[:, None] * u1)
+                g2 = e2[:, None] * u2 + (ec / r2)[:, None] * (u1 - cos[:, None] * u2)
+                gradient = gradient.index_add(0, t1, g1).index_add(0, t2, g2)"""))
+
+    header = f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n'
+    compute = textwrap.dedent('''\
+        def compute(d, center, neighbor, species, n_atoms):
+            """Energy (eV), forces (n_atoms, 3) eV/Å and virial Σ d⊗∂E/∂d (3, 3) eV from bond
+            vectors d (n_bonds, 3) of a full neighbour list sorted by center."""
+            r = torch.linalg.norm(d, dim=1)
+            energy = r.new_zeros(())
+            slope = torch.zeros_like(r)          # ∂E/∂r per bond, from radial terms
+            gradient = torch.zeros_like(d)       # ∂E/∂d per bond, from angular terms
+
+            def angles(radius):
+                """All pairs of bonds (t1, t2), t1 < t2, from one centre, both shorter than radius."""
+                near = torch.nonzero(r < radius).squeeze(1)
+                count = torch.bincount(center[near], minlength=n_atoms)
+                start = torch.cumsum(count, 0) - count
+                position = torch.arange(len(near), device=d.device) - start[center[near]]
+                partners = count[center[near]] - position - 1
+                first = torch.repeat_interleave(torch.arange(len(near), device=d.device), partners)
+                offset = torch.arange(len(first), device=d.device) - (torch.cumsum(partners, 0) - partners)[first]
+                return near[first], near[first + 1 + offset]
+
+        ''')
+    compute += textwrap.indent("\n\n".join(body), "    ") + "\n\n"
+    compute += textwrap.indent(textwrap.dedent('''\
+        gradient = gradient + (slope / r.clamp_min(1e-300))[:, None] * d
+        # E depends on positions through d = x[neighbor] − x[center] (+ shift)
+        forces = torch.zeros(n_atoms, 3, dtype=d.dtype, device=d.device).index_add(0, center, gradient).index_add(0, neighbor, -gradient)
+        virial = d.T @ gradient
+        return energy, forces, virial'''), "    ")
+    return header + "\n\n" + "\n\n\n".join(helpers) + "\n\n\n" + compute + "\n"
+
+
+@lru_cache(maxsize=32)
+def _compiled(source: str, optimize: bool) -> Callable:
+    import torch
+
+    namespace: dict = {}
+    exec(compile(source, "<evopot kernel>", "exec"), namespace)  # our own generated code, from safely parsed formulas
+    compute = namespace["compute"]
+    return torch.compile(compute, dynamic=True) if optimize else compute
+
+
+def compile_kernel(potential: Potential, optimize: bool = False) -> Kernel:
+    """Generate and compile the kernel of ``potential``; ``optimize`` wraps it in
+    ``torch.compile`` (slow first call)."""
+    source = generate_source(potential)
+    radius = max([potential.cutoff.radius] + [potential.cutoff_of(t).radius for t in potential.terms])
+    return Kernel(potential, source, _compiled(source, optimize), radius)

@@ -1,0 +1,133 @@
+"""Molecular dynamics with a compiled evopot potential, on the CPU or a GPU.
+
+Velocity Verlet (NVE) and Langevin (NVT, the BAOAB splitting of Leimkuhler and
+Matthews) in ASE's units (Å, eV, amu; time in ASE's unit, ``ase.units.fs`` per fs), so
+positions and velocities mean what they mean on an ASE ``Atoms``. Initial velocities
+come from the ``Atoms`` (set them with ASE's ``MaxwellBoltzmannDistribution``).
+Thermo lines (step, time, T, E_kin, E_pot, E_total) every ``thermo_every`` steps;
+frames through ``ase.io`` (extxyz) every ``trajectory_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import torch
+from ase import units
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from evopot.errors import EvopotError
+from evopot.forcefield import ForceField
+
+
+@dataclass
+class Thermo:
+    step: int
+    time_ps: float
+    temperature: float  # K
+    kinetic: float  # eV
+    potential: float  # eV
+    total: float  # eV
+
+
+@dataclass
+class MDResult:
+    atoms: object  # the final ase.Atoms, with velocities
+    thermo: list[Thermo] = field(default_factory=list)
+    neighbor_builds: int = 0
+    wall_time: float = 0.0
+
+
+class MolecularDynamics:
+    """Integrate ``atoms`` with ``forcefield``; ``thermostat`` None (NVE) or "langevin"."""
+
+    def __init__(self, atoms, forcefield: ForceField, timestep_fs: float, thermostat: str | None = None, temperature: float = 300.0,
+                 friction_per_ps: float = 1.0, seed: int = 0):
+        if not timestep_fs > 0:
+            raise EvopotError(f"time step must be > 0 fs, got {timestep_fs}")
+        if thermostat not in (None, "langevin"):
+            raise EvopotError(f"thermostat {thermostat!r} unknown; use none (NVE) or langevin")
+        self.atoms, self.forcefield = atoms.copy(), forcefield
+        ff = forcefield
+        self.positions, self.cell, self.pbc, self.species = ff.tensors(atoms)
+        self.velocities = torch.as_tensor(atoms.get_velocities(), dtype=ff.dtype, device=ff.device)
+        self.masses = torch.as_tensor(atoms.get_masses(), dtype=ff.dtype, device=ff.device)[:, None]
+        self.dt = timestep_fs * units.fs
+        self.thermostat, self.temperature = thermostat, temperature
+        self.friction = friction_per_ps / (1000 * units.fs)
+        self.generator = torch.Generator(device=ff.device).manual_seed(seed)
+        self.energy, self.forces, _ = ff(self.positions, self.cell, self.pbc, self.species)
+        self.step_count = 0
+
+    def kinetic_energy(self) -> float:
+        return float(0.5 * (self.masses * self.velocities**2).sum())
+
+    def thermo(self) -> Thermo:
+        kinetic = self.kinetic_energy()
+        dof = 3 * len(self.positions) - 3  # momentum is conserved: Stationary initial velocities
+        return Thermo(self.step_count, self.step_count * self.dt / (1000 * units.fs), 2 * kinetic / (dof * units.kB), kinetic, float(self.energy), kinetic + float(self.energy))
+
+    def step(self) -> None:
+        dt, m = self.dt, self.masses
+        self.velocities = self.velocities + 0.5 * dt * self.forces / m
+        if self.thermostat == "langevin":
+            self.positions = self.positions + 0.5 * dt * self.velocities
+            c1 = math.exp(-self.friction * dt)
+            noise = torch.randn(self.velocities.shape, generator=self.generator, dtype=self.velocities.dtype, device=self.velocities.device)
+            self.velocities = c1 * self.velocities + torch.sqrt((1 - c1**2) * units.kB * self.temperature / m) * noise
+            self.positions = self.positions + 0.5 * dt * self.velocities
+        else:
+            self.positions = self.positions + dt * self.velocities
+        self.energy, self.forces, _ = self.forcefield(self.positions, self.cell, self.pbc, self.species)
+        self.velocities = self.velocities + 0.5 * dt * self.forces / m
+        self.step_count += 1
+
+    def snapshot(self):
+        """The current state as an ase.Atoms with velocities, energy and forces."""
+        atoms = self.atoms.copy()
+        atoms.positions = self.positions.detach().cpu().numpy().astype(np.float64)
+        atoms.set_velocities(self.velocities.detach().cpu().numpy().astype(np.float64))
+        atoms.calc = SinglePointCalculator(atoms, energy=float(self.energy), forces=self.forces.detach().cpu().numpy().astype(np.float64))
+        return atoms
+
+    def run(self, steps: int, thermo_every: int = 100, trajectory: str | Path | None = None, trajectory_every: int = 100, progress: bool = False, report=None) -> MDResult:
+        """Run ``steps`` steps; ``report(thermo)`` is called with each thermo line."""
+        import time
+
+        if trajectory is not None:
+            Path(trajectory).unlink(missing_ok=True)
+        result = MDResult(None)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, desc="evopot md", unit="step", dynamic_ncols=True)
+        start = time.perf_counter()
+        try:
+            for k in range(steps + 1):
+                if k > 0:
+                    self.step()
+                    if bar is not None:
+                        bar.update(1)
+                if k % thermo_every == 0 or k == steps:
+                    line = self.thermo()
+                    if not math.isfinite(line.total):
+                        raise EvopotError(f"MD blew up at step {self.step_count} (energy {line.total}); use a smaller time step or check the structure")
+                    result.thermo.append(line)
+                    if report is not None:
+                        report(line)
+                    if bar is not None:
+                        bar.set_postfix(T=f"{line.temperature:.0f} K", E=f"{line.total / len(self.positions):.5f} eV/atom")
+                if trajectory is not None and (k % trajectory_every == 0 or k == steps):
+                    ase.io.write(trajectory, self.snapshot(), format="extxyz", append=True)
+        finally:
+            if bar is not None:
+                bar.close()
+        result.wall_time = time.perf_counter() - start
+        result.atoms = self.snapshot()
+        result.neighbor_builds = self.forcefield.neighbors.builds
+        return result
