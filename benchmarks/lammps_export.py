@@ -22,8 +22,7 @@ import numpy as np
 from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import pair_potential, periodic_cell  # noqa: E402
-from test_export_lammps import GENERAL_THREEBODY, copper_cell  # noqa: E402
+from conftest import GENERAL_THREEBODY, copper_cell, pair_potential, periodic_cell  # noqa: E402
 
 from evopot.evaluate import evaluate_atoms  # noqa: E402
 from evopot.export.lammps import export_lammps  # noqa: E402

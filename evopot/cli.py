@@ -1,4 +1,4 @@
-"""The ``evopot`` command line: ``search``, ``show`` and ``export``.
+"""The ``evopot`` command line: ``search``, ``show``, ``export`` and ``md``.
 
 User mistakes (:class:`EvopotError`) print one line and exit with status 2; an
 interrupted search says how to resume and exits with 130.
@@ -41,6 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--angle-points", type=int, default=40, help="N of a threebody/table: N distances per bond and 2N angles (default 40; error falls as 1/N, size grows as N³)")
     export.add_argument("--check", action="store_true", help="run LAMMPS on a rattled crystal and compare with evopot's own energies and forces")
 
+    md = commands.add_parser("md", help="molecular dynamics with a potential (CPU, or a GPU with --device cuda)")
+    md.add_argument("potential", help="a potential JSON file, or a run directory (its recommended member unless --member)")
+    md.add_argument("structure", help="starting structure, any file ase.io reads (its last frame)")
+    md.add_argument("--member", type=int, help="front member of a run directory")
+    md.add_argument("--steps", type=int, default=1000, help="number of steps (default 1000)")
+    md.add_argument("--dt", type=float, default=1.0, help="time step in fs (default 1)")
+    md.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature in K (default 300)")
+    md.add_argument("--thermostat", choices=["none", "langevin"], default="none", help="none: NVE velocity Verlet; langevin: NVT (default none)")
+    md.add_argument("--friction", type=float, default=1.0, help="Langevin friction in 1/ps (default 1)")
+    md.add_argument("--repeat", type=int, nargs=3, metavar=("NX", "NY", "NZ"), help="build a supercell of the structure first")
+    md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
+    md.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda when present)")
+    md.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    md.add_argument("--compile", action="store_true", help="torch.compile the kernel (first step takes tens of seconds)")
+    md.add_argument("--trajectory", help="write frames to this extxyz file")
+    md.add_argument("--every", type=int, default=100, help="steps between trajectory frames and thermo lines (default 100)")
+    md.add_argument("--quiet", action="store_true", help="no progress bar")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "search":
@@ -52,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "export":
             return _export(args)
+        if args.command == "md":
+            return _md(args)
     except EvopotError as exc:
         print(f"evopot: error: {exc}", file=sys.stderr)
         return 2
@@ -85,6 +105,71 @@ def _search(args) -> int:
     print(f"  {pick.formula}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
     return 0
+
+
+def _load_potential(path: str, member: int | None):
+    """A potential from a JSON file or a run directory's member; (potential, description)."""
+    from pathlib import Path
+
+    from evopot.potential import Potential
+    from evopot.rundir import member_potential
+
+    if Path(path).is_dir():
+        number, potential = member_potential(path, member)
+        return potential, f"member {number} of {path}"
+    if member is not None:
+        raise EvopotError("--member picks a member of a run directory; it does not go with a potential file")
+    return Potential.load(path), path
+
+
+def _md(args) -> int:
+    import ase.io
+    import numpy as np
+    import torch
+    from ase.md.velocitydistribution import Stationary
+
+    from evopot.forcefield import ForceField
+    from evopot.md import MolecularDynamics
+
+    for name in ("steps", "every"):
+        if getattr(args, name) < 1:
+            raise EvopotError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.temperature < 0:
+        raise EvopotError(f"--temperature must be ≥ 0 K, got {args.temperature}")
+    potential, source = _load_potential(args.potential, args.member)
+    try:
+        atoms = ase.io.read(args.structure)
+    except FileNotFoundError:
+        raise EvopotError(f"{args.structure}: structure file not found") from None
+    except Exception as exc:  # ase.io raises many kinds of errors for unreadable files
+        raise EvopotError(f"{args.structure}: ase.io cannot read it ({exc})") from None
+    if args.repeat:
+        atoms = atoms.repeat(args.repeat)
+    _thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
+    Stationary(atoms)
+    forcefield = ForceField(potential, args.device, getattr(torch, args.dtype), optimize=args.compile)
+    print(f"evopot md: {len(atoms)} atoms, {source}, {forcefield.device}, {args.dtype}, dt {args.dt} fs, {args.steps} steps, "
+          f"{'NVE' if args.thermostat == 'none' else f'Langevin {args.temperature} K'}")
+    print(f"{'step':>8} {'time/ps':>9} {'T/K':>9} {'E_kin/eV':>14} {'E_pot/eV':>16} {'E_total/eV':>16}")
+
+    def report(t):
+        line = f"{t.step:8d} {t.time_ps:9.4f} {t.temperature:9.2f} {t.kinetic:14.6f} {t.potential:16.6f} {t.total:16.6f}"
+        print(line if args.quiet else "\r" + line, flush=True)
+
+    dynamics = MolecularDynamics(atoms, forcefield, args.dt, None if args.thermostat == "none" else "langevin", args.temperature, args.friction, args.seed)
+    result = dynamics.run(args.steps, args.every, args.trajectory, args.every, progress=not args.quiet, report=report)
+    drift = (result.thermo[-1].total - result.thermo[0].total) / len(atoms) * 1000
+    print(f"{len(atoms) * args.steps / result.wall_time:.4g} atom-steps/s; E_total change {drift:+.4f} meV/atom; neighbour list built {result.neighbor_builds} times"
+          + (f"; trajectory {args.trajectory}" if args.trajectory else ""))
+    return 0
+
+
+def _thermalize(atoms, temperature: float, rng) -> None:
+    """Maxwell–Boltzmann velocities (thermalize_momenta in ASE ≥ 3.29, else the older name)."""
+    from ase.md import velocitydistribution
+
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature, rng=rng)
 
 
 def _export(args) -> int:

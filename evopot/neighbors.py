@@ -10,7 +10,7 @@ positions. Triclinic and partly periodic cells are handled by vesin.
 from __future__ import annotations
 
 import torch
-from vesin.torch import NeighborList as VesinList
+from vesin_torch import NeighborList as VesinList
 
 
 class VerletList:

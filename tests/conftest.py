@@ -76,3 +76,36 @@ def finite_difference_forces(energy, atoms: Atoms, h: float = 1e-5) -> np.ndarra
             minus.positions[i, d] -= h
             numeric[i, d] = -(energy(plus) - energy(minus)) / (2 * h)
     return numeric
+
+
+def copper_cell(seed=0, species=("Cu",), triclinic=True) -> Atoms:
+    """Rattled, strained 108-atom fcc copper cell, species assigned at random."""
+    atoms = bulk("Cu", "fcc", 3.61, cubic=True).repeat(3)
+    rng = np.random.default_rng(seed)
+    strain = rng.uniform(-0.04, 0.04, (3, 3))
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain if triclinic else np.diag(np.diag(strain)))), scale_atoms=True)
+    atoms.rattle(0.1, seed=seed)
+    atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
+    return atoms
+
+
+def _term(kind, formula, constants, species=None):
+    names = ["r", "rij", "rik", "costheta", *constants]
+    return Term(kind, parse_formula(formula, names), constants, species)
+
+
+#: Species-specific pair terms on two species, with reference energies.
+TWO_SPECIES_PAIRS = Potential(
+    (_term("pair", "A*exp(-2*(r - 2.3)) - C/r**6", {"A": 0.3, "C": 20.0}, species=("Si", "Si")),
+     _term("pair", "A*exp(-1.5*(r - 2.5))", {"A": 0.5}, species=("Si", "Ge")),
+     _term("pair", "A/r**4", {"A": 8.0}, species=("Ge", "Ge"))),
+    Cutoff(5.0, 4.0), ("Ge", "Si"), {"Si": -3.1, "Ge": -2.7},
+)
+
+
+#: A pair term and a general (not separable, not symmetric) three-body term.
+GENERAL_THREEBODY = Potential(
+    (_term("pair", "A*exp(-r)", {"A": 3.0}),
+     _term("threebody", "B*exp(-rij - rik)*(costheta - c)**2 + 0.1*rij*costheta", {"B": 5.0, "c": -0.3})),
+    Cutoff(3.8, 3.0), ("Si",), {}, {"shortest_distance": 2.0},
+)

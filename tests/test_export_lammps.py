@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from conftest import pair_potential, periodic_cell
+from conftest import GENERAL_THREEBODY, TWO_SPECIES_PAIRS, copper_cell, pair_potential, periodic_cell
 from evopot.cli import main
 from evopot.cutoff import Cutoff
 from evopot.errors import EvopotError
@@ -48,24 +48,6 @@ def lammps_agrees(potential, atoms, folder, force_tolerance=1e-4, energy_toleran
     assert force_difference <= force_tolerance, f"max force difference {force_difference:.3g} eV/Å"
     assert energy_difference <= energy_tolerance, f"energy difference {energy_difference:.3g} eV/atom"
     return force_difference
-
-
-def copper_cell(seed=0, species=("Cu",), triclinic=True):
-    atoms = bulk("Cu", "fcc", 3.61, cubic=True).repeat(3)
-    rng = np.random.default_rng(seed)
-    strain = rng.uniform(-0.04, 0.04, (3, 3))
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain if triclinic else np.diag(np.diag(strain)))), scale_atoms=True)
-    atoms.rattle(0.1, seed=seed)
-    atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
-    return atoms
-
-
-TWO_SPECIES_PAIRS = Potential(
-    (term("pair", "A*exp(-2*(r - 2.3)) - C/r**6", {"A": 0.3, "C": 20.0}, species=("Si", "Si")),
-     term("pair", "A*exp(-1.5*(r - 2.5))", {"A": 0.5}, species=("Si", "Ge")),
-     term("pair", "A/r**4", {"A": 8.0}, species=("Ge", "Ge"))),
-    Cutoff(5.0, 4.0), ("Ge", "Si"), {"Si": -3.1, "Ge": -2.7},
-)
 
 
 @pytest.mark.parametrize("triclinic", [False, True], ids=["orthogonal", "triclinic"])
@@ -153,13 +135,6 @@ def test_two_species_eam_with_species_specific_pairs(tmp_path):
     )
     export_lammps(potential, tmp_path, inner=1.8)
     lammps_agrees(potential, copper_cell(2, ("Cu", "Ni")), tmp_path)
-
-
-GENERAL_THREEBODY = Potential(
-    (term("pair", "A*exp(-r)", {"A": 3.0}),
-     term("threebody", "B*exp(-rij - rik)*(costheta - c)**2 + 0.1*rij*costheta", {"B": 5.0, "c": -0.3})),
-    Cutoff(3.8, 3.0), ("Si",), {}, {"shortest_distance": 2.0},
-)
 
 
 def test_threebody_table_lookup_is_what_lammps_computes(tmp_path):
