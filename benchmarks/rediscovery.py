@@ -16,7 +16,7 @@ from pathlib import Path
 
 from evopot.rediscovery import PROBLEMS, run
 
-GOALS = {"lennard-jones": 10, "morse": 8}
+GOALS = {"lennard-jones": 10, "morse": 8, "stillinger-weber": 8, "sutton-chen": 8}
 
 
 def main() -> None:

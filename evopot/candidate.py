@@ -270,8 +270,10 @@ def _real_value(expr: sympy.Expr, values: dict) -> float:
     fitness). Not sympy's evalf: exp(exp(exp(5))) would run for minutes at arbitrary
     precision."""
     try:
-        value = _float(expr.xreplace({k: sympy.Float(v) for k, v in values.items()}))
-    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        # evaluated node by node in floats: substituting sympy Floats first would let
+        # sympy evaluate 2.5**(3.1**9) eagerly at arbitrary precision
+        value = _float(expr, values)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError, KeyError):
         return float("nan")
     return value if isinstance(value, float) and math.isfinite(value) else float("nan")
 
@@ -279,10 +281,12 @@ def _real_value(expr: sympy.Expr, values: dict) -> float:
 _FLOAT_FUNCTIONS = {sympy.exp: math.exp, sympy.log: math.log, sympy.sin: math.sin, sympy.cos: math.cos, sympy.tanh: math.tanh, sympy.Abs: abs, sympy.erf: math.erf}
 
 
-def _float(expr: sympy.Expr) -> float:
+def _float(expr: sympy.Expr, values: dict) -> float:
+    if expr.is_Symbol:
+        return float(values[expr])
     if expr.is_Number or expr in (sympy.pi, sympy.E):
         return float(expr)
-    args = [_float(a) for a in expr.args]
+    args = [_float(a, values) for a in expr.args]
     if isinstance(expr, sympy.Add):
         return math.fsum(args)
     if isinstance(expr, sympy.Mul):

@@ -122,3 +122,4 @@ def test_rc_terminal_is_the_cutoff_radius_as_a_fixed_number():
     assert candidate.initial == (1.5,)
     with pytest.raises(EvopotError, match="needs the term's cutoff radius"):
         build_primitive_set(["add", "rc"], ("r",), -3.0, 3.0)
+

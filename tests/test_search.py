@@ -102,3 +102,10 @@ def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, caps
     members = sorted((tmp_path / "run_seed0" / "potentials").glob("member_*.json"))
     kinds = {t.kind for m in members for t in Potential.load(m).terms}
     assert "threebody" in kinds
+
+
+def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
+    """eam.yaml: pair (a/r)^n and F = −εc√ρ with ρ = Σ (a/r)^m come back from the
+    forces and energies of Sutton–Chen copper (embedding checked up to the scale of ρ)."""
+    outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=0)
+    assert outcome.success, outcome.found
