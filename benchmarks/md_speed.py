@@ -24,23 +24,19 @@ import numpy as np
 import torch
 from ase import units
 from ase.build import bulk
-from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
-from evopot.cli import _thermalize
 from evopot.export.lammps import export_lammps
 from evopot.export.lammps_run import run_lammps
 from evopot.forcefield import ForceField
 from evopot.known import stillinger_weber
-from evopot.md import MolecularDynamics
+from evopot.md import MolecularDynamics, thermalized
 
 
 def silicon(n_atoms: int):
     repeat = round((n_atoms / 8) ** (1 / 3))
     atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
-    _thermalize(atoms, 1000, np.random.default_rng(0))
-    Stationary(atoms)
-    return atoms
+    return thermalized(atoms, 1000, 0)
 
 
 def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False):

@@ -59,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     md.add_argument("--every", type=int, default=100, help="steps between trajectory frames and thermo lines (default 100)")
     md.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    check = commands.add_parser("validate", help="physical checks of a potential against DFT data: E–V, elastic constants, MD, RDF")
+    check.add_argument("potential", help="a potential JSON file, or a run directory (its recommended member unless --member)")
+    check.add_argument("--reference", required=True, help="DFT frames (extxyz or anything ase.io reads), e.g. the training data")
+    check.add_argument("--member", type=int, help="front member of a run directory")
+    check.add_argument("--output", default="validation", help="folder for figures and validation.txt (default ./validation)")
+    check.add_argument("--steps", type=int, default=2000, help="MD steps of each dynamic check (default 2000)")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--quiet", action="store_true", help="no progress bars")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "search":
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "md":
             return _md(args)
+        if args.command == "validate":
+            return _validate(args)
     except EvopotError as exc:
         print(f"evopot: error: {exc}", file=sys.stderr)
         return 2
@@ -122,14 +133,26 @@ def _load_potential(path: str, member: int | None):
     return Potential.load(path), path
 
 
+def _validate(args) -> int:
+    from evopot.validate import validate
+
+    if args.steps < 10:
+        raise EvopotError(f"--steps must be at least 10, got {args.steps}")
+    potential, source = _load_potential(args.potential, args.member)
+    print(f"evopot validate: {source} against {args.reference}")
+    result = validate(potential, args.reference, args.output, args.steps, args.seed, progress=not args.quiet)
+    print(result.table())
+    print(f"figures: {', '.join(str(f) for f in result.figures)}")
+    print("all checks passed" if result.passed else "some checks FAILED")
+    return 0 if result.passed else 1
+
+
 def _md(args) -> int:
     import ase.io
-    import numpy as np
     import torch
-    from ase.md.velocitydistribution import Stationary
 
     from evopot.forcefield import ForceField
-    from evopot.md import MolecularDynamics
+    from evopot.md import MolecularDynamics, thermalized
 
     for name in ("steps", "every"):
         if getattr(args, name) < 1:
@@ -145,8 +168,7 @@ def _md(args) -> int:
         raise EvopotError(f"{args.structure}: ase.io cannot read it ({exc})") from None
     if args.repeat:
         atoms = atoms.repeat(args.repeat)
-    _thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
-    Stationary(atoms)
+    atoms = thermalized(atoms, args.temperature, args.seed)
     forcefield = ForceField(potential, args.device, getattr(torch, args.dtype), optimize=args.compile)
     print(f"evopot md: {len(atoms)} atoms, {source}, {forcefield.device}, {args.dtype}, dt {args.dt} fs, {args.steps} steps, "
           f"{'NVE' if args.thermostat == 'none' else f'Langevin {args.temperature} K'}")
@@ -162,14 +184,6 @@ def _md(args) -> int:
     print(f"{len(atoms) * args.steps / result.wall_time:.4g} atom-steps/s; E_total change {drift:+.4f} meV/atom; neighbour list built {result.neighbor_builds} times"
           + (f"; trajectory {args.trajectory}" if args.trajectory else ""))
     return 0
-
-
-def _thermalize(atoms, temperature: float, rng) -> None:
-    """Maxwell–Boltzmann velocities (thermalize_momenta in ASE ≥ 3.29, else the older name)."""
-    from ase.md import velocitydistribution
-
-    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
-    thermalize(atoms, temperature_K=temperature, rng=rng)
 
 
 def _export(args) -> int:

@@ -131,3 +131,15 @@ class MolecularDynamics:
         result.atoms = self.snapshot()
         result.neighbor_builds = self.forcefield.neighbors.builds
         return result
+
+
+def thermalized(atoms, temperature: float, seed: int = 0):
+    """A copy of ``atoms`` with Maxwell–Boltzmann velocities at ``temperature`` (K) and
+    no centre-of-mass motion (ASE's thermalize_momenta, or its older name)."""
+    from ase.md import velocitydistribution
+
+    atoms = atoms.copy()
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    velocitydistribution.Stationary(atoms)
+    return atoms

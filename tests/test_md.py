@@ -14,12 +14,11 @@ import pytest
 import torch
 from ase import units
 from ase.build import bulk
-from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
 from conftest import PAIR_FORMULAS, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell, unlabelled
 from evopot.calculator import EvopotCalculator
-from evopot.cli import _thermalize, main
+from evopot.cli import main
 from evopot.errors import EvopotError
 from evopot.evaluate import evaluate
 from evopot.evaluate_torch import evaluate_torch
@@ -27,7 +26,7 @@ from evopot.forcefield import ForceField
 from evopot.geometry import build_geometry
 from evopot.kernels import compile_kernel
 from evopot.known import stillinger_weber, sutton_chen
-from evopot.md import MolecularDynamics
+from evopot.md import MolecularDynamics, thermalized
 from evopot.potential import Potential, Term
 from test_manybody import NAMES, POTENTIALS, embedding
 
@@ -126,9 +125,7 @@ def test_calculator_matches_the_evaluator_and_refuses_unknown_species():
 
 def thermalized_silicon(repeat, temperature, seed=1):
     atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
-    _thermalize(atoms, temperature, np.random.default_rng(seed))
-    Stationary(atoms)
-    return atoms
+    return thermalized(atoms, temperature, seed)
 
 
 def test_evopot_md_and_ase_velocity_verlet_follow_the_same_trajectory():
