@@ -6,7 +6,7 @@ STAMP := $(VENV)/.evopot-installed
 # The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ demo: install
 test: install
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: install
+# headless Chromium for the slow test that renders the HTML report (Debian package)
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
+test-all: install browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -29,6 +29,15 @@ def main(argv: list[str] | None = None) -> int:
 
     show = commands.add_parser("show", help="print the Pareto front of a run")
     show.add_argument("run", help="run directory written by evopot search")
+    shown = show.add_mutually_exclusive_group()
+    shown.add_argument("--latex", action="store_true", help="each member's formula as LaTeX")
+    shown.add_argument("--member", type=int, help="one member term by term, with its constants and where they came from")
+    shown.add_argument("--json", action="store_true", help="the front and its potentials as JSON, for scripts")
+
+    report = commands.add_parser("report", help="write an HTML report with figures of a run")
+    report.add_argument("run", help="run directory written by evopot search")
+    report.add_argument("--member", type=int, help="member to picture (default: the recommended one)")
+    report.add_argument("--output", help="folder for report.html and its PNGs (default RUN/report)")
 
     export = commands.add_parser("export", help="write a potential in another code's format (LAMMPS)")
     export.add_argument("run", nargs="?", help="run directory written by evopot search")
@@ -73,9 +82,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "search":
             return _search(args)
         if args.command == "show":
-            from evopot.show import front_table
+            from evopot import show as shows
 
-            print(front_table(args.run))
+            if args.latex:
+                print(shows.front_latex(args.run))
+            elif args.member is not None:
+                print(shows.member_text(args.run, args.member))
+            elif args.json:
+                print(shows.front_json(args.run))
+            else:
+                print(shows.front_table(args.run))
+            return 0
+        if args.command == "report":
+            from evopot.report import write_report
+
+            path = write_report(args.run, args.member, args.output)
+            print(f"report: {path}  (open it in a browser; it needs no network)")
             return 0
         if args.command == "export":
             return _export(args)
@@ -86,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvopotError as exc:
         print(f"evopot: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head and the like
+        sys.stderr.close()
+        return 0
     return 1
 
 

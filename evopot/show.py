@@ -1,11 +1,15 @@
-"""``evopot show RUN``: the Pareto front of a finished run as a table."""
+"""``evopot show RUN``: the Pareto front of a finished run as a table (or LaTeX, or
+JSON), or one member term by term."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from evopot.rundir import RunDirectory
+import sympy
+
+from evopot.potential import Potential
+from evopot.rundir import RunDirectory, member_potential
 
 
 def front_table(run_path: str | Path) -> str:
@@ -38,3 +42,55 @@ def _summary(run: RunDirectory) -> dict | None:
         return json.loads(run.summary.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def member_text(run_path: str | Path, member: int | None = None) -> str:
+    """One front member term by term: its variables, formula, constants and where each
+    constant came from."""
+    number, potential = member_potential(run_path, member)
+    labels = {"pair": "V(r)", "threebody": "V3(rij, rik, costheta)", "embedding": "F(rho)"}
+    out = [f"member {number} of {run_path}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, species {', '.join(potential.species)}"]
+    for k, term in enumerate(potential.terms):
+        species = "all species" if term.species is None else "-".join(term.species)
+        out.append(f"term {k}: {term.kind} ({species})")
+        out.append(f"  {labels[term.kind]} = {sympy.sstr(term.expression)}")
+        if term.density is not None:
+            out.append(f"  f(r) = {sympy.sstr(term.density)}")
+        for name, value in term.constants.items():
+            out.append(f"    {name} = {value:.10g}   ({_origin(name)})")
+    if potential.reference_energies:
+        out.append("reference energies (eV/atom): " + ", ".join(f"{s} {v:.6g}" for s, v in potential.reference_energies.items()))
+    return "\n".join(out)
+
+
+def _origin(name: str) -> str:
+    if name.startswith("a") and name[1:].isdigit():
+        return "linear coefficient, solved exactly by least squares"
+    if name.startswith("b") and name[1:].isdigit():
+        return "nonlinear constant: a random constant of the search tree, refined by least squares"
+    return "given in the potential file"
+
+
+def front_latex(run_path: str | Path) -> str:
+    """Each front member's terms as LaTeX (constants to 4 significant figures)."""
+    run = RunDirectory(Path(run_path))
+    out = []
+    for row in run.read_front():
+        potential = Potential.load(run.path / row["potential"])
+        parts = []
+        for term in potential.terms:
+            expr = term.numeric()
+            expr = expr.xreplace({f: sympy.Float(float(f"{float(f):.4g}"), 4) for f in expr.atoms(sympy.Float)})
+            parts.append(sympy.latex(expr))
+        out.append(f"% member {int(row['member'])}, {int(row['complexity'])} nodes\n" + " \\\\\n".join(parts))
+    return "\n".join(out)
+
+
+def front_json(run_path: str | Path) -> str:
+    """The front rows (numbers as in front.csv) with each member's potential, as JSON."""
+    run = RunDirectory(Path(run_path))
+    rows = run.read_front()
+    for row in rows:
+        row["member"], row["complexity"] = int(row["member"]), int(row["complexity"])
+        row["potential_json"] = Potential.load(run.path / row["potential"]).to_dict()
+    return json.dumps({"run": str(run.path), "front": rows}, indent=2)
