@@ -109,3 +109,35 @@ def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
     forces and energies of Sutton–Chen copper (embedding checked up to the scale of ρ)."""
     outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=0)
     assert outcome.success, outcome.found
+
+
+def test_species_specific_pair_terms_are_searched_on_two_species_data(tmp_path):
+    """A search space with one pair term per species pair, on Si–Ge data labelled by a
+    potential whose three pair terms differ: each found term keeps its species, and
+    the search beats predicting zero force by far."""
+    import ase.io
+    import yaml
+
+    from conftest import TWO_SPECIES_PAIRS
+    from evopot.calculator import EvopotCalculator
+    from evopot.synthetic import label, random_dense_cells
+
+    images = random_dense_cells(10, 24, 0.045, 2.1, seed=5)
+    rng = __import__("numpy").random.default_rng(5)
+    for atoms in images:
+        atoms.set_chemical_symbols(rng.choice(["Si", "Ge"], len(atoms)))
+    ase.io.write(tmp_path / "data.extxyz", label(images, EvopotCalculator(TWO_SPECIES_PAIRS)).atoms)
+    space = {"name": "pairs-by-species", "operators": ["add", "sub", "mul", "div", "pow", "exp", "nexp", "inv", "square"],
+             "terms": [{"kind": "pair", "species": pair} for pair in (["Si", "Si"], ["Si", "Ge"], ["Ge", "Ge"])],
+             "limits": {"max_height": 5, "max_nodes": 12, "init_max_height": 3}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    config = {"seed": 2, "output": "run", "data": {"train": "data.extxyz", "split": {"validation": 0.2}},
+              "cutoff": {"radius": 5.0, "onset": 4.0}, "search_space": "space.yaml",
+              "engine": {"population": 40, "generations": 6}, "fitness": {"max_evaluations": 30}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = evopot.search(tmp_path / "config.yaml", progress=False, config_path=tmp_path / "config.yaml")
+    best = result.best("validation")
+    assert sorted(tuple(sorted(t.species)) for t in best.potential.terms) == [("Ge", "Ge"), ("Ge", "Si"), ("Si", "Si")]
+    summary = json.loads((result.run_directory / "summary.json").read_text())
+    baseline = summary["baselines"]["validation"]["force_mae"]
+    assert best.errors["validation"]["force_mae"] < 0.2 * baseline
