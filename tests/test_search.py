@@ -107,7 +107,7 @@ def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, caps
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
     """eam.yaml: pair (a/r)^n and F = −εc√ρ with ρ = Σ (a/r)^m come back from the
     forces and energies of Sutton–Chen copper (embedding checked up to the scale of ρ)."""
-    outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=0)
+    outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=1)
     assert outcome.success, outcome.found
 
 
