@@ -201,7 +201,12 @@ def _md(args) -> int:
 
     def report(t):
         line = f"{t.step:8d} {t.time_ps:9.4f} {t.temperature:9.2f} {t.kinetic:14.6f} {t.potential:16.6f} {t.total:16.6f}"
-        print(line if args.quiet else "\r" + line, flush=True)
+        if args.quiet:
+            print(line, flush=True)
+        else:
+            from tqdm import tqdm
+
+            tqdm.write(line)  # above the progress bar
 
     dynamics = MolecularDynamics(atoms, forcefield, args.dt, None if args.thermostat == "none" else "langevin", args.temperature, args.friction, args.seed)
     result = dynamics.run(args.steps, args.every, args.trajectory, args.every, progress=not args.quiet, report=report)
