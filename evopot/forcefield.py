@@ -32,6 +32,7 @@ class ForceField:
         self.potential, self.device, self.dtype = potential, resolve_device(device), dtype
         self.kernel = compile_kernel(potential, optimize)
         self.neighbors = VerletList(self.kernel.pair_radius, skin)
+        self.reference = torch.tensor([potential.reference_energies.get(s, 0.0) for s in potential.species], dtype=dtype, device=self.device)
 
     def species_indices(self, symbols: list[str]) -> torch.Tensor:
         unknown = sorted(set(symbols) - set(self.potential.species))
@@ -50,5 +51,4 @@ class ForceField:
         """(energy eV incl. reference energies, forces (n, 3) eV/Å, virial (3, 3) eV)."""
         d, center, neighbor = self.neighbors.bonds(positions, cell, pbc)
         energy, forces, virial = self.kernel.compute(d, center, neighbor, species, len(positions))
-        reference = torch.tensor([self.potential.reference_energies.get(s, 0.0) for s in self.potential.species], dtype=self.dtype, device=self.device)
-        return energy + reference[species].sum(), forces, virial
+        return energy + self.reference[species].sum(), forces, virial

@@ -23,6 +23,7 @@ from ase import units
 from ase.build import bulk
 from ase.data import reference_states, atomic_numbers
 from ase.eos import EquationOfState
+from scipy.integrate import trapezoid
 
 from evopot.calculator import EvopotCalculator
 from evopot.data import Frames, read_frames
@@ -236,7 +237,7 @@ def validate(potential: Potential, reference: str | Path, output: str | Path, st
             dynamics.run(max(1, steps // 20))
             sampled.append(dynamics.snapshot())
         _, g_md = radial_distribution(sampled)
-        difference = float(np.trapezoid(np.abs(g_md - g_dft), r) / np.trapezoid(g_dft, r))
+        difference = float(trapezoid(np.abs(g_md - g_dft), r) / trapezoid(g_dft, r))
         result.checks.append(Check(f"RDF at {temperature:.0f} K", difference, 0.25, "∫|Δg|/∫g", difference < 0.25, f"MD vs {len(dft)} DFT AIMD frames"))
         figure, axis = plt.subplots(figsize=(5, 3.6))
         axis.plot(r, g_dft, label=f"DFT AIMD ({len(dft)} frames)")
