@@ -14,10 +14,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 from ase.build import bulk
 
-from evopot.data import Frames, read_frames
+from evopot.data import read_frames, unlabelled
 from evopot.evaluate import evaluate, term_prediction
 from evopot.geometry import build_geometry, build_triplets
 from evopot.known import stillinger_weber
@@ -54,7 +53,7 @@ def main() -> None:
         if len(atoms) > args.max_atoms:
             break
         atoms.rattle(0.05, seed=1)
-        labelled = Frames([atoms], np.zeros(1), [np.zeros((len(atoms), 3))], ["bench"])
+        labelled = unlabelled([atoms])
         build_time, g = timed(lambda: build_geometry(labelled, sw.cutoff.radius), repeat=2)
         triplet_time, _ = timed(lambda: build_triplets(g, sw.cutoff.radius), repeat=2)
         evaluate(sw, g)

@@ -23,6 +23,7 @@ from evopot.data import Dataset, load_dataset
 from evopot.errors import EvopotError
 from evopot.evaluate import evaluate
 from evopot.fitting import FitProblem
+from evopot.formula import round_floats
 from evopot.geometry import build_geometry
 from evopot.metrics import errors, simplest_within, zero_force_errors
 from evopot.potential import Potential
@@ -223,13 +224,10 @@ def simplified_formula(potential: Potential, digits: int = 4) -> str:
 
 
 def _simplified(expr: sympy.Expr, digits: int) -> str:
-    rounded = _round_floats(expr, digits)
+    rounded = round_floats(expr, digits)
     try:
-        simpler = _round_floats(sympy.simplify(rounded), digits)
+        simpler = round_floats(sympy.simplify(rounded), digits)
     except Exception:  # simplify can fail on odd expressions; the rounded one is still right
         simpler = rounded
     return sympy.sstr(min([rounded, simpler], key=complexity))
 
-
-def _round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    return expr.xreplace({f: sympy.Float(float(f"{float(f):.{digits}g}"), digits) for f in expr.atoms(sympy.Float)})

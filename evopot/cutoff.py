@@ -52,7 +52,7 @@ class Cutoff:
     def to_dict(self) -> dict:
         return {"radius": self.radius, "onset": self.onset, "kind": self.kind}
 
-    def _switch(self, r):
+    def switch_expr(self, r):
         """The switching coordinate s(r) (unclipped) as a sympy expression."""
         squared = PROFILES[self.kind][1]
         if squared:
@@ -61,13 +61,13 @@ class Cutoff:
 
     def sympy_expr(self, r: sympy.Symbol) -> sympy.Expr:
         """fc(r) as a sympy ``Piecewise`` (for printing and export)."""
-        profile = PROFILES[self.kind][0].subs(_S, self._switch(r))
+        profile = PROFILES[self.kind][0].subs(_S, self.switch_expr(r))
         return sympy.Piecewise((1, r < self.onset), (profile, r < self.radius), (0, True))
 
     @cached_property
     def _lambdas(self):
         r = sympy.Symbol("r")
-        s = self._switch(r)
+        s = self.switch_expr(r)
         profile = PROFILES[self.kind][0]
         dprofile_ds = sympy.diff(profile, _S)
         ds_dr = sympy.diff(s, r)

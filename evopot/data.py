@@ -73,6 +73,13 @@ class Frames:
         }
 
 
+def unlabelled(atoms_list) -> Frames:
+    """Frames of structures without DFT labels (zero energies and forces): for
+    evaluating a potential on them."""
+    atoms_list = list(atoms_list)
+    return Frames(atoms_list, np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["unlabelled"] * len(atoms_list))
+
+
 def read_frames(path: str | Path, index: str = ":") -> Frames:
     """Read every frame of ``path`` with ``ase.io`` and check its labels.
 

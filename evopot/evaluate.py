@@ -25,7 +25,7 @@ import numpy as np
 import sympy
 
 from evopot.cutoff import Cutoff
-from evopot.data import Frames
+from evopot.data import unlabelled
 from evopot.geometry import Geometry, build_geometry
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
@@ -215,8 +215,7 @@ def term_prediction(term: Term, cutoff: Cutoff, geometry: Geometry) -> Predictio
 
 def evaluate_atoms(potential: Potential, atoms) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (eV/Å, ``(len(atoms), 3)``) of one ASE ``Atoms``."""
-    frames = Frames([atoms], np.zeros(1), [np.zeros((len(atoms), 3))], ["unlabelled"])
-    prediction = evaluate(potential, build_geometry(frames, potential.cutoff.radius, potential.species))
+    prediction = evaluate(potential, build_geometry(unlabelled([atoms]), potential.cutoff.radius, potential.species))
     return float(prediction.energies[0]), prediction.forces
 
 

@@ -88,6 +88,11 @@ def _is_float(text: str) -> bool:
     return "_" not in text and "x" not in text.lower() and "j" not in text.lower()
 
 
+def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """``expr`` with every number rounded to ``digits`` significant figures."""
+    return expr.xreplace({f: sympy.Float(float(f"{float(f):.{digits}g}"), digits) for f in expr.atoms(sympy.Float)})
+
+
 def formula_string(expr: sympy.Expr) -> str:
     """The plain-text form of ``expr`` that :func:`parse_formula` reads back exactly
     (floats written with 17 significant digits)."""

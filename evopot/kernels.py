@@ -56,18 +56,15 @@ def _function(name: str, variables: tuple[str, ...], expression: sympy.Expr, con
 
 def _cutoff_function(name: str, cutoff: Cutoff) -> str:
     """Source of ``name(r) -> (fc, dfc/dr)``: the smooth cutoff of :mod:`evopot.cutoff`."""
-    profile, squared = PROFILES[cutoff.kind]
+    profile = PROFILES[cutoff.kind][0]
     r = sympy.Symbol("r")
-    if squared:
-        switch, width = r**2 - cutoff.onset**2, cutoff.radius**2 - cutoff.onset**2
-    else:
-        switch, width = r - cutoff.onset, cutoff.radius - cutoff.onset
+    switch = cutoff.switch_expr(r)
     value = torch_code(profile)
-    slope = torch_code(sympy.diff(profile, _S) * sympy.diff(switch, r) / width)
+    slope = torch_code(sympy.diff(profile, _S) * sympy.diff(switch, r))
     return textwrap.dedent(f"""\
         def {name}(r):
             zero = r * 0
-            s = (({torch_code(switch)}) / {width!r}).clamp(0.0, 1.0)
+            s = ({torch_code(switch)}).clamp(0.0, 1.0)
             inside = (s > 0) & (s < 1)
             return zero + {value}, torch.where(inside, zero + {slope}, zero)""")
 

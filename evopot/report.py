@@ -20,6 +20,7 @@ import sympy
 
 from evopot.errors import EvopotError
 from evopot.evaluate import density_curve, embedding_curve, evaluate, pair_curve
+from evopot.formula import round_floats
 from evopot.geometry import build_geometry
 from evopot.potential import Potential
 from evopot.rundir import RunDirectory, member_potential
@@ -43,7 +44,7 @@ def formula_image(potential: Potential, path: Path) -> bool:
     labels = {"pair": "V(r)", "threebody": r"V_3(r_{ij}, r_{ik}, \cos\theta)", "embedding": r"F(\rho)"}
     lines = []
     for term in potential.terms:
-        rounded = term.numeric().xreplace({f: sympy.Float(float(f"{float(f):.4g}"), 4) for f in term.numeric().atoms(sympy.Float)})
+        rounded = round_floats(term.numeric(), 4)
         lines.append(f"${labels[term.kind]} = {sympy.latex(rounded)}$")
         if term.density is not None:
             lines.append(f"$f(r) = {sympy.latex(term.numeric(term.density))}$")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sympy
 
+from evopot.formula import round_floats
 from evopot.potential import Potential
 from evopot.rundir import RunDirectory, member_potential
 
@@ -79,9 +80,7 @@ def front_latex(run_path: str | Path) -> str:
         potential = Potential.load(run.path / row["potential"])
         parts = []
         for term in potential.terms:
-            expr = term.numeric()
-            expr = expr.xreplace({f: sympy.Float(float(f"{float(f):.4g}"), 4) for f in expr.atoms(sympy.Float)})
-            parts.append(sympy.latex(expr))
+            parts.append(sympy.latex(round_floats(term.numeric(), 4)))
         out.append(f"% member {int(row['member'])}, {int(row['complexity'])} nodes\n" + " \\\\\n".join(parts))
     return "\n".join(out)
 

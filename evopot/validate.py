@@ -26,7 +26,7 @@ from ase.eos import EquationOfState
 from scipy.integrate import trapezoid
 
 from evopot.calculator import EvopotCalculator
-from evopot.data import Frames, read_frames
+from evopot.data import Frames, read_frames, unlabelled
 from evopot.errors import EvopotError
 from evopot.forcefield import ForceField
 from evopot.geometry import build_geometry
@@ -113,7 +113,7 @@ def cubic_elastic_constants(atoms, calculator, strain: float = 0.005, fmax: floa
 
 def radial_distribution(frames: list, r_max: float = 5.0, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """g(r) averaged over ``frames`` (ase.Atoms, periodic): bin centres (Å) and g."""
-    geometry = build_geometry(Frames(list(frames), np.zeros(len(frames)), [np.zeros((len(a), 3)) for a in frames], ["rdf"] * len(frames)), r_max)
+    geometry = build_geometry(unlabelled(frames), r_max)
     edges = np.linspace(0, r_max, bins + 1)
     counts = np.histogram(geometry.pair_distances, edges)[0] * 2.0  # half list: each pair once
     density = np.mean([len(a) / a.get_volume() for a in frames])

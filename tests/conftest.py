@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from evopot.cutoff import Cutoff
-from evopot.data import Frames
+from evopot.data import unlabelled  # noqa: F401  (tests import it from here)
 from evopot.formula import parse_formula
 from evopot.potential import Potential, Term
 
@@ -19,19 +19,21 @@ SI_TRAIN = ROOT / "examples" / "data" / "Si" / "training.extxyz"
 SI_TEST = ROOT / "examples" / "data" / "Si" / "test.extxyz"
 
 
-def unlabelled(atoms_list) -> Frames:
-    """Frames with zero labels, for evaluating a potential on structures."""
-    return Frames(list(atoms_list), np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["x"] * len(atoms_list))
 
 
 def periodic_cell(seed: int = 0, species=("Si",), triclinic: bool = True) -> Atoms:
     """Rattled 64-atom diamond cell, sheared (triclinic) unless ``triclinic`` is False,
     species assigned at random."""
-    atoms = bulk("Si", "diamond", 5.43, cubic=True).repeat(2)
+    return _disturbed(bulk("Si", "diamond", 5.43, cubic=True).repeat(2), seed, species, triclinic, 0.05, 0.15)
+
+
+def _disturbed(atoms: Atoms, seed: int, species, triclinic: bool, strain: float, rattle: float) -> Atoms:
+    """``atoms`` strained by up to ``strain`` (shear too when ``triclinic``), rattled by
+    ``rattle`` Å, species assigned at random, all from ``seed``."""
     rng = np.random.default_rng(seed)
-    strain = rng.uniform(-0.05, 0.05, (3, 3))
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain if triclinic else np.diag(np.diag(strain)))), scale_atoms=True)
-    atoms.rattle(0.15, seed=seed)
+    deformation = rng.uniform(-strain, strain, (3, 3))
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (deformation if triclinic else np.diag(np.diag(deformation)))), scale_atoms=True)
+    atoms.rattle(rattle, seed=seed)
     atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
     return atoms
 
@@ -80,13 +82,7 @@ def finite_difference_forces(energy, atoms: Atoms, h: float = 1e-5) -> np.ndarra
 
 def copper_cell(seed=0, species=("Cu",), triclinic=True) -> Atoms:
     """Rattled, strained 108-atom fcc copper cell, species assigned at random."""
-    atoms = bulk("Cu", "fcc", 3.61, cubic=True).repeat(3)
-    rng = np.random.default_rng(seed)
-    strain = rng.uniform(-0.04, 0.04, (3, 3))
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain if triclinic else np.diag(np.diag(strain)))), scale_atoms=True)
-    atoms.rattle(0.1, seed=seed)
-    atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
-    return atoms
+    return _disturbed(bulk("Cu", "fcc", 3.61, cubic=True).repeat(3), seed, species, triclinic, 0.04, 0.1)
 
 
 def _term(kind, formula, constants, species=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from evopot.evaluate import angle_energy_and_slopes, applies_to_angle, build_geometry
-from evopot.data import Frames
+from evopot.data import unlabelled
 from evopot.errors import EvopotError
 from evopot.potential import Potential
 
@@ -107,7 +107,7 @@ def write_threebody_table(potential: Potential, folder: Path, grid: AngleGrid, h
 def table_forces(potential: Potential, grid: AngleGrid, atoms) -> tuple[np.ndarray, np.ndarray]:
     """Three-body forces on ``atoms`` (eV/Å, ``(n_atoms, 3)``) as LAMMPS computes them from
     the table (nearest grid point), and exactly (evopot); for measuring the table error."""
-    geometry = build_geometry(Frames([atoms], np.zeros(1), [np.zeros((len(atoms), 3))], ["probe"]), threebody_radius(potential), potential.species)
+    geometry = build_geometry(unlabelled([atoms]), threebody_radius(potential), potential.species)
     t, bonds = geometry.triplets(threebody_radius(potential)), geometry.bonds
     d1 = geometry.pair_vectors[bonds.pair[t.bond_ij]] * bonds.sign[t.bond_ij, None]
     d2 = geometry.pair_vectors[bonds.pair[t.bond_ik]] * bonds.sign[t.bond_ik, None]
