@@ -13,18 +13,20 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from evopot.forcefield import ForceField
+from evopot.hybrid import Hybrid, load_model
 from evopot.potential import Potential
 
 
 class EvopotCalculator(Calculator):
     """Energy (eV), forces (eV/Å) and, for periodic cells, stress (eV/Å³, ASE's sign:
-    (1/V) ∂E/∂ε) from the compiled kernel of ``potential`` on ``device``."""
+    (1/V) ∂E/∂ε) from the compiled kernel of ``potential`` (a formula, a hybrid, or the
+    path of either's JSON file) on ``device``."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, potential: Potential | str, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False, **kwargs):
+    def __init__(self, potential: Potential | Hybrid | str, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.potential = Potential.load(potential) if isinstance(potential, str) else potential
+        self.potential = load_model(potential) if isinstance(potential, str) else potential
         self.forcefield = ForceField(self.potential, device, dtype, skin, optimize)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

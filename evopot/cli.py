@@ -1,4 +1,5 @@
-"""The ``evopot`` command line: ``search``, ``show``, ``export`` and ``md``.
+"""The ``evopot`` command line: ``search``, ``show``, ``report``, ``export``, ``md``,
+``validate`` and ``correct``.
 
 User mistakes (:class:`EvopotError`) print one line and exit with status 2; an
 interrupted search says how to resume and exits with 130.
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--output", help="override the output folder (relative to the current folder)")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    show = commands.add_parser("show", help="print the Pareto front of a run")
-    show.add_argument("run", help="run directory written by evopot search")
+    show = commands.add_parser("show", help="print the Pareto front of a run, or one potential file (formula or hybrid)")
+    show.add_argument("run", help="run directory written by evopot search, or a potential JSON file")
     shown = show.add_mutually_exclusive_group()
     shown.add_argument("--latex", action="store_true", help="each member's formula as LaTeX")
     shown.add_argument("--member", type=int, help="one member term by term, with its constants and where they came from")
@@ -49,6 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--points", type=int, default=5000, help="rows per table (default 5000)")
     export.add_argument("--angle-points", type=int, default=40, help="N of a threebody/table: N distances per bond and 2N angles (default 40; error falls as 1/N, size grows as N³)")
     export.add_argument("--check", action="store_true", help="run LAMMPS on a rattled crystal and compare with evopot's own energies and forces")
+    export.add_argument("--formula-only", action="store_true", help="export the formula of a hybrid potential without its neural correction")
+
+    correct = commands.add_parser("correct", help="train a neural correction on what a front member's formula leaves (a hybrid potential)")
+    correct.add_argument("run", help="run directory written by evopot search")
+    correct.add_argument("--member", type=int, help="front member to correct (default: the config's correction.member, else the recommended one)")
+    correct.add_argument("--output", help="hybrid JSON path or folder (default RUN/corrections/member_K/hybrid.json)")
+    correct.add_argument("--ensemble", type=int, help="networks in the ensemble (default 4)")
+    correct.add_argument("--epochs", type=int, help="most epochs per network (default 500)")
+    correct.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths (default 64 64)")
+    correct.add_argument("--learning-rate", type=float, help="Adam's initial step (default 2e-3)")
+    correct.add_argument("--device", help="cpu, cuda, … (default: CUDA when present)")
+    correct.add_argument("--overwrite", action="store_true", help="train again over an existing hybrid")
+    correct.add_argument("--flag-uncertain", metavar="DATA", help="list frames of DATA (extxyz …) whose force uncertainty exceeds --threshold; uses the trained hybrid when it exists")
+    correct.add_argument("--threshold", type=float, help="uncertainty threshold in eV/Å (default: 95th percentile on the validation split)")
+    correct.add_argument("--quiet", action="store_true", help="no progress bar")
 
     md = commands.add_parser("md", help="molecular dynamics with a potential (CPU, or a GPU with --device cuda)")
     md.add_argument("potential", help="a potential JSON file, or a run directory (its recommended member unless --member)")
@@ -84,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show":
             from evopot import show as shows
 
-            if args.latex:
+            from pathlib import Path
+
+            if Path(args.run).is_file():
+                if args.latex or args.member is not None:
+                    raise EvopotError("--latex and --member apply to a run directory; a potential file is shown whole")
+                print(shows.model_text(args.run, as_json=args.json))
+            elif args.latex:
                 print(shows.front_latex(args.run))
             elif args.member is not None:
                 print(shows.member_text(args.run, args.member))
@@ -105,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return _md(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "correct":
+            return _correct(args)
     except EvopotError as exc:
         print(f"evopot: error: {exc}", file=sys.stderr)
         return 2
@@ -144,10 +168,11 @@ def _search(args) -> int:
 
 
 def _load_potential(path: str, member: int | None):
-    """A potential from a JSON file or a run directory's member; (potential, description)."""
+    """A potential (formula or hybrid) from a JSON file or a run directory's member;
+    (potential, description)."""
     from pathlib import Path
 
-    from evopot.potential import Potential
+    from evopot.hybrid import load_model
     from evopot.rundir import member_potential
 
     if Path(path).is_dir():
@@ -155,7 +180,41 @@ def _load_potential(path: str, member: int | None):
         return potential, f"member {number} of {path}"
     if member is not None:
         raise EvopotError("--member picks a member of a run directory; it does not go with a potential file")
-    return Potential.load(path), path
+    return load_model(path), path
+
+
+def _correct(args) -> int:
+    from evopot.correct import correct_run, flag_uncertain, hybrid_path
+    from evopot.data import read_frames
+    from evopot.hybrid import load_model
+
+    for name in ("ensemble", "epochs"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise EvopotError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.threshold is not None and args.flag_uncertain is None:
+        raise EvopotError("--threshold goes with --flag-uncertain DATA")
+    overrides = {"ensemble": args.ensemble, "epochs": args.epochs, "hidden": args.hidden, "learning_rate": args.learning_rate, "device": args.device}
+    frames = read_frames(args.flag_uncertain) if args.flag_uncertain else None  # a bad file fails before any training
+    existing = None
+    if frames is not None and not args.overwrite:
+        _, path = hybrid_path(args.run, args.member, args.output)
+        if path.is_file():
+            existing = load_model(path)
+            print(f"evopot correct: using the trained hybrid {path}")
+    if existing is None:
+        result = correct_run(args.run, args.member, overrides, args.output, args.overwrite, progress=not args.quiet)
+        print(f"hybrid of member {result.member}: {result.path}  (trained in {result.seconds:.1f} s)")
+        print(result.table())
+        share = result.share
+        print(f"correction on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS ({share['energy_share']:.1%} of the formula's), "
+              f"forces {share['correction_force_rms']:.3f} eV/Å RMS ({share['force_share']:.1%} of the formula's)")
+        existing = result.hybrid
+    if frames is not None:
+        threshold, flagged = flag_uncertain(existing, frames, args.threshold)
+        print(f"{len(flagged)} of {len(frames)} frames of {args.flag_uncertain} exceed {threshold:.4f} eV/Å force uncertainty:")
+        for index, config_type, value in flagged:
+            print(f"  frame {index:5d}  {config_type:<16} {value:.4f} eV/Å")
+    return 0
 
 
 def _validate(args) -> int:
@@ -234,6 +293,12 @@ def _export(args) -> int:
     else:
         member, potential = member_potential(args.run, args.member)
         source = f"member {member} of {args.run}"
+    if args.formula_only:
+        from evopot.hybrid import formula_only
+
+        if not potential.metadata.get("correction"):
+            raise EvopotError(f"{source} has no neural correction; --formula-only applies to hybrid potentials")
+        potential, source = formula_only(potential), f"{source} (formula only)"
     result = export_lammps(potential, args.out, inner=args.inner, points=args.points, angle_points=args.angle_points)
     print(f"exported {source} for LAMMPS ({', '.join(result.styles)}) to {result.folder}: {', '.join(result.files)}")
     for note in result.notes:

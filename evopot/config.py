@@ -107,6 +107,42 @@ class FitnessConfig(_Strict):
         return self
 
 
+class CorrectionConfig(_Strict):
+    """The residual network of ``evopot correct`` (command-line flags override these)."""
+
+    member: int | None = Field(None, ge=0, description="front member to correct (default: the recommended one)")
+    ensemble: int = Field(4, ge=1, description="networks trained from different seeds; their spread is the uncertainty")
+    hidden: list[int] = Field([64, 64], min_length=1, description="widths of the hidden layers of each species' MLP")
+    activation: Literal["tanh", "silu", "softplus"] = "tanh"
+    cutoff: float | None = Field(None, gt=0, description="symmetry-function cutoff in Å (default: the formula's cutoff, at least 5 Å)")
+    angular_cutoff: float | None = Field(None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)")
+    radial_functions: int = Field(16, ge=2, description="radial Gaussians per neighbour species")
+    angular_shells: int = Field(4, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
+    epochs: int = Field(500, ge=1)
+    batch_frames: int = Field(8, ge=1, description="frames per mini-batch")
+    learning_rate: float = Field(2e-3, gt=0, description="Adam's initial step; halved when the validation loss stalls")
+    patience: int = Field(100, ge=1, description="epochs without validation improvement before stopping")
+    force_weight: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
+    energy_weight: float = Field(1.0, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
+    device: str = Field("auto", description="cpu, cuda, … (auto: CUDA when present)")
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, value):
+        if any(w < 1 for w in value):
+            raise ValueError(f"layer widths must be ≥ 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _cutoffs(self):
+        if self.angular_cutoff is not None and self.cutoff is not None and self.angular_cutoff > self.cutoff:
+            raise ValueError(f"angular_cutoff ({self.angular_cutoff} Å) must not exceed cutoff ({self.cutoff} Å)")
+        if self.force_weight == 0 and self.energy_weight == 0:
+            raise ValueError("force_weight and energy_weight are both 0; give at least one a positive weight")
+        return self
+
+
 class SearchConfig(_Strict):
     """A whole experiment: ``evopot search`` reproduces it from this and the seed."""
 
@@ -118,6 +154,7 @@ class SearchConfig(_Strict):
     search_space: str = "pair"
     engine: EngineConfig = EngineConfig()
     fitness: FitnessConfig = FitnessConfig()
+    correction: CorrectionConfig | None = None
 
     @field_validator("species")
     @classmethod

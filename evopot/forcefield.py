@@ -1,12 +1,16 @@
 """A compiled potential with its neighbour list: energy, forces and virial of a
 structure as torch tensors on one device. The ASE calculator and the MD engine both
-call this; it holds no state but the Verlet list."""
+call this; it holds no state but the Verlet list. A hybrid's residual network adds its
+energy, with forces and virial by autograd through the symmetry functions."""
 
 from __future__ import annotations
+
+import copy
 
 import torch
 
 from evopot.errors import EvopotError
+from evopot.hybrid import Hybrid
 from evopot.kernels import compile_kernel
 from evopot.neighbors import VerletList
 from evopot.potential import Potential
@@ -24,14 +28,21 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class ForceField:
-    """``potential`` compiled for ``device`` and ``dtype`` (float64 or float32)."""
+    """``model`` (a Potential or a Hybrid) compiled for ``device`` and ``dtype``
+    (float64 or float32)."""
 
-    def __init__(self, potential: Potential, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False):
+    def __init__(self, model: Potential | Hybrid, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False):
         if dtype not in (torch.float64, torch.float32):
             raise EvopotError(f"dtype {dtype} not supported; use float64 or float32")
+        potential = model.potential if isinstance(model, Hybrid) else model
+        if potential.metadata.get("correction") and not isinstance(model, Hybrid):
+            raise EvopotError("this potential names a neural correction; load it with evopot.hybrid.load_model to use the network, "
+                              "or drop the correction with evopot.hybrid.formula_only to run the formula alone")
         self.potential, self.device, self.dtype = potential, resolve_device(device), dtype
         self.kernel = compile_kernel(potential, optimize)
-        self.neighbors = VerletList(self.kernel.pair_radius, skin)
+        self.correction = copy.deepcopy(model.correction).to(self.device, dtype) if isinstance(model, Hybrid) else None  # a copy: dtype casts stay local
+        radius = self.kernel.pair_radius if self.correction is None else max(self.kernel.pair_radius, self.correction.descriptor.cutoff)
+        self.neighbors = VerletList(radius, skin)
         self.reference = torch.tensor([potential.reference_energies.get(s, 0.0) for s in potential.species], dtype=dtype, device=self.device)
 
     def species_indices(self, symbols: list[str]) -> torch.Tensor:
@@ -51,4 +62,8 @@ class ForceField:
         """(energy eV incl. reference energies, forces (n, 3) eV/Å, virial (3, 3) eV)."""
         d, center, neighbor = self.neighbors.bonds(positions, cell, pbc)
         energy, forces, virial = self.kernel.compute(d, center, neighbor, species, len(positions))
+        if self.correction is not None:
+            extra, gradient, _ = self.correction.bond_energies(d, center, neighbor, species, len(positions))
+            forces = forces.index_add(0, center, gradient).index_add(0, neighbor, -gradient)
+            energy, virial = energy + extra, virial + d.T @ gradient
         return energy + self.reference[species].sum(), forces, virial

@@ -163,7 +163,7 @@ def generate_source(potential: Potential) -> str:
             else:
                 helpers.append(_function(f"angle_{k}", TERM_VARIABLES["threebody"], term.expression, term.constants))
                 lines += [f"# three-body term {k}: V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle j–i–k"]
-            lines += [f"t1, t2 = angles({radius!r})"]
+            lines += [f"t1, t2 = angle_pairs(center, r, {radius!r}, n_atoms)"]
             if mask:
                 lines += [f"keep = torch.nonzero({mask}).squeeze(1)", "t1, t2 = t1[keep], t2[keep]"]
             lines += ["r1, r2 = r[t1], r[t2]", "u1, u2 = unit[t1], unit[t2]", "cos = (u1 * u2).sum(1)"]
@@ -185,7 +185,7 @@ def generate_source(potential: Potential) -> str:
             ]
             body.append("\n".join(lines))
 
-    header = f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n'
+    header = f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n\nfrom evopot.neighbors import angle_pairs\n'
     compute = textwrap.dedent(f'''\
         def compute(d, center, neighbor, species, n_atoms):
             """Energy (eV), forces (n_atoms, 3) eV/Å and virial Σ d⊗∂E/∂d (3, 3) eV from bond
@@ -198,17 +198,6 @@ def generate_source(potential: Potential) -> str:
             energy = r.new_zeros(())
             slope = torch.zeros_like(r)          # ∂E/∂r per bond, from radial terms
             gradient = torch.zeros_like(d)       # the rest of ∂E/∂d per bond, from angular terms
-
-            def angles(radius):
-                """All pairs of bonds (t1, t2), t1 < t2, from one centre, both shorter than radius."""
-                near = torch.nonzero(r < radius).squeeze(1)
-                count = torch.bincount(center[near], minlength=n_atoms)
-                start = torch.cumsum(count, 0) - count
-                position = torch.arange(len(near), device=d.device) - start[center[near]]
-                partners = count[center[near]] - position - 1
-                first = torch.repeat_interleave(torch.arange(len(near), device=d.device), partners)
-                offset = torch.arange(len(first), device=d.device) - (torch.cumsum(partners, 0) - partners)[first]
-                return near[first], near[first + 1 + offset]
 
         ''')
     compute += textwrap.indent("\n\n".join(body), "    ") + "\n\n"

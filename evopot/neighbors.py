@@ -40,3 +40,16 @@ class VerletList:
             self.builds += 1
         d = positions[self._neighbor] - positions[self._center] + self._shifts @ cell
         return d, self._center, self._neighbor
+
+
+def angle_pairs(center: torch.Tensor, r: torch.Tensor, radius: float, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every angle j–i–k as a pair of bond indices (t1, t2), t1 < t2, from one centre,
+    both bonds shorter than ``radius`` (Å); ``center`` (n_bonds,) must be sorted."""
+    near = torch.nonzero(r < radius).squeeze(1)
+    count = torch.bincount(center[near], minlength=n_atoms)
+    start = torch.cumsum(count, 0) - count
+    position = torch.arange(len(near), device=r.device) - start[center[near]]
+    partners = count[center[near]] - position - 1
+    first = torch.repeat_interleave(torch.arange(len(near), device=r.device), partners)
+    offset = torch.arange(len(first), device=r.device) - (torch.cumsum(partners, 0) - partners)[first]
+    return near[first], near[first + 1 + offset]

@@ -1,5 +1,6 @@
 """``evopot show RUN``: the Pareto front of a finished run as a table (or LaTeX, or
-JSON), or one member term by term."""
+JSON), or one member term by term; ``evopot show FILE``: one potential file, formula
+or hybrid (the formula, then the correction's size and share)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def front_table(run_path: str | Path) -> str:
         baselines = summary.get("baselines", {})
         zero = ", ".join(f"{s} {v['force_mae']:.4f}" for s, v in baselines.items())
         out.append(f"zero-force baseline F-MAE: {zero}")
+    hybrids = sorted(run.path.glob("corrections/*/hybrid.json"))
+    if hybrids:
+        out.append("hybrids (evopot show FILE): " + ", ".join(str(p) for p in hybrids))
     return "\n".join(out)
 
 
@@ -49,8 +53,13 @@ def member_text(run_path: str | Path, member: int | None = None) -> str:
     """One front member term by term: its variables, formula, constants and where each
     constant came from."""
     number, potential = member_potential(run_path, member)
+    return terms_text(potential, f"member {number} of {run_path}")
+
+
+def terms_text(potential: Potential, title: str) -> str:
+    """The terms of ``potential`` with their variables, constants and their origins."""
     labels = {"pair": "V(r)", "threebody": "V3(rij, rik, costheta)", "embedding": "F(rho)"}
-    out = [f"member {number} of {run_path}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, species {', '.join(potential.species)}"]
+    out = [f"{title}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, species {', '.join(potential.species)}"]
     for k, term in enumerate(potential.terms):
         species = "all species" if term.species is None else "-".join(term.species)
         out.append(f"term {k}: {term.kind} ({species})")
@@ -61,6 +70,34 @@ def member_text(run_path: str | Path, member: int | None = None) -> str:
             out.append(f"    {name} = {value:.10g}   ({_origin(name)})")
     if potential.reference_energies:
         out.append("reference energies (eV/atom): " + ", ".join(f"{s} {v:.6g}" for s, v in potential.reference_energies.items()))
+    return "\n".join(out)
+
+
+def model_text(path: str | Path, as_json: bool = False) -> str:
+    """A potential file: its terms and, for a hybrid, the correction's architecture,
+    size, share of the energy and forces, and errors next to the formula's."""
+    from evopot.hybrid import Hybrid, load_model
+
+    model = load_model(path)
+    if as_json:
+        return json.dumps(model.metadata.get("correction", {}) | {"potential": str(path), "formula": (model.potential if isinstance(model, Hybrid) else model).formula()}, indent=2)
+    if not isinstance(model, Hybrid):
+        return terms_text(model, str(path))
+    out = [terms_text(model.potential, f"{path} (hybrid: formula + neural correction)")]
+    c, info = model.correction, model.correction.info
+    d = c.descriptor
+    out.append(f"correction: {len(c.networks)} Behler–Parrinello network(s), {'×'.join(str(h) for h in c.hidden)} {c.activation} per species, "
+               f"{c.parameters} parameters in all; {d.n_features} symmetry functions (radial to {d.cutoff:g} Å, angular to {d.angular_cutoff:g} Å)")
+    share = info.get("share") or {}
+    if share:
+        out.append(f"  size on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS = {share['energy_share']:.1%} of the formula's energy "
+                   f"({share['formula_energy_rms'] * 1000:.0f} meV/atom RMS, reference energies aside); forces {share['correction_force_rms']:.3f} eV/Å RMS "
+                   f"= {share['force_share']:.1%} of the formula's")
+    for split, e in (info.get("errors") or {}).items():
+        out.append(f"  {split:<10} force MAE {e['formula']['force_mae']:.4f} → {e['hybrid']['force_mae']:.4f} eV/Å, "
+                   f"energy MAE {e['formula']['energy_mae']:.1f} → {e['hybrid']['energy_mae']:.1f} meV/atom (formula → hybrid)")
+    if info.get("uncertainty_threshold") is not None:
+        out.append(f"  uncertainty threshold (95th percentile, validation): {info['uncertainty_threshold']:.4f} eV/Å")
     return "\n".join(out)
 
 

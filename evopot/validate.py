@@ -45,6 +45,10 @@ class Check:
     passed: bool | None  # None: reported only
     note: str = ""
 
+    def __post_init__(self):
+        if self.passed is not None:  # NumPy's bool_ is not False even when false
+            self.passed = bool(self.passed)
+
     def row(self) -> list[str]:
         value = "—" if self.value is None else f"{self.value:.4g}"
         reference = "—" if self.reference is None else f"{self.reference:.4g}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import SI_TEST
 from evopot.calculator import EvopotCalculator
 from evopot.cli import main
 from evopot.known import stillinger_weber
-from evopot.validate import crystal, cubic_elastic_constants, equation_of_state, validate
+from evopot.validate import Check, Validation, crystal, cubic_elastic_constants, equation_of_state, validate
 
 
 def test_stillinger_weber_lattice_constant_and_elastic_constants_match_matscipy():
@@ -50,3 +51,10 @@ def test_validate_refuses_data_with_species_the_potential_lacks(tmp_path, capsys
     assert "species ['Cu'] that the potential (Si) does not describe" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "sw.json"), "--reference", str(tmp_path / "none.extxyz")]) == 2
     assert "none.extxyz" in capsys.readouterr().err
+
+
+def test_one_failed_check_fails_the_validation():
+    """Checks computed with NumPy give numpy.bool_; a false one must still fail."""
+    result = Validation([Check("a0", 5.6, 5.4, "Å", np.abs(5.6 / 5.4 - 1) < 0.01), Check("B", 98.0, None, "GPa", None)])
+    assert result.checks[0].row()[4] == "FAIL" and not result.passed
+    assert Validation([Check("a0", 5.43, 5.43, "Å", np.abs(0.0) < 0.01)]).passed

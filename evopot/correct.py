@@ -1,0 +1,165 @@
+"""``evopot correct RUN``: train the residual network of a run's front member and save
+the hybrid beside the run, with its errors next to the formula's on every split.
+
+The data and splits are the run's own (its resolved config and seed); settings come
+from the config's ``correction:`` section, overridden by command-line flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evopot.config import CorrectionConfig, SearchConfig, load_config
+from evopot.data import Frames
+from evopot.descriptors import SymmetryFunctions
+from evopot.errors import EvopotError
+from evopot.hybrid import Hybrid, predict, save_hybrid
+from evopot.potential import Potential
+from evopot.residual import TrainingSettings, residual_data, train_correction
+from evopot.rundir import RunDirectory, member_potential
+from evopot.yamlfile import validate
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    """Where the hybrid went, its errors per split (formula and hybrid: force MAE eV/Å,
+    energy MAE meV/atom), the correction's share and the training time (s)."""
+
+    path: Path
+    member: int
+    errors: dict
+    share: dict
+    seconds: float
+    hybrid: Hybrid
+
+    def table(self) -> str:
+        lines = [f"{'split':<11} {'formula F-MAE':>14} {'hybrid F-MAE':>13} {'formula E-MAE':>14} {'hybrid E-MAE':>13}   (eV/Å, meV/atom)"]
+        for split, e in self.errors.items():
+            lines.append(f"{split:<11} {e['formula']['force_mae']:14.4f} {e['hybrid']['force_mae']:13.4f} {e['formula']['energy_mae']:14.2f} {e['hybrid']['energy_mae']:13.2f}")
+        return "\n".join(lines)
+
+
+def settings_for(run: RunDirectory, overrides: dict | None = None) -> tuple[SearchConfig, CorrectionConfig]:
+    """The run's config and its correction settings with ``overrides`` (field → value,
+    None values ignored) applied and validated."""
+    config = load_config(run.config)
+    base = (config.correction or CorrectionConfig()).model_dump()
+    base.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return config, validate(CorrectionConfig, base, run.config)
+
+
+def descriptor_for(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions:
+    cutoff = settings.cutoff or max(5.0, potential.cutoff.radius)
+    if settings.angular_cutoff is not None and settings.angular_cutoff > cutoff:
+        raise EvopotError(f"correction.angular_cutoff ({settings.angular_cutoff} Å) exceeds the cutoff ({cutoff} Å)")
+    return SymmetryFunctions.default(potential.species, cutoff, settings.angular_cutoff, settings.radial_functions, settings.angular_shells)
+
+
+def errors(prediction, frames: Frames) -> dict:
+    """Force MAE (eV/Å) and energy-per-atom MAE (meV/atom) of a prediction on ``frames``."""
+    counts = np.array([len(a) for a in frames.atoms])
+    return {"force_mae": float(np.mean(np.abs(prediction.forces - np.concatenate(frames.forces)))),
+            "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000)}
+
+
+def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions,
+                 seed: int, progress: bool = True):
+    """Train a correction on DFT minus ``potential`` (or on the DFT labels themselves when
+    ``potential`` is None: the network alone) for the ``train`` split, stopping on
+    ``validation``. Returns (correction, training log)."""
+    from evopot.evaluate import evaluate
+    from evopot.forcefield import resolve_device
+    from evopot.geometry import build_geometry
+
+    device = resolve_device(settings.device)
+
+    def data(frames: Frames):
+        energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
+        if potential is not None:
+            formula = evaluate(potential, build_geometry(frames, max([potential.cutoff.radius] + [potential.cutoff_of(t).radius for t in potential.terms]), potential.species))
+            energies, forces = energies - formula.energies, forces - formula.forces
+        return residual_data(frames, descriptor, energies, forces, device)
+
+    training = TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
+                                settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay)
+    return train_correction(descriptor, data(splits["train"]), data(splits["validation"]), training, progress)
+
+
+def energy_share(prediction, potential: Potential, frames: Frames) -> dict:
+    """How big the correction is next to the formula on ``frames``: RMS per-atom energy
+    (eV/atom; the formula's without its reference energies) and RMS force component
+    (eV/Å) of each, and their ratios."""
+    counts = np.array([len(a) for a in frames.atoms])
+    reference = np.array([sum(potential.reference_energies.get(s, 0.0) for s in a.get_chemical_symbols()) for a in frames.atoms])
+    formula_energy = np.sqrt(np.mean(((prediction.formula.energies - reference) / counts) ** 2))
+    correction_energy = np.sqrt(np.mean((prediction.correction_energies / counts) ** 2))
+    formula_force = np.sqrt(np.mean(prediction.formula.forces**2))
+    correction_force = np.sqrt(np.mean((prediction.forces - prediction.formula.forces) ** 2))
+    return {"formula_energy_rms": float(formula_energy), "correction_energy_rms": float(correction_energy),
+            "energy_share": float(correction_energy / max(formula_energy, 1e-12)),
+            "formula_force_rms": float(formula_force), "correction_force_rms": float(correction_force),
+            "force_share": float(correction_force / max(formula_force, 1e-12))}
+
+
+def hybrid_path(run_path: str | Path, member: int | None = None, output: str | Path | None = None) -> tuple[int, Path]:
+    """(member number, JSON path) of the hybrid ``evopot correct`` writes for ``member``
+    (default: the config's correction.member, else the recommended member)."""
+    run = RunDirectory(Path(run_path))
+    if not run.config.is_file():
+        raise EvopotError(f"{run.path}: no config.yaml; is this a run directory written by evopot search?")
+    if member is None:
+        member = settings_for(run)[1].member
+    number, _ = member_potential(run.path, member)
+    path = Path(output) if output is not None else run.path / "corrections" / f"member_{number:03d}" / "hybrid.json"
+    return number, (path if path.suffix == ".json" else path / "hybrid.json")
+
+
+def correct_run(run_path: str | Path, member: int | None = None, overrides: dict | None = None, output: str | Path | None = None,
+                overwrite: bool = False, progress: bool = True) -> CorrectionResult:
+    """Train and save the hybrid of ``member`` (default: the config's, else the
+    recommended one) of the run at ``run_path``; ``output`` defaults to
+    RUN/corrections/member_K/hybrid.json."""
+    from evopot.api import dataset_from_config
+
+    run = RunDirectory(Path(run_path))
+    number, path = hybrid_path(run.path, member, output)
+    config, settings = settings_for(run, overrides)
+    _, potential = member_potential(run.path, number)
+    if path.exists() and not overwrite:
+        raise EvopotError(f"{path} exists; pass --overwrite to train it again, or --output for another place")
+    dataset = dataset_from_config(config, str(run.config))
+    descriptor = descriptor_for(potential, settings)
+    correction, log = train_hybrid(potential, dataset.splits(), settings, descriptor, config.seed, progress)
+    hybrid = Hybrid(potential, correction.to("cpu"))
+    table, share = {}, {}
+    for split, frames in dataset.splits().items():
+        prediction = predict(hybrid, frames)
+        table[split] = {"formula": errors(prediction.formula, frames), "hybrid": errors(prediction, frames)}
+        if split == "train":
+            share = energy_share(prediction, potential, frames)
+        if split == "validation":
+            per_frame = [float(u.max()) for u in np.split(prediction.uncertainty, np.cumsum([len(a) for a in frames.atoms])[:-1])]
+            threshold = float(np.percentile(per_frame, 95)) if len(correction.networks) > 1 else None
+    correction.info = {"run": str(run.path), "member": number, "errors": table, "share": share, "training": {"seconds": log.seconds, "networks": log.networks},
+                       "uncertainty_threshold": threshold}
+    save_hybrid(potential, correction, path)
+    return CorrectionResult(path, number, table, share, log.seconds, hybrid)
+
+
+def flag_uncertain(model: Hybrid, frames: Frames, threshold: float | None = None) -> tuple[float, list[tuple[int, str, float]]]:
+    """Frames whose largest per-atom force uncertainty (eV/Å) exceeds ``threshold``
+    (default: the 95th percentile on the validation split, recorded at training):
+    (threshold, [(frame index, config_type, uncertainty), …])."""
+    if len(model.correction.networks) < 2:
+        raise EvopotError("the uncertainty needs an ensemble of at least 2 networks; train with --ensemble 2 or more")
+    if threshold is None:
+        threshold = model.correction.info.get("uncertainty_threshold")
+        if threshold is None:
+            raise EvopotError("no uncertainty threshold recorded with this correction; give --threshold in eV/Å")
+    prediction = predict(model, frames)
+    per_frame = np.split(prediction.uncertainty, np.cumsum([len(a) for a in frames.atoms])[:-1])
+    flagged = [(k, frames.config_types[k], float(u.max())) for k, u in enumerate(per_frame) if u.max() > threshold]
+    return float(threshold), flagged

@@ -1,0 +1,251 @@
+"""Hybrid potentials: a formula plus a Behler–Parrinello residual network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from conftest import SI_TEST, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell
+
+from evopot.calculator import EvopotCalculator
+from evopot.config import CorrectionConfig
+from evopot.correct import descriptor_for, errors, train_hybrid
+from evopot.data import read_frames, split_by_fraction, unlabelled
+from evopot.descriptors import SymmetryFunctions
+from evopot.errors import EvopotError
+from evopot.evaluate import evaluate
+from evopot.forcefield import ForceField
+from evopot.geometry import build_geometry
+from evopot.hybrid import Hybrid, formula_only, load_model, predict, save_hybrid
+from evopot.network import Correction
+from evopot.potential import Potential
+from evopot.residual import network_prediction, residual_data
+
+LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
+
+
+def random_hybrid(potential: Potential, size: int = 2, seed: int = 0) -> Hybrid:
+    """A hybrid with untrained (random, non-trivial) networks: enough for the physics tests."""
+    descriptor = SymmetryFunctions.default(potential.species, 4.5, 3.5, radial_count=6)
+    correction = Correction.new(descriptor, size, (16, 16), "tanh", seed)
+    for net in correction.networks:
+        net.energy_scale.fill_(0.5)
+        net.feature_std.fill_(3.0)
+    return Hybrid(potential, correction)
+
+
+@pytest.fixture(params=["periodic", "cluster", "two species"])
+def case(request):
+    if request.param == "two species":
+        return random_hybrid(TWO_SPECIES_PAIRS), periodic_cell(2, ("Si", "Ge"))
+    return random_hybrid(LJ), (periodic_cell(1) if request.param == "periodic" else cluster(1))
+
+
+def hybrid_energy(model, atoms) -> float:
+    atoms = atoms.copy()
+    atoms.calc = EvopotCalculator(model)
+    return atoms.get_potential_energy()
+
+
+def test_hybrid_forces_are_minus_the_gradient_of_its_energy(case):
+    model, atoms = case
+    atoms.calc = EvopotCalculator(model)
+    forces = atoms.get_forces()
+    formula = EvopotCalculator(model.potential).get_forces(atoms.copy())
+    assert np.abs(forces - formula).max() > 1e-3  # the network contributes
+    for i in (0, 7, 13):  # central differences on a few atoms
+        for d in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[i, d] += 1e-5
+            minus.positions[i, d] -= 1e-5
+            assert forces[i, d] == pytest.approx(-(hybrid_energy(model, plus) - hybrid_energy(model, minus)) / 2e-5, abs=1e-6)
+
+
+def test_hybrid_energy_is_invariant_under_rotation_translation_and_permutation(case):
+    model, atoms = case
+    energy = hybrid_energy(model, atoms)
+    moved = atoms.copy()
+    moved.rotate(37, (1, 2, 3), rotate_cell=True)
+    moved.translate((0.3, -1.2, 2.0))
+    order = np.random.default_rng(0).permutation(len(atoms))
+    assert hybrid_energy(model, moved[order]) == pytest.approx(energy, abs=1e-9)
+
+
+def test_symmetry_functions_are_invariant_and_local():
+    atoms = periodic_cell(4)
+    descriptor = SymmetryFunctions.default(("Si",), 5.0)
+    data = residual_data(unlabelled([atoms]), descriptor, np.zeros(1), np.zeros((len(atoms), 3)))
+    moved = atoms.copy()
+    moved.rotate(50, (0, 1, 1), rotate_cell=True)
+    order = np.random.default_rng(1).permutation(len(atoms))
+    again = residual_data(unlabelled([moved[order]]), descriptor, np.zeros(1), np.zeros((len(atoms), 3)))
+    assert np.allclose(again.features.numpy(), data.features.numpy()[order], atol=1e-10)
+    assert data.features.shape == (64, descriptor.n_features) and float(data.features[:, 12:].abs().min()) > 0
+
+
+def test_training_path_forces_equal_the_md_path(case):
+    """The precomputed Jacobians of training give the same forces as autograd at run time."""
+    model, atoms = case
+    data = residual_data(unlabelled([atoms]), model.correction.descriptor, np.zeros(1), np.zeros((len(atoms), 3)))
+    energy, forces = network_prediction(model.correction.networks[0], data)
+    single = Hybrid(model.potential, Correction(model.correction.descriptor, model.correction.networks[:1]))
+    formula = EvopotCalculator(model.potential)
+    assert hybrid_energy(single, atoms) - formula.get_potential_energy(atoms.copy()) == pytest.approx(float(energy[0]), abs=1e-9)
+    calc = EvopotCalculator(single)
+    assert np.abs(calc.get_forces(atoms.copy()) - formula.get_forces(atoms.copy()) - forces.numpy()).max() < 1e-9
+
+
+def test_hybrid_stress_is_the_finite_difference_strain_derivative():
+    model = random_hybrid(LJ)
+    atoms = periodic_cell(5)
+    atoms.calc = EvopotCalculator(model)
+    stress = atoms.get_stress(voigt=False)
+    numeric, h = np.zeros((3, 3)), 1e-6
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * h
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+                energies.append(hybrid_energy(model, strained))
+            numeric[a, b] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+    assert np.abs(stress - 0.5 * (numeric + numeric.T)).max() < 1e-7
+
+
+@pytest.fixture(scope="module")
+def si_splits():
+    frames = read_frames(SI_TEST)
+    return split_by_fraction(frames, {"validation": 0.2}, 0)
+
+
+def test_the_network_learns_what_the_formula_leaves(si_splits):
+    settings = CorrectionConfig(ensemble=1, epochs=25, hidden=[16, 16], patience=25, radial_functions=8)
+    descriptor = descriptor_for(LJ, settings)
+    correction, log = train_hybrid(LJ, si_splits, settings, descriptor, seed=0, progress=False)
+    hybrid = Hybrid(LJ, correction)
+    frames = si_splits["validation"]
+    before, after = errors(predict(LJ, frames), frames), errors(predict(hybrid, frames), frames)
+    assert after["force_mae"] < 0.6 * before["force_mae"]
+    assert after["energy_mae"] < 0.5 * before["energy_mae"]
+    assert log.networks[0]["best_epoch"] > 1
+
+
+def test_saved_hybrid_loads_with_the_same_predictions(tmp_path, case):
+    model, atoms = case
+    path = save_hybrid(model.potential, model.correction, tmp_path / "h.json")
+    assert (tmp_path / "h.pt").is_file()
+    loaded = load_model(path)
+    assert isinstance(loaded, Hybrid)
+    assert hybrid_energy(loaded, atoms) == pytest.approx(hybrid_energy(model, atoms), abs=1e-12)
+    # weights_only loading: the file holds tensors and plain containers only
+    torch.load(tmp_path / "h.pt", weights_only=True)
+    frames = unlabelled([atoms])
+    a, b = predict(model, frames), predict(loaded, frames)
+    assert np.allclose(a.forces, b.forces, atol=1e-12) and a.uncertainty.max() > 0
+
+
+def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
+    model = random_hybrid(LJ)
+    path = save_hybrid(model.potential, model.correction, tmp_path / "h.json")
+    (tmp_path / "h.pt").write_bytes(b"not a torch file")
+    with pytest.raises(EvopotError, match="damaged"):
+        load_model(path)
+    other = random_hybrid(pair_potential("A/r**6", {"A": 1.0}, species=("Ge",)))
+    path = save_hybrid(model.potential, other.correction, tmp_path / "g.json")
+    with pytest.raises(EvopotError, match="species"):
+        load_model(path)
+    (tmp_path / "g.pt").unlink()
+    with pytest.raises(EvopotError, match="weights file .* is missing"):
+        load_model(path)
+    with pytest.raises(EvopotError, match="load it with evopot.hybrid.load_model"):
+        ForceField(Potential.load(path))
+    assert ForceField(formula_only(Potential.load(path))).correction is None
+
+
+def test_md_runs_with_a_hybrid():
+    from evopot.md import MolecularDynamics, thermalized
+
+    model = random_hybrid(LJ)
+    atoms = thermalized(bulk("Si", "diamond", 5.43, cubic=True), 300, 0)
+    result = MolecularDynamics(atoms, ForceField(model), 1.0).run(20, thermo_every=10)
+    assert abs(result.thermo[-1].total - result.thermo[0].total) < 5e-3 * len(atoms)
+
+
+def test_evaluator_path_matches_the_formula_evaluator(si_splits):
+    model = random_hybrid(LJ, size=1)
+    frames = si_splits["validation"]
+    prediction = predict(model, frames)
+    formula = evaluate(LJ, build_geometry(frames, LJ.cutoff.radius, LJ.species))
+    assert np.allclose(prediction.formula.forces, formula.forces)
+    assert np.abs(prediction.uncertainty).max() == 0  # one network: no spread
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from test_config_cli import GOOD, write
+
+    from evopot.cli import main
+
+    folder = tmp_path_factory.mktemp("hybrid")
+    config = dict(GOOD, correction={"epochs": 4, "hidden": [8], "ensemble": 2, "radial_functions": 4})
+    assert main(["search", str(write(folder, config)), "--quiet", "--generations", "1"]) == 0
+    return folder / "run"
+
+
+def test_evopot_correct_show_export_and_flag(run_dir, tmp_path, capsys):
+    from evopot.cli import main
+
+    capsys.readouterr()
+    assert main(["correct", str(run_dir), "--member", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    path = run_dir / "corrections" / "member_000" / "hybrid.json"
+    assert f"hybrid of member 0: {path}" in out and "formula F-MAE" in out
+    model = load_model(path)
+    assert isinstance(model, Hybrid) and len(model.correction.networks) == 2 and model.correction.hidden == (8,)
+    assert main(["correct", str(run_dir), "--member", "0", "--quiet"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["correct", str(run_dir), "--member", "42", "--quiet"]) == 2
+    assert "no member 42" in capsys.readouterr().err
+
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "hybrid: formula + neural correction" in out and "term 0: pair" in out
+    assert "% of the formula's energy" in out and "2 Behler–Parrinello network(s)" in out
+    assert main(["show", str(run_dir)]) == 0
+    assert "hybrids (evopot show FILE)" in capsys.readouterr().out
+
+    assert main(["export", "--potential", str(path), "--out", str(tmp_path / "x")]) == 2
+    assert "--formula-only" in capsys.readouterr().err
+    assert main(["export", "--potential", str(path), "--out", str(tmp_path / "x"), "--formula-only"]) == 0
+    assert "(formula only)" in capsys.readouterr().out and (tmp_path / "x" / "in.evopot").is_file()
+
+    assert main(["correct", str(run_dir), "--member", "0", "--flag-uncertain", str(SI_TEST), "--threshold", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "using the trained hybrid" in out and f"25 of 25 frames of {SI_TEST} exceed 0.0000 eV/Å" in out
+    assert main(["correct", str(run_dir), "--flag-uncertain", str(tmp_path / "none.extxyz")]) == 2
+    assert "data file not found" in capsys.readouterr().err
+
+    structure = tmp_path / "si.extxyz"
+    bulk("Si", "diamond", 5.43, cubic=True).write(structure)
+    assert main(["md", str(path), str(structure), "--steps", "5", "--every", "5", "--quiet", "--device", "cpu"]) == 0
+    assert "atom-steps/s" in capsys.readouterr().out
+
+
+def test_correction_settings_are_validated(run_dir, capsys):
+    from evopot.cli import main
+
+    assert main(["correct", str(run_dir), "--epochs", "0"]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert main(["correct", str(run_dir), "--hidden", "0", "--overwrite"]) == 2
+    assert "field 'hidden'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_hybrid_on_the_gpu_matches_the_cpu():
+    model, atoms = random_hybrid(LJ), periodic_cell(6)
+    cpu = EvopotCalculator(model, device="cpu")
+    gpu = EvopotCalculator(model, device="cuda")
+    assert np.abs(cpu.get_forces(atoms.copy()) - gpu.get_forces(atoms.copy())).max() < 1e-9
