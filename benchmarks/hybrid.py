@@ -41,10 +41,11 @@ def _concatenate(a: Frames, b: Frames) -> Frames:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a finished run directory (default: search examples/silicon_threebody.yaml now)")
-    parser.add_argument("--member", type=int, help="front member (default: the recommended one)")
+    parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
     parser.add_argument("--epochs", type=int, default=800)
     parser.add_argument("--ensemble", type=int, default=1, help="networks per model in the three-way comparison")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    parser.add_argument("--patience", type=int, default=150)
     parser.add_argument("--uncertainty-ensemble", type=int, default=4)
     parser.add_argument("--uncertainty-epochs", type=int, default=300)
     args = parser.parse_args()
@@ -59,11 +60,14 @@ def main() -> None:
         print(f"searching with examples/silicon_threebody.yaml into {config.output} …", flush=True)
         run_path = search(config, progress=False).run_directory
     run = RunDirectory(Path(run_path))
-    number, potential = member_potential(run.path, args.member)
+    member = args.member
+    if member is None:
+        member = int(min(run.read_front(), key=lambda row: row["validation_force_mae"])["member"])
+    number, potential = member_potential(run.path, member)
     config = load_config(run.config)
     dataset = dataset_from_config(config, str(run.config))
     splits = dataset.splits()
-    settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, hidden=args.hidden, patience=150, device="cpu")
+    settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, hidden=args.hidden, patience=args.patience, device="cpu")
     descriptor = descriptor_for(potential, settings)
     print(f"formula: member {number} of {run.path}: {potential.formula()}")
     print(f"{descriptor.n_features} symmetry functions (radial to {descriptor.cutoff} Å, angular to {descriptor.angular_cutoff} Å), "
@@ -96,7 +100,7 @@ def main() -> None:
     parts = split_by_config_type(everything, {"held_out": ["Surface"]})
     inside = split_by_fraction(parts["train"], {"validation": 0.1, "test": 0.1}, config.seed)
     held = {"train": inside["train"], "validation": inside["validation"]}
-    ensemble = CorrectionConfig(ensemble=args.uncertainty_ensemble, epochs=args.uncertainty_epochs, hidden=args.hidden, patience=60, device="cpu")
+    ensemble = CorrectionConfig(ensemble=args.uncertainty_ensemble, epochs=args.uncertainty_epochs, hidden=args.hidden, patience=args.patience, device="cpu")
     start = time.perf_counter()
     correction, _ = train_hybrid(potential, held, ensemble, descriptor, config.seed, progress=False)
     model = Hybrid(potential, correction)

@@ -105,11 +105,23 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     e = config.engine
     engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
 
+    distilled_path = run.path / "distilled.json"
     if resume:
         engine.restore(run.read_checkpoint())
+        if distilled_path.is_file():
+            engine.seeded = set(json.loads(distilled_path.read_text()).get("seeded_structures", []))
         run.append_log(f"resumed at generation {engine.generation}")
     else:
-        engine.initialise()
+        seeds = None
+        if e.name == "guided":
+            from evopot.engines.guided import guided_seeds
+
+            seeds, distilled, timings = guided_seeds(space, problem, cutoff, e.guided, config.seed, log=run.append_log)
+        engine.initialise(seeds)
+        if e.name == "guided":
+            record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
+            write_atomic(distilled_path, json.dumps(record, indent=1))
+            run.append_log(f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population")
         _after_generation(run, engine, scorer)
 
     bar = _progress(progress, e.generations, engine.generation)
@@ -137,7 +149,9 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
         start = candidate.with_initial(scored.fit.nonlinear)
         options = [o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok]
         final = min(options, key=lambda o: o.loss) if options else scored
-        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path), "shortest_distance": shortest})
+        origin = "distilled" if candidate.structure in engine.seeded else "search"
+        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path), "shortest_distance": shortest,
+                                              "engine": e.name, "origin": origin})
         member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
         front.append(FrontMember(k, size, loss, potential, member_errors))
     wall = time.perf_counter() - started

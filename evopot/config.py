@@ -77,14 +77,36 @@ class CutoffConfig(_Strict):
         return self
 
 
+class GuidedConfig(_Strict):
+    """The neural-guided start (``engine.name: guided``): the separable network and the
+    distillation of its functions into the first individuals of the search."""
+
+    hidden: list[int] = Field([32, 32], min_length=1, description="hidden layer widths of each slot's MLP")
+    epochs: int = Field(1000, ge=1, description="Adam epochs (full batch) of the separable network")
+    polish: int = Field(500, ge=0, description="L-BFGS iterations after Adam")
+    distill_population: int = Field(100, ge=4, description="population of each slot's symbolic regression (a multiple of 4)")
+    distill_generations: int = Field(15, ge=1)
+    keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")
+    distill_with: Literal["deap", "pysr"] = Field("deap", description="deap (built in) or pysr (optional; needs Julia)")
+    seeds: int = Field(20, ge=1, description="most seeded individuals")
+
+    @field_validator("distill_population")
+    @classmethod
+    def _multiple_of_four(cls, value):
+        if value % 4:
+            raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
+        return value
+
+
 class EngineConfig(_Strict):
-    name: Literal["gp"] = "gp"
+    name: Literal["gp", "guided"] = "gp"
     population: int = Field(100, ge=4, description="individuals kept each generation (a multiple of 4)")
     generations: int = Field(20, ge=0)
     crossover: float = Field(0.6, ge=0, le=1)
     mutation: float = Field(0.3, ge=0, le=1)
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
     patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
+    guided: GuidedConfig = GuidedConfig()
 
     @field_validator("population")
     @classmethod
@@ -117,13 +139,13 @@ class CorrectionConfig(_Strict):
     cutoff: float | None = Field(None, gt=0, description="symmetry-function cutoff in Å (default: the formula's cutoff, at least 5 Å)")
     angular_cutoff: float | None = Field(None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)")
     radial_functions: int = Field(16, ge=2, description="radial Gaussians per neighbour species")
-    angular_shells: int = Field(4, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
+    angular_shells: int = Field(6, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
     epochs: int = Field(500, ge=1)
     batch_frames: int = Field(8, ge=1, description="frames per mini-batch")
     learning_rate: float = Field(2e-3, gt=0, description="Adam's initial step; halved when the validation loss stalls")
     patience: int = Field(100, ge=1, description="epochs without validation improvement before stopping")
     force_weight: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
-    energy_weight: float = Field(1.0, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
+    energy_weight: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)², as in the search's fitness")
     weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
     device: str = Field("auto", description="cpu, cuda, … (auto: CUDA when present)")
 

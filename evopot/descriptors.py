@@ -52,7 +52,7 @@ class SymmetryFunctions:
             raise EvopotError("symmetry functions: give at least one radial function")
 
     @classmethod
-    def default(cls, species, cutoff: float, angular_cutoff: float | None = None, radial_count: int = 16, shell_count: int = 4) -> "SymmetryFunctions":
+    def default(cls, species, cutoff: float, angular_cutoff: float | None = None, radial_count: int = 16, shell_count: int = 6) -> "SymmetryFunctions":
         """Evenly spaced radial Gaussians from 1 Å to the cutoff (width = spacing);
         ζ ∈ {1, 2, 4, 8}, λ = ±1 with two η scaled by the angular cutoff; the same ζ and λ
         on ``shell_count`` shells from 2 Å to 0.7 Å inside the angular cutoff."""

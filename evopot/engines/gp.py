@@ -114,6 +114,7 @@ class GPEngine:
         self.history: list[GenerationReport] = []
         self.population: list = []
         self.generation = 0
+        self.seeded: set[str] = set()
 
     # -- operators -----------------------------------------------------------------
     def new_individual(self):
@@ -208,9 +209,21 @@ class GPEngine:
                 individual[tree][node].value = float(value)
 
     # -- the loop --------------------------------------------------------------------
-    def initialise(self) -> None:
+    def initialise(self, seeds: list[list[str]] | None = None) -> None:
+        """The first population: ``seeds`` (one tree string per slot, DEAP notation)
+        evaluated first, random individuals for the rest. The structures the seeds
+        were fitted as are kept in ``seeded``."""
+        pool = []
+        for trees in seeds or []:
+            if len(trees) != len(self.slots):
+                raise EvopotError(f"a seed has {len(trees)} trees but the search space has {len(self.slots)} slots")
+            individual = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(trees, self.slots)])
+            if all(self._fits(tree) for tree in individual):
+                pool.append(individual)
         with _seeded(self.rng):
-            self.population = self._select([])
+            self.evaluate(pool)
+            self.seeded = {ind.structure for ind in pool if ind.fitness.values[0] < WORST_LOSS}
+            self.population = self._select(pool)
         self._record()
 
     def step(self) -> GenerationReport:

@@ -1,0 +1,165 @@
+"""Distillation: a formula for each function the separable network learned.
+
+Each slot's learned function is sampled where the data lives (at quantiles of the
+dataset's pair distances, bond lengths, angle cosines or densities, so samples are
+dense where pairs and angles are frequent) and handed to symbolic regression on its
+own: the same DEAP engine and candidate fitter as the full search, with a
+:class:`CurveProblem` in place of the forces (linear coefficients and an offset solved
+exactly, nonlinear constants refined by least squares). The best distinct trees of
+each slot, in DEAP's prefix notation, then seed the population of a normal search.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from evopot.engines.gp import WORST_LOSS, GPEngine, GPSettings
+from evopot.engines.neural import NeuralData, SeparableNetwork
+from evopot.engines.space import LimitSpec, SearchSpace, TermSpec
+from evopot.evaluate import compile_function
+from evopot.potential import Term
+
+
+@dataclass(frozen=True)
+class CurveProblem:
+    """Samples ``y (n,)`` of a function at ``x (n,)``, to be fitted by formulas in the
+    variable ``r`` (whatever the slot's variable is). Duck-types the parts of
+    :class:`evopot.fitting.FitProblem` that :func:`evopot.fitting.fit_constants` reads;
+    the "reference energy" is a constant offset."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def geometry(self):
+        return _NoSpecies()
+
+    @cached_property
+    def row_scale(self) -> float:
+        return 1.0 / (np.sqrt(len(self.x)) * max(float(np.std(self.y)), 1e-12))
+
+    @cached_property
+    def target(self) -> np.ndarray:
+        return self.y * self.row_scale
+
+    @cached_property
+    def reference_columns(self) -> np.ndarray:
+        return np.full((len(self.x), 1), self.row_scale)
+
+    def column(self, term: Term) -> np.ndarray:
+        names = tuple(term.constants)
+        value, _ = compile_function(term.expression, ("r",), names)
+        with np.errstate(all="ignore"):
+            return (value(self.x, *[term.constants[n] for n in names]) + 0 * self.x) * self.row_scale
+
+
+class _NoSpecies:
+    species = ("offset",)
+
+
+@dataclass
+class Distilled:
+    """For each slot (in the engine's slot order): the learned samples and the best
+    distinct trees found, as (tree string, relative RMS error)."""
+
+    slots: list[dict] = field(default_factory=list)
+
+    def seeds(self, count: int) -> list[list[str]]:
+        """Up to ``count`` individuals: the i-th best tree of every slot together, then
+        the best of all slots but one taking its next trees."""
+        trees = [[t for t, _ in s["trees"]] for s in self.slots]
+        if not trees or any(not t for t in trees):
+            return []
+        out = []
+        for i in range(max(len(t) for t in trees)):
+            out.append([t[min(i, len(t) - 1)] for t in trees])
+            for k in range(len(trees)):
+                for j in range(1, len(trees[k])):
+                    out.append([trees[m][j] if m == k else trees[m][0] for m in range(len(trees))])
+        unique = list(dict.fromkeys(tuple(x) for x in out))
+        return [list(x) for x in unique[:count]]
+
+
+def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(slot name, variable, x, learned y) of every one-variable slot, x at ``points``
+    quantiles (1 %–99 %) of where the data has that variable."""
+    g = data.geometry
+    out = []
+    with torch.no_grad():
+        for t, shape in enumerate(network.shapes):
+            radius = network.cutoff_of(shape).radius
+            for slot in shape.slots:
+                if len(slot.variables) != 1:
+                    raise NotImplementedError("distillation of the general three-body V3(rij, rik, costheta) is not supported; use the separable form")
+                if slot.name == "V":
+                    values = g.pair_distances[data.pair_selection[t].numpy()]
+                elif slot.name in ("h", "g"):
+                    triplets = g.triplets(radius)
+                    values = triplets.cos_theta if slot.name == "g" else np.concatenate([triplets.r_ij, triplets.r_ik])
+                elif slot.name == "f":
+                    values = g.pair_distances
+                else:  # F(ρ): the network's own densities
+                    distances = torch.as_tensor(g.pair_distances)
+                    weight = network.slot(t, "f", distances) * network.cutoff_of(shape).value(distances, "torch")
+                    rho = torch.zeros(g.n_atoms, dtype=torch.float64).index_add(0, data.pair_i, weight).index_add(0, data.pair_j, weight)
+                    values = rho.numpy()
+                values = values[values < radius] if slot.variables == ("r",) else values
+                x = np.unique(np.quantile(values, np.linspace(0.01, 0.99, points)))
+                y = network.slot(t, slot.name, torch.as_tensor(x)).numpy()
+                out.append((slot.name, slot.variables[0], x, y))
+    return out
+
+
+def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
+                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0):
+    """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
+    constants and size limits of ``space``). Returns the trees (in ``r``) worth seeding
+    with their relative RMS errors — the ``keep`` best distinct ones, then the ``keep``
+    simplest within ``tolerance`` × the best error (a network's curve is only
+    approximately the true function, so the exact form may fit it a little worse) —
+    and the engine's Pareto front of fitted formulas."""
+    from evopot.scoring import Scorer
+
+    curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair")], operators=operators,
+                              constants=space.constants, limits=LimitSpec(**space.limits.model_dump()))
+    scorer = Scorer(CurveProblem(x, y), max_evaluations)
+    engine = GPEngine(curve_space, GPSettings(population, generations, seed=seed, target_error=1e-6, patience=2), scorer.score_candidate, scorer.prune, radius=radius)
+    engine.initialise()
+    while not engine.done():
+        engine.step()
+    fitted = [ind for ind in engine.population if ind.fitness.values[0] < WORST_LOSS]
+    best = min(ind.fitness.values[0] for ind in fitted)
+    ranked = sorted(fitted, key=lambda ind: ind.fitness.values)
+    ranked = ranked[:keep] + sorted((ind for ind in fitted if ind.fitness.values[0] <= tolerance * best), key=lambda ind: ind.fitness.values[::-1])
+    trees, seen = [], set()
+    for ind in ranked:
+        if ind.structure in seen:
+            continue
+        seen.add(ind.structure)
+        trees.append((str(ind[0]), float(ind.fitness.values[0])))
+        if len(trees) == 2 * keep:
+            break
+    return trees, engine.archive.front()
+
+
+def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
+            keep: int = 3, seed: int = 0, max_evaluations: int = 30) -> Distilled:
+    """:func:`regress_curve` on each slot of ``network`` with that slot's operators of
+    ``space``."""
+    result = Distilled()
+    slot_specs = [(term, slot.name) for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
+    for (name, variable, x, y), (spec, _) in zip(slot_samples(network, data), slot_specs):
+        trees, _ = regress_curve(x, y, spec.operators.get(name, space.operators), space, radius, population, generations, keep, seed, max_evaluations)
+        result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
+                             "trees": [(rename_variable(t, variable), e) for t, e in trees]})
+    return result
+
+
+def rename_variable(tree: str, variable: str) -> str:
+    """A tree string in ``r`` written in ``variable`` instead."""
+    return re.sub(r"\br\b", variable, tree)

@@ -1,0 +1,53 @@
+"""The neural-guided start of a search (``engine: {name: guided}``): fit the separable
+neural potential to the search frames, distil each learned function into formulas,
+and hand them to the GP engine as its first individuals (the rest of the population
+is random as usual; the search then goes on normally)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from evopot.config import GuidedConfig
+from evopot.cutoff import Cutoff
+from evopot.engines.distill import Distilled, distill, slot_samples
+from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
+from evopot.engines.space import SearchSpace, term_shapes
+
+
+def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print) -> tuple[list[list[str]], Distilled, dict]:
+    """Seed individuals (one tree string per slot) for ``space``, the distillation
+    record, and timings, from the labelled geometry of ``problem`` (a FitProblem)."""
+    if settings.distill_with == "pysr":
+        from evopot.engines.pysr_backend import available
+
+        available()  # fail before minutes of training
+    started = time.perf_counter()
+    shapes = term_shapes(space)
+    data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
+    torch.manual_seed(seed)
+    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden))
+    fit = fit_network(network, data, epochs=settings.epochs, force_weight=problem.force_weight, energy_weight=problem.energy_weight, seed=seed, polish=settings.polish)
+    trained = time.perf_counter()
+    log(f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g})")
+    if settings.distill_with == "pysr":
+        distilled = _distill_with_pysr(network, data, space, settings, seed)
+    else:
+        distilled = distill(network, data, space, cutoff.radius, settings.distill_population, settings.distill_generations, settings.keep, seed)
+    for s in distilled.slots:
+        log(f"guided: slot {s['slot']}({s['variable']}) distilled to " + "; ".join(f"{t} (rel. error {e:.3g})" for t, e in s["trees"][:3]))
+    timings = {"network_seconds": trained - started, "distill_seconds": time.perf_counter() - trained, "network_loss": fit["loss"]}
+    return distilled.seeds(settings.seeds), distilled, timings
+
+
+def _distill_with_pysr(network, data, space: SearchSpace, settings: GuidedConfig, seed: int) -> Distilled:
+    from evopot.engines.pysr_backend import equations_to_trees, fit_curve
+
+    result = Distilled()
+    specs = [(term, slot.name) for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
+    for (name, variable, x, y), (spec, _) in zip(slot_samples(network, data), specs):
+        operators = spec.operators.get(name, space.operators)
+        model = fit_curve(x, y, operators, seed=seed)
+        result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(), "trees": equations_to_trees(model, variable, operators, settings.keep)})
+    return result

@@ -1,0 +1,142 @@
+"""Neural-guided symbolic regression: the separable network, distillation, PySR's
+optional hand-off, and a guided search."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+from evopot.candidate import TermShape
+from evopot.engines.distill import CurveProblem, regress_curve, rename_variable
+from evopot.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
+from evopot.engines.pysr_backend import available, equations_to_trees, sympy_to_tree
+from evopot.engines.space import load_search_space, resolve_search_space_path
+from evopot.equivalence import equivalent
+from evopot.errors import EvopotError
+from evopot.geometry import build_geometry
+from evopot.rediscovery import lennard_jones
+
+R = sympy.Symbol("r")
+PAIR = load_search_space(resolve_search_space_path("pair"))
+
+
+@pytest.fixture(scope="module")
+def lj():
+    problem = lennard_jones()
+    frames = problem.frames(0)
+    c = problem.cutoff
+    from evopot.cutoff import Cutoff
+
+    cutoff = Cutoff(c["radius"], c["onset"], c["function"])
+    geometry = build_geometry(frames, cutoff.radius)
+    return problem, cutoff, NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, np.concatenate(frames.forces))
+
+
+def _fitted(lj, epochs, polish):
+    problem, cutoff, data = lj
+    torch.manual_seed(0)
+    network = SeparableNetwork([TermShape("pair")], cutoff, data.geometry.species)
+    fit_network(network, data, epochs=epochs, polish=polish)
+    r = np.quantile(data.geometry.pair_distances, np.linspace(0.05, 0.95, 60))
+    with torch.no_grad():
+        learned = network.slot(0, "V", torch.as_tensor(r)).numpy()
+    deviation = learned - sympy.lambdify(R, problem.truth["pair"])(r)
+    # V is fixed by the forces only up to a constant that the reference energy absorbs
+    return (deviation.max() - deviation.min()) / 2 / np.abs(sympy.lambdify(R, problem.truth["pair"])(r)).max()
+
+
+@pytest.mark.slow
+def test_separable_network_learns_the_pair_potential_roughly(lj):
+    assert _fitted(lj, epochs=300, polish=200) < 0.1
+
+
+@pytest.mark.slow
+def test_separable_network_reproduces_the_pair_potential_within_one_percent(lj):
+    assert _fitted(lj, epochs=1000, polish=500) < 0.01
+
+
+def test_symbolic_regression_of_the_exact_curve_recovers_lennard_jones():
+    truth = 4 * 0.0104 * ((3.4 / R) ** 12 - (3.4 / R) ** 6)
+    x = np.linspace(3.1, 8.0, 200)
+    trees, front = regress_curve(x, sympy.lambdify(R, truth)(x), PAIR.operators, PAIR, 8.5, 100, 15, seed=0)
+    found = [sum(t.numeric() for t in s.candidate.terms(s.fit.linear, s.fit.nonlinear)) for s in front]
+    assert any(equivalent(f, truth, 1e-3, ("r",)) for f in found)
+    pset = build_primitive_set(PAIR.operators, ("r",), -3, 3, radius=8.5)
+    assert all(str(tree_from_string(t, pset)) == t for t, _ in trees)  # seeds parse back
+
+
+def test_curve_problem_offset_is_free():
+    """A constant offset costs nothing: the fitter's 'reference energy' column takes it."""
+    from evopot.candidate import decompose
+    from evopot.fitting import fit_constants
+
+    x = np.linspace(1, 3, 50)
+    candidate = decompose([[sympy.exp(-R)]], [TermShape("pair")], {})
+    fit = fit_constants(CurveProblem(x, 2 * np.exp(-x) + 5), candidate)
+    assert fit.loss < 1e-10 and fit.linear[0] == pytest.approx(2) and fit.reference_energies[0] == pytest.approx(5)
+
+
+def test_pysr_missing_gives_install_instructions():
+    try:
+        import pysr  # noqa: F401
+    except ImportError:
+        with pytest.raises(EvopotError, match="Julia"):
+            available()
+    else:  # pragma: no cover - machines with PySR
+        pytest.skip("PySR is installed here")
+
+
+class _StubPySR:
+    """What evopot reads of a fitted PySRRegressor: its equations_ table."""
+
+    equations_ = [
+        {"sympy_format": "x0**2*exp(-x0) + cos(x0)", "loss": 1e-3},  # cos not allowed: skipped
+        {"sympy_format": "2.5*exp(-1.5*x0) - 0.5/x0**6", "loss": 1e-4},
+        {"sympy_format": "x0 + 1", "loss": 0.1},
+    ]
+
+
+def test_pysr_equations_become_seed_trees():
+    operators = ["add", "sub", "mul", "div", "pow", "exp", "inv", "square"]
+    trees = equations_to_trees(_StubPySR(), "r", operators, keep=3)
+    assert [loss for _, loss in trees] == [1e-4, 0.1]
+    pset = build_primitive_set(operators, ("r",), -3, 3)
+    expr, values = tree_to_sympy(tree_from_string(trees[0][0], pset))
+    assert equivalent(expr.subs(values), 2.5 * sympy.exp(-1.5 * R) - 0.5 / R**6, 1e-9, ("r",))
+    assert sympy_to_tree(sympy.cos(R), set(operators)) is None
+    assert rename_variable("add(r, rc)", "costheta") == "add(costheta, rc)"
+
+
+def test_guided_search_seeds_the_population_and_records_it(tmp_path):
+    from evopot.api import search
+    from evopot.config import load_config
+    from evopot.rediscovery import write_problem
+
+    engine = {"name": "guided", "population": 12, "generations": 1,
+              "guided": {"epochs": 30, "polish": 10, "distill_population": 12, "distill_generations": 2, "seeds": 4}}
+    config = load_config(write_problem(lennard_jones(), tmp_path, 0, engine))
+    result = search(config, progress=False)
+    record = json.loads((result.run_directory / "distilled.json").read_text())
+    assert record["slots"][0]["slot"] == "V" and record["seeds"] and record["network_seconds"] > 0
+    log = (result.run_directory / "log.txt").read_text()
+    assert "guided: separable network fitted" in log and "distilled individuals fitted" in log
+    assert all(m.potential.metadata["engine"] == "guided" for m in result.front)
+    assert {m.potential.metadata["origin"] for m in result.front} <= {"distilled", "search"}
+
+
+def test_guided_settings_are_validated(tmp_path):
+    from test_config_cli import GOOD, write
+
+    from evopot.config import load_config
+
+    path = write(tmp_path, dict(GOOD, engine={"name": "guided", "guided": {"distill_population": 10}}))
+    with pytest.raises(EvopotError, match="distill_population.*multiple of 4"):
+        load_config(path)
+    path = write(tmp_path, dict(GOOD, engine={"name": "guided", "guided": {"distill_with": "eureqa"}}))
+    with pytest.raises(EvopotError, match="distill_with"):
+        load_config(path)
