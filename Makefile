@@ -34,6 +34,7 @@ bench: install
 	$(PY) benchmarks/evaluator.py
 	$(PY) benchmarks/rediscovery.py
 	$(PY) benchmarks/silicon.py
+	$(PY) benchmarks/hybrid.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -116,13 +116,13 @@ def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200)
 
 
 def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
-                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0):
+                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, max_complexity: int | None = None):
     """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
     constants and size limits of ``space``). Returns the trees (in ``r``) worth seeding
     with their relative RMS errors — the ``keep`` best distinct ones, then the ``keep``
     simplest within ``tolerance`` × the best error (a network's curve is only
-    approximately the true function, so the exact form may fit it a little worse) —
-    and the engine's Pareto front of fitted formulas."""
+    approximately the true function, so the exact form may fit it a little worse),
+    each at most ``max_complexity`` nodes once fitted — and the engine's Pareto front."""
     from evopot.scoring import Scorer
 
     curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair")], operators=operators,
@@ -132,7 +132,10 @@ def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: Sea
     engine.initialise()
     while not engine.done():
         engine.step()
-    fitted = [ind for ind in engine.population if ind.fitness.values[0] < WORST_LOSS]
+    limit = max_complexity or curve_space.limits.max_nodes
+    fitted = [ind for ind in engine.population if ind.fitness.values[0] < WORST_LOSS and ind.fitness.values[1] <= limit]
+    if not fitted:
+        return [], engine.archive.front()
     best = min(ind.fitness.values[0] for ind in fitted)
     ranked = sorted(fitted, key=lambda ind: ind.fitness.values)
     ranked = ranked[:keep] + sorted((ind for ind in fitted if ind.fitness.values[0] <= tolerance * best), key=lambda ind: ind.fitness.values[::-1])
@@ -153,8 +156,11 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
     ``space``."""
     result = Distilled()
     slot_specs = [(term, slot.name) for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
+    # the search fits formulas up to 2 × max_nodes nodes in all (evopot.api): share that out
+    budget = max(3, 2 * space.limits.max_nodes // (len(slot_specs) + 1))
     for (name, variable, x, y), (spec, _) in zip(slot_samples(network, data), slot_specs):
-        trees, _ = regress_curve(x, y, spec.operators.get(name, space.operators), space, radius, population, generations, keep, seed, max_evaluations)
+        trees, _ = regress_curve(x, y, spec.operators.get(name, space.operators), space, radius, population, generations, keep, seed, max_evaluations,
+                                 max_complexity=budget)
         result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
                              "trees": [(rename_variable(t, variable), e) for t, e in trees]})
     return result
