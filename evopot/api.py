@@ -112,13 +112,13 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
             engine.seeded = set(json.loads(distilled_path.read_text()).get("seeded_structures", []))
         run.append_log(f"resumed at generation {engine.generation}")
     else:
-        seeds = None
-        if e.name == "guided":
+        if e.name != "guided":
+            engine.initialise()
+        else:
             from evopot.engines.guided import guided_seeds
 
             seeds, distilled, timings = guided_seeds(space, problem, cutoff, e.guided, config.seed, log=run.append_log)
-        engine.initialise(seeds)
-        if e.name == "guided":
+            engine.initialise(seeds)
             record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
             write_atomic(distilled_path, json.dumps(record, indent=1))
             run.append_log(f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population")

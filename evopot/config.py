@@ -6,10 +6,10 @@ folder. Every mistake becomes one :class:`EvopotError` line naming the file and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evopot.cutoff import PROFILES
 from evopot.errors import EvopotError
@@ -77,6 +77,16 @@ class CutoffConfig(_Strict):
         return self
 
 
+def _multiple_of_four(value: int) -> int:
+    if value % 4:
+        raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
+    return value
+
+
+#: A GP population size: NSGA-II's tournament takes individuals in fours.
+Population = Annotated[int, Field(ge=4), AfterValidator(_multiple_of_four)]
+
+
 class GuidedConfig(_Strict):
     """The neural-guided start (``engine.name: guided``): the separable network and the
     distillation of its functions into the first individuals of the search."""
@@ -84,23 +94,16 @@ class GuidedConfig(_Strict):
     hidden: list[int] = Field([32, 32], min_length=1, description="hidden layer widths of each slot's MLP")
     epochs: int = Field(1000, ge=1, description="Adam epochs (full batch) of the separable network")
     polish: int = Field(500, ge=0, description="L-BFGS iterations after Adam")
-    distill_population: int = Field(100, ge=4, description="population of each slot's symbolic regression (a multiple of 4)")
+    distill_population: Population = Field(100, description="population of each slot's symbolic regression (a multiple of 4)")
     distill_generations: int = Field(15, ge=1)
     keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")
     distill_with: Literal["deap", "pysr"] = Field("deap", description="deap (built in) or pysr (optional; needs Julia)")
     seeds: int = Field(20, ge=1, description="most seeded individuals")
 
-    @field_validator("distill_population")
-    @classmethod
-    def _multiple_of_four(cls, value):
-        if value % 4:
-            raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
-        return value
-
 
 class EngineConfig(_Strict):
     name: Literal["gp", "guided"] = "gp"
-    population: int = Field(100, ge=4, description="individuals kept each generation (a multiple of 4)")
+    population: Population = Field(100, description="individuals kept each generation (a multiple of 4)")
     generations: int = Field(20, ge=0)
     crossover: float = Field(0.6, ge=0, le=1)
     mutation: float = Field(0.3, ge=0, le=1)
@@ -108,12 +111,6 @@ class EngineConfig(_Strict):
     patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
     guided: GuidedConfig = GuidedConfig()
 
-    @field_validator("population")
-    @classmethod
-    def _multiple_of_four(cls, value):
-        if value % 4:
-            raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
-        return value
 
 
 class FitnessConfig(_Strict):

@@ -79,7 +79,7 @@ def train_hybrid(potential: Potential | None, splits: dict[str, Frames], setting
     def data(frames: Frames):
         energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
         if potential is not None:
-            formula = evaluate(potential, build_geometry(frames, max([potential.cutoff.radius] + [potential.cutoff_of(t).radius for t in potential.terms]), potential.species))
+            formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
             energies, forces = energies - formula.energies, forces - formula.forces
         return residual_data(frames, descriptor, energies, forces, device)
 
@@ -141,8 +141,7 @@ def correct_run(run_path: str | Path, member: int | None = None, overrides: dict
         if split == "train":
             share = energy_share(prediction, potential, frames)
         if split == "validation":
-            per_frame = [float(u.max()) for u in np.split(prediction.uncertainty, np.cumsum([len(a) for a in frames.atoms])[:-1])]
-            threshold = float(np.percentile(per_frame, 95)) if len(correction.networks) > 1 else None
+            threshold = float(np.percentile(frame_uncertainty(prediction, frames), 95)) if len(correction.networks) > 1 else None
     correction.info = {"run": str(run.path), "member": number, "errors": table, "share": share, "training": {"seconds": log.seconds, "networks": log.networks},
                        "uncertainty_threshold": threshold}
     save_hybrid(potential, correction, path)
@@ -159,7 +158,11 @@ def flag_uncertain(model: Hybrid, frames: Frames, threshold: float | None = None
         threshold = model.correction.info.get("uncertainty_threshold")
         if threshold is None:
             raise EvopotError("no uncertainty threshold recorded with this correction; give --threshold in eV/Å")
-    prediction = predict(model, frames)
-    per_frame = np.split(prediction.uncertainty, np.cumsum([len(a) for a in frames.atoms])[:-1])
-    flagged = [(k, frames.config_types[k], float(u.max())) for k, u in enumerate(per_frame) if u.max() > threshold]
+    per_frame = frame_uncertainty(predict(model, frames), frames)
+    flagged = [(k, frames.config_types[k], float(u)) for k, u in enumerate(per_frame) if u > threshold]
     return float(threshold), flagged
+
+
+def frame_uncertainty(prediction, frames: Frames) -> np.ndarray:
+    """The largest per-atom force uncertainty (eV/Å) of each frame, (n_frames,)."""
+    return np.maximum.reduceat(prediction.uncertainty, np.cumsum([0] + [len(a) for a in frames.atoms[:-1]]))

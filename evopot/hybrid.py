@@ -91,7 +91,7 @@ def predict(model: Potential | Hybrid, frames: Frames) -> HybridPrediction:
     from evopot.residual import ensemble_prediction, force_uncertainty, residual_data
 
     potential = model.potential if isinstance(model, Hybrid) else model
-    formula = evaluate(potential, build_geometry(frames, max([potential.cutoff.radius] + [potential.cutoff_of(t).radius for t in potential.terms]), potential.species))
+    formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
     if not isinstance(model, Hybrid):
         return HybridPrediction(formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces)))
     data = residual_data(frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces))

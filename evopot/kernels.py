@@ -224,5 +224,4 @@ def compile_kernel(potential: Potential, optimize: bool = False) -> Kernel:
     """Generate and compile the kernel of ``potential``; ``optimize`` wraps it in
     ``torch.compile`` (slow first call)."""
     source = generate_source(potential)
-    radius = max([potential.cutoff.radius] + [potential.cutoff_of(t).radius for t in potential.terms])
-    return Kernel(potential, source, _compiled(source, optimize), radius)
+    return Kernel(potential, source, _compiled(source, optimize), potential.reach)

@@ -23,6 +23,8 @@ from evopot.errors import EvopotError
 
 ACTIVATIONS = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus}
 WEIGHTS_FORMAT = "evopot-correction-weights"
+#: Keys of :meth:`Correction.spec` that describe the network; any others are its ``info``.
+SPEC_KEYS = ("kind", "weights", "species", "ensemble", "hidden", "activation", "descriptor", "parameters")
 
 
 class AtomicNetwork(nn.Module):
@@ -143,5 +145,5 @@ class Correction:
                 raise EvopotError(f"{path}: network {k} does not fit the architecture in {where} ({exc})") from exc
             if not all(torch.isfinite(v).all() for v in state.values()):
                 raise EvopotError(f"{path}: network {k} has non-finite weights")
-        correction.info = {k: v for k, v in spec.items() if k not in ("kind", "weights", "species", "ensemble", "hidden", "activation", "descriptor", "parameters")}
+        correction.info = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
         return correction

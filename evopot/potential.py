@@ -184,3 +184,9 @@ class Potential:
     def cutoff_of(self, term: Term) -> Cutoff:
         """The term's own cutoff, or the potential's."""
         return term.cutoff or self.cutoff
+
+    @property
+    def reach(self) -> float:
+        """The largest cutoff radius of the potential and its terms (Å): how far a
+        neighbour list must look."""
+        return max([self.cutoff.radius] + [self.cutoff_of(t).radius for t in self.terms])

@@ -115,6 +115,14 @@ def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200)
     return out
 
 
+def slot_curves(network: SeparableNetwork, data: NeuralData, space: SearchSpace):
+    """(slot name, variable, x, y, operators) of every slot: the samples of
+    :func:`slot_samples` with the slot's operators in ``space``."""
+    specs = [term for term, shape in zip(space.terms, network.shapes) for _ in shape.slots]
+    for (name, variable, x, y), spec in zip(slot_samples(network, data), specs):
+        yield name, variable, x, y, spec.operators.get(name, space.operators)
+
+
 def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
                   keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, max_complexity: int | None = None):
     """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
@@ -155,12 +163,11 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
     """:func:`regress_curve` on each slot of ``network`` with that slot's operators of
     ``space``."""
     result = Distilled()
-    slot_specs = [(term, slot.name) for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
     # the search fits formulas up to 2 × max_nodes nodes in all (evopot.api): share that out
-    budget = max(3, 2 * space.limits.max_nodes // (len(slot_specs) + 1))
-    for (name, variable, x, y), (spec, _) in zip(slot_samples(network, data), slot_specs):
-        trees, _ = regress_curve(x, y, spec.operators.get(name, space.operators), space, radius, population, generations, keep, seed, max_evaluations,
-                                 max_complexity=budget)
+    slots = sum(len(shape.slots) for shape in network.shapes)
+    budget = max(3, 2 * space.limits.max_nodes // (slots + 1))
+    for name, variable, x, y, operators in slot_curves(network, data, space):
+        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations, max_complexity=budget)
         result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
                              "trees": [(rename_variable(t, variable), e) for t, e in trees]})
     return result

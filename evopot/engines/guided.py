@@ -11,7 +11,7 @@ import torch
 
 from evopot.config import GuidedConfig
 from evopot.cutoff import Cutoff
-from evopot.engines.distill import Distilled, distill, slot_samples
+from evopot.engines.distill import Distilled, distill, slot_curves
 from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
 from evopot.engines.space import SearchSpace, term_shapes
 
@@ -45,9 +45,7 @@ def _distill_with_pysr(network, data, space: SearchSpace, settings: GuidedConfig
     from evopot.engines.pysr_backend import equations_to_trees, fit_curve
 
     result = Distilled()
-    specs = [(term, slot.name) for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
-    for (name, variable, x, y), (spec, _) in zip(slot_samples(network, data), specs):
-        operators = spec.operators.get(name, space.operators)
+    for name, variable, x, y, operators in slot_curves(network, data, space):
         model = fit_curve(x, y, operators, seed=seed)
         result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(), "trees": equations_to_trees(model, variable, operators, settings.keep)})
     return result
