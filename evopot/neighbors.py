@@ -35,10 +35,10 @@ class VerletList:
             box = cell if bool(pbc.any()) else torch.zeros_like(cell)
             i, j, shifts = self._vesin.compute(positions.to(torch.float64), box.to(torch.float64), pbc, "ijS")
             self._center, self._neighbor = i.to(torch.long), j.to(torch.long)
-            self._shifts = shifts.to(positions.dtype)
+            self._offsets = shifts.to(positions.dtype) @ cell  # Cartesian; a new cell means a new list
             self._reference, self._cell = positions.detach().clone(), cell.detach().clone()
             self.builds += 1
-        d = positions[self._neighbor] - positions[self._center] + self._shifts @ cell
+        d = positions.index_select(0, self._neighbor) - positions.index_select(0, self._center) + self._offsets
         return d, self._center, self._neighbor
 
 
@@ -46,10 +46,13 @@ def angle_pairs(center: torch.Tensor, r: torch.Tensor, radius: float, n_atoms: i
     """Every angle j–i–k as a pair of bond indices (t1, t2), t1 < t2, from one centre,
     both bonds shorter than ``radius`` (Å); ``center`` (n_bonds,) must be sorted."""
     near = torch.nonzero(r < radius).squeeze(1)
-    count = torch.bincount(center[near], minlength=n_atoms)
-    start = torch.cumsum(count, 0) - count
-    position = torch.arange(len(near), device=r.device) - start[center[near]]
-    partners = count[center[near]] - position - 1
-    first = torch.repeat_interleave(torch.arange(len(near), device=r.device), partners)
-    offset = torch.arange(len(first), device=r.device) - (torch.cumsum(partners, 0) - partners)[first]
-    return near[first], near[first + 1 + offset]
+    owner = center.index_select(0, near)
+    count = torch.bincount(owner, minlength=n_atoms)
+    start = (torch.cumsum(count, 0) - count).index_select(0, owner)  # first bond of each bond's centre
+    index = torch.arange(len(near), device=r.device)
+    partners = count.index_select(0, owner) - (index - start) - 1  # later bonds of the same centre
+    first = torch.repeat_interleave(index, partners)
+    second = first + 1 + torch.arange(len(first), device=r.device) - (torch.cumsum(partners, 0) - partners).index_select(0, first)
+    if len(near) == len(r):  # every bond is inside: near is the identity
+        return first, second
+    return near.index_select(0, first), near.index_select(0, second)

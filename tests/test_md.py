@@ -16,7 +16,7 @@ from ase import units
 from ase.build import bulk
 from ase.md.verlet import VelocityVerlet
 
-from conftest import PAIR_FORMULAS, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell, unlabelled
+from conftest import GENERAL_THREEBODY, PAIR_FORMULAS, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell, unlabelled
 from evopot.calculator import EvopotCalculator
 from evopot.cli import main
 from evopot.errors import EvopotError
@@ -28,7 +28,7 @@ from evopot.kernels import compile_kernel
 from evopot.known import stillinger_weber, sutton_chen
 from evopot.md import MolecularDynamics, thermalized
 from evopot.potential import Potential, Term
-from test_manybody import NAMES, POTENTIALS, embedding
+from test_manybody import NAMES, POTENTIALS, embedding, threebody
 
 SPECIES = ("Ge", "Si")
 
@@ -45,6 +45,8 @@ KERNEL_CASES = {
     **{name: (lambda name=name: POTENTIALS[name](SPECIES)) for name in POTENTIALS},
     "embedding-species": lambda: species_embedding(SPECIES),
     "stillinger-weber": lambda: Potential(stillinger_weber().terms, stillinger_weber().cutoff, SPECIES),
+    # separable, g not a polynomial in cos θ: the triplet loop
+    "threebody-separable-exp": lambda: threebody("A*exp(c*costheta)*exp(-b*rij)*exp(-b*rik)", SPECIES),
 }
 
 
@@ -68,6 +70,21 @@ def test_generated_kernel_agrees_with_the_evaluator_and_with_autograd(name, stru
     assert np.abs(forces - autograd.forces).max() <= 1e-10 * scale
 
 
+@pytest.mark.parametrize("potential", [stillinger_weber(), POTENTIALS["threebody-separable"](SPECIES)], ids=["sw", "separable"])
+@pytest.mark.parametrize("structure", [periodic_cell, cluster])
+def test_angular_moments_equal_the_triplet_loop(potential, structure):
+    atoms = structure(seed=3, species=SPECIES)
+    potential = Potential(potential.terms, potential.cutoff, SPECIES)
+    results = []
+    for moments in (True, False):
+        forcefield = ForceField(potential, "cpu")
+        forcefield.kernel = compile_kernel(potential, moments=moments)
+        results.append([t.numpy() for t in forcefield(*forcefield.tensors(atoms))])
+    (e1, f1, w1), (e2, f2, w2) = results
+    assert np.abs(f1).max() > 1e-2
+    assert abs(e1 - e2) <= 1e-10 * max(1.0, abs(e2)) and np.abs(f1 - f2).max() <= 1e-10 * np.abs(f2).max() and np.abs(w1 - w2).max() <= 1e-10 * np.abs(w2).max()
+
+
 def test_float32_kernel_is_close_to_float64():
     potential = stillinger_weber()
     atoms = periodic_cell(2)
@@ -80,8 +97,11 @@ def test_generated_source_is_readable_python_with_shared_subexpressions():
     source = compile_kernel(stillinger_weber()).source
     compile(source, "kernel", "exec")
     assert "def pair_0(r):" in source and "def compute(" in source
-    # SW's three-body term is separable: h per bond and g per angle, found by sympy
-    assert "def radial_1(r):" in source and "def angular_1(costheta):" in source
+    # SW's three-body term is separable, found by sympy: h per bond; g a polynomial in
+    # cos θ, so angular moments per atom and no triplets; otherwise g per angle
+    assert "def radial_1(r):" in source and "moments" in source and "angle_pairs(" not in source.split("def compute")[1]
+    triplets = compile_kernel(stillinger_weber(), moments=False).source
+    assert "def angular_1(costheta):" in triplets and "angle_pairs(center" in triplets
     general = compile_kernel(POTENTIALS["threebody-general"](("Si",))).source
     assert "def angle_1(rij, rik, costheta):" in general and "radial_1" not in general
     assert "t0 = " in source and "torch.exp(" in source and "autograd" not in source
@@ -221,6 +241,26 @@ def test_md_with_a_structure_the_potential_does_not_describe(tmp_path, capsys):
     assert "species ['Cu']" in capsys.readouterr().err
     assert main(["md", str(tmp_path / "sw.json"), str(tmp_path / "none.extxyz"), "--quiet"]) == 2
     assert "none.extxyz: structure file not found" in capsys.readouterr().err
+
+
+def test_md_refuses_overlapping_atoms_and_warns_below_the_fitted_range():
+    atoms = bulk("Si", "diamond", 5.431, cubic=True)
+    atoms.positions[1] = atoms.positions[0]
+    with pytest.raises(EvopotError, match="non-finite energy or forces.*atoms 0 and 1 are 0.000 Å apart"):
+        MolecularDynamics(atoms, ForceField(stillinger_weber()), 1.0)
+    close = bulk("Si", "diamond", 5.431, cubic=True)
+    close.positions[1] = close.positions[0] + [1.0, 1.0, 0.0]  # 1.414 Å; GENERAL_THREEBODY was fitted on ≥ 2 Å
+    with pytest.warns(UserWarning, match=r"atoms 0 and 1 are 1.414 Å apart \(the potential was fitted on distances ≥ 2.000 Å\): closer than any pair"):
+        MolecularDynamics(close, ForceField(GENERAL_THREEBODY), 1.0)
+
+
+def test_an_exploding_run_stops_naming_the_step_and_keeps_the_trajectory(tmp_path):
+    atoms = thermalized(bulk("Si", "diamond", 5.431, cubic=True).repeat(2), 1000, 0)
+    dynamics = MolecularDynamics(atoms, ForceField(stillinger_weber()), 20.0)  # far too long a step for Si
+    with pytest.raises(EvopotError, match=r"exploded to \d+ K at step 5 .*trajectory up to the last frame written is kept"):
+        dynamics.run(100, thermo_every=5, trajectory=tmp_path / "run.extxyz", trajectory_every=5)
+    frames = ase.io.read(tmp_path / "run.extxyz", ":")
+    assert len(frames) == 1 and np.allclose(frames[0].positions, atoms.positions)
 
 
 @pytest.mark.slow
