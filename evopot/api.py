@@ -127,6 +127,9 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     bar = _progress(progress, e.generations, engine.generation)
     try:
         while not engine.done():
+            if e.time_limit is not None and time.perf_counter() - started > e.time_limit:
+                run.append_log(f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there")
+                break
             engine.step()
             _after_generation(run, engine, scorer)
             if bar is not None:
@@ -166,7 +169,7 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
             raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
         saved = run.config.read_text()
         if _without_generations(saved) != _without_generations(config.to_yaml()):
-            raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations may change on --resume")
+            raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations and engine.time_limit may change on --resume")
         write_atomic(run.config, config.to_yaml())
         return run
     if run.path.exists() and any(run.path.iterdir()):
@@ -179,7 +182,7 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
 
 
 def _without_generations(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("generations:"))
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
 
 
 def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> None:

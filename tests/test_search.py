@@ -69,6 +69,16 @@ def test_resume_refuses_a_changed_config(lj_folder, capsys):
     assert "differs from the one this run was started with" in capsys.readouterr().err
 
 
+def test_a_time_limit_stops_the_search_after_the_generation_that_passes_it_and_may_change_on_resume(lj_folder):
+    problem = PROBLEMS["lennard-jones"]()
+    config = write_problem(problem, lj_folder, seed=10, engine={**SMALL, "time_limit": 1e-6})
+    result = evopot.search(config, overwrite=True, progress=False)
+    assert result.generations == 0 and result.front  # the initial population only, still a front
+    assert "time limit of 1e-06 s reached after generation 0" in (result.run_directory / "log.txt").read_text()
+    config.write_text(config.read_text().replace("time_limit: 1.0e-06", "time_limit: 600"))
+    assert evopot.search(config, resume=True, progress=False).generations == SMALL["generations"]
+
+
 def test_lennard_jones_is_rediscovered_from_forces(tmp_path):
     outcome = run(PROBLEMS["lennard-jones"](), tmp_path, seed=1)
     assert outcome.success, outcome.found
