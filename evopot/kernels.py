@@ -7,11 +7,12 @@ one ``compute`` that makes a single pass over the bonds of a full neighbour list
 the angles built from them. A separable three-body term whose g(cos θ) is a polynomial
 (Stillinger–Weber, mW) needs no angles at all: per-atom angular moments give the same
 sum over pairs of bonds exactly (:func:`_moment_lines`), in time linear in the bonds.
-Per-bond work is laid out component-major, (3, n_bonds), because scatters and gathers
-along the last axis are the fast ones on the CPU. No autograd at run time; the device and dtype are those
-of the tensors passed in (float64 or float32, CPU or CUDA). ``torch.compile`` of
-``compute`` is optional (:func:`compile_kernel` with ``optimize=True``); the first
-call then costs tens of seconds, later calls reuse torch's compile cache.
+Per-bond work is laid out component-major, (3, n_bonds), because scatters along the
+last axis are the fast ones on the CPU. No autograd at run time; the device and dtype
+are those of the tensors passed in (float64 or float32, CPU or CUDA). ``torch.compile``
+of ``compute`` is optional (:func:`compile_kernel` with ``optimize=True``); the first
+call then costs tens of seconds, later calls reuse torch's compile cache (on the CPU it
+measured slower than the plain kernel: benchmarks/md_speed.py).
 
 ``compute(d, center, neighbor, species, n_atoms)`` takes the bond vectors ``d``
 (n_bonds, 3) Å from atom ``center`` to atom ``neighbor`` (every pair in both
