@@ -49,7 +49,7 @@ def silicon_run(engine: str, seed: int, budget: float, folder: Path) -> dict:
     result = evopot.search(config, progress=False, config_path=str(path))
     best = result.best("validation")
     return {"mae": best.errors["test"]["force_mae"], "time": time.perf_counter() - start, "generations": result.generations,
-            "formula": best.formula, "nodes": best.complexity}
+            "formula": best.formula}
 
 
 def summary(problem: str, engine: str, runs: list[dict]) -> dict:

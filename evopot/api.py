@@ -168,7 +168,7 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
         if not run.config.is_file():
             raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
         saved = run.config.read_text()
-        if _without_generations(saved) != _without_generations(config.to_yaml()):
+        if _without_run_length(saved) != _without_run_length(config.to_yaml()):
             raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations and engine.time_limit may change on --resume")
         write_atomic(run.config, config.to_yaml())
         return run
@@ -181,7 +181,8 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
     return run
 
 
-def _without_generations(text: str) -> str:
+def _without_run_length(text: str) -> str:
+    """A config's YAML without the lines that may change on --resume."""
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
 
 

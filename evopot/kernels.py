@@ -140,10 +140,10 @@ def _moment_lines(coefficients: list[float]) -> list[str]:
     weighted = [sympy.Symbol(f"wt[{m}]") for m in range(len(monomials))]
     total = sum(w * m for w, m in zip(weighted, monomials))
     slopes = [torch_code(sympy.diff(total, u)) for u in (ux, uy, uz)]
-    ones = ["torch.ones_like(ux)" if m == 1 else torch_code(m) for m in monomials]
+    rows = ["torch.ones_like(ux)" if m == 1 else torch_code(m) for m in monomials]
     return [
         "ux, uy, uz = unit",
-        f"monomials = torch.stack(({', '.join(ones)},))",
+        f"monomials = torch.stack(({', '.join(rows)},))",
         f"moments = r.new_zeros(({len(monomials)}, n_atoms)).index_add(1, center, monomials * h)  # T_α per atom",
         f"weights = r.new_tensor({tuple(weights)!r})[:, None]",
         f"energy = energy + 0.5 * (weights * moments * moments).sum() - {0.5 * sum(coefficients)!r} * (h * h).sum()",
