@@ -38,11 +38,20 @@ def _concatenate(a: Frames, b: Frames) -> Frames:
     return Frames(a.atoms + b.atoms, np.concatenate([a.energies, b.energies]), a.forces + b.forces, a.config_types + b.config_types)
 
 
+def _errors(prediction, frames: Frames) -> dict:
+    """:func:`errors` plus the force MAE of each config type."""
+    out = errors(prediction, frames)
+    atom_type = np.repeat(frames.config_types, [len(a) for a in frames.atoms])
+    deviation = np.abs(prediction.forces - np.concatenate(frames.forces))
+    out["by_type"] = {t: float(deviation[atom_type == t].mean()) for t in set(frames.config_types)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a finished run directory (default: search examples/silicon_threebody.yaml now)")
     parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
-    parser.add_argument("--epochs", type=int, default=800)
+    parser.add_argument("--epochs", type=int, default=1500)
     parser.add_argument("--ensemble", type=int, default=1, help="networks per model in the three-way comparison")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--patience", type=int, default=150)
@@ -73,7 +82,7 @@ def main() -> None:
     print(f"{descriptor.n_features} symmetry functions (radial to {descriptor.cutoff} Å, angular to {descriptor.angular_cutoff} Å), "
           f"{args.ensemble} × MLP {args.hidden}, {args.epochs} epochs at most, early stopping on {len(splits['validation'])} validation frames")
 
-    rows = [("formula alone", errors(predict(potential, splits["test"]), splits["test"]), 0.0)]
+    rows = [("formula alone", _errors(predict(potential, splits["test"]), splits["test"]), 0.0)]
     for name, formula in (("network alone", None), ("hybrid", potential)):
         start = time.perf_counter()
         correction, _ = train_hybrid(formula, splits, settings, descriptor, config.seed, progress=False)
@@ -84,13 +93,15 @@ def main() -> None:
             model = Hybrid(replace(potential, terms=(), reference_energies={}), correction)
         else:
             model = Hybrid(potential, correction)
-        rows.append((name, errors(predict(model, splits["test"]), splits["test"]), seconds))
+        rows.append((name, _errors(predict(model, splits["test"]), splits["test"]), seconds))
         print(f"  trained {name} in {seconds:.0f} s", flush=True)
 
     print(f"\nSi test set ({len(splits['test'])} frames, {splits['test'].n_atoms} atoms); this machine (2 cores, noisy)")
-    print(f"{'model':<15} {'force MAE eV/Å':>15} {'energy MAE meV/atom':>20} {'training s':>11}")
+    types = sorted(set(splits["test"].config_types))
+    print(f"{'model':<15} {'force MAE eV/Å':>15} {'energy MAE meV/atom':>20} {'training s':>11}   force MAE by config type")
     for name, e, seconds in rows:
-        print(f"{name:<15} {e['force_mae']:15.4f} {e['energy_mae']:20.2f} {seconds:11.0f}")
+        by_type = "  ".join(f"{t} {e['by_type'][t]:.3f}" for t in types)
+        print(f"{name:<15} {e['force_mae']:15.4f} {e['energy_mae']:20.2f} {seconds:11.0f}   {by_type}")
     hybrid, alone = rows[2][1]["force_mae"], rows[1][1]["force_mae"]
     print(f"hybrid / target {TARGET}: {hybrid / TARGET:.2f}  ({'met' if hybrid <= TARGET else 'NOT met'});  "
           f"hybrid / network alone: {hybrid / alone:.2f}  ({'better' if hybrid < alone else 'NOT better'})")

@@ -84,7 +84,8 @@ def train_hybrid(potential: Potential | None, splits: dict[str, Frames], setting
         return residual_data(frames, descriptor, energies, forces, device)
 
     training = TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
-                                settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay)
+                                settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay,
+                                settings.loss)
     return train_correction(descriptor, data(splits["train"]), data(splits["validation"]), training, progress)
 
 

@@ -7,6 +7,7 @@ are computed once, together with their Jacobian with respect to every bond vecto
 only on the bonds of atom i). A training step then needs only the network and its
 input gradient a = ∂E/∂G: the force on the atoms of bond b follows from
 g_b = Σ_f a[center(b), f] · J[b, f], exactly −∇E, without rebuilding the geometry.
+The loss is the mean absolute force and energy-per-atom error (or the mean squared).
 Mini-batches of frames, Adam with a plateau learning-rate schedule, early stopping on
 the validation split, an ensemble of M networks from M seeds.
 """
@@ -155,6 +156,7 @@ class TrainingSettings:
     energy_weight: float
     seed: int
     weight_decay: float
+    loss: str = "mae"
 
 
 @dataclass
@@ -167,8 +169,9 @@ class TrainingLog:
 
 def _loss(network, data: ResidualData, settings: TrainingSettings, create_graph: bool):
     energies, forces = network_prediction(network, data, create_graph)
-    per_atom = (energies - data.energies) / data.atoms_per_frame
-    return settings.force_weight * (forces - data.forces).pow(2).mean() + settings.energy_weight * per_atom.pow(2).mean(), forces
+    errors = (forces - data.forces, (energies - data.energies) / data.atoms_per_frame)
+    force_term, energy_term = (e.abs().mean() if settings.loss == "mae" else e.pow(2).mean() for e in errors)
+    return settings.force_weight * force_term + settings.energy_weight * energy_term, forces
 
 
 def _normalise(network, train: ResidualData) -> None:

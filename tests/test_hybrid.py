@@ -121,8 +121,9 @@ def si_splits():
     return split_by_fraction(frames, {"validation": 0.2}, 0)
 
 
-def test_the_network_learns_what_the_formula_leaves(si_splits):
-    settings = CorrectionConfig(ensemble=1, epochs=25, hidden=[16, 16], patience=25, radial_functions=8)
+@pytest.mark.parametrize("loss", ["mae", "mse"])
+def test_the_network_learns_what_the_formula_leaves(si_splits, loss):
+    settings = CorrectionConfig(ensemble=1, epochs=25, hidden=[16, 16], patience=25, radial_functions=8, loss=loss)
     descriptor = descriptor_for(LJ, settings)
     correction, log = train_hybrid(LJ, si_splits, settings, descriptor, seed=0, progress=False)
     hybrid = Hybrid(LJ, correction)
