@@ -25,14 +25,13 @@ import torch
 
 from evopot.api import dataset_from_config
 from evopot.config import CorrectionConfig, load_config
-from evopot.correct import descriptor_for
-from evopot.evaluate import evaluate
-from evopot.evaluate_torch import _symmetric, _value
+from evopot.correct import descriptor_for, residual_for, training_settings
+from evopot.evaluate_torch import pair_energy, threebody_energy
 from evopot.geometry import build_geometry
 from evopot.known import stillinger_weber
 from evopot.neighbors import angle_pairs
-from evopot.potential import TERM_VARIABLES, Potential
-from evopot.residual import ResidualData, TrainingSettings, ensemble_prediction, residual_data, train_correction
+from evopot.potential import Potential
+from evopot.residual import ResidualData, ensemble_prediction, train_correction
 from evopot.rundir import member_potential
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,17 +62,12 @@ def term_columns(potential: Potential, frames, cutoff: float) -> tuple[torch.Ten
         if term.kind == "pair":
             inside = r < cut.radius
             safe = torch.where(inside, r, torch.full_like(r, 0.5 * cut.radius))  # no inf·0 past the cutoff
-            energy = torch.where(inside, 0.5 * _value(term, term.expression, ("r",), safe) * cut.value(safe, "torch"), torch.zeros_like(r))
+            energy = torch.where(inside, 0.5 * pair_energy(term, cut, safe), torch.zeros_like(r))
             columns.append(r.new_zeros(geometry.n_atoms).index_add(0, center, energy))
         else:
             t1, t2 = angle_pairs(center, r, cut.radius, geometry.n_atoms)
             r1, r2 = r[t1], r[t2]
-            cos = ((d[t1] * d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0)
-            names = TERM_VARIABLES["threebody"]
-            energy = _value(term, term.expression, names, r1, r2, cos)
-            if not _symmetric(term.expression):
-                energy = (energy + _value(term, term.expression, names, r2, r1, cos)) / 2
-            energy = energy * cut.value(r1, "torch") * cut.value(r2, "torch")
+            energy = threebody_energy(term, cut, r1, r2, ((d[t1] * d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0))
             columns.append(r.new_zeros(geometry.n_atoms).index_add(0, center[t1], energy))
     jacobians = [torch.autograd.grad(column.sum(), d, retain_graph=True)[0] for column in columns]
     return torch.stack([c.detach() for c in columns], 1), torch.stack(jacobians, 1)
@@ -92,8 +86,8 @@ def main() -> None:
         parser.error("give --run RUN or --sw")
     torch.set_num_threads(2)
     if args.sw:
-        config, potential, name = load_config(ROOT / "examples" / "silicon_threebody.yaml"), stillinger_weber(), "Stillinger–Weber"
         config_path = ROOT / "examples" / "silicon_threebody.yaml"
+        config, potential, name = load_config(config_path), stillinger_weber(), "Stillinger–Weber"
     else:
         config_path = Path(args.run) / "config.yaml"
         config = load_config(config_path)
@@ -102,16 +96,11 @@ def main() -> None:
     splits = dataset_from_config(config, str(config_path)).splits()
     settings = CorrectionConfig(ensemble=1, epochs=args.epochs, patience=args.patience, device="cpu")
     descriptor = descriptor_for(potential, settings)
-    training = TrainingSettings(1, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames, settings.learning_rate,
-                                settings.patience, settings.force_weight, settings.energy_weight, args.seed, settings.weight_decay, settings.loss)
+    training = training_settings(settings, args.seed)
     print(f"formula: {name}: {potential.formula()}")
 
     def data(frames, formula: Potential | None, columns: bool) -> ResidualData:
-        energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
-        if formula is not None:
-            prediction = evaluate(formula, build_geometry(frames, formula.reach, formula.species))
-            energies, forces = energies - prediction.energies, forces - prediction.forces
-        out = residual_data(frames, descriptor, energies, forces)
+        out = residual_for(formula, frames, descriptor)
         if columns:
             features, jacobian = term_columns(formula, frames, descriptor.cutoff)
             out.features, out.jacobian = torch.cat([out.features, features], 1), torch.cat([out.jacobian, jacobian], 1)

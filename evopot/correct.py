@@ -18,7 +18,7 @@ from evopot.descriptors import SymmetryFunctions
 from evopot.errors import EvopotError
 from evopot.hybrid import Hybrid, predict, save_hybrid
 from evopot.potential import Potential
-from evopot.residual import TrainingSettings, residual_data, train_correction
+from evopot.residual import ResidualData, TrainingSettings, residual_data, train_correction
 from evopot.rundir import RunDirectory, member_potential
 from evopot.yamlfile import validate
 
@@ -65,28 +65,36 @@ def errors(prediction, frames: Frames) -> dict:
             "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000)}
 
 
+def residual_for(potential: Potential | None, frames: Frames, descriptor: SymmetryFunctions, device="cpu") -> ResidualData:
+    """The network's inputs on ``frames`` with DFT minus ``potential`` (or the DFT labels
+    themselves when ``potential`` is None) as targets."""
+    from evopot.evaluate import evaluate
+    from evopot.geometry import build_geometry
+
+    energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
+    if potential is not None:
+        formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
+        energies, forces = energies - formula.energies, forces - formula.forces
+    return residual_data(frames, descriptor, energies, forces, device)
+
+
+def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings:
+    """How :func:`evopot.residual.train_correction` learns, from a ``correction:`` section."""
+    return TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
+                            settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay,
+                            settings.loss)
+
+
 def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions,
                  seed: int, progress: bool = True):
     """Train a correction on DFT minus ``potential`` (or on the DFT labels themselves when
     ``potential`` is None: the network alone) for the ``train`` split, stopping on
     ``validation``. Returns (correction, training log)."""
-    from evopot.evaluate import evaluate
     from evopot.forcefield import resolve_device
-    from evopot.geometry import build_geometry
 
     device = resolve_device(settings.device)
-
-    def data(frames: Frames):
-        energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
-        if potential is not None:
-            formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
-            energies, forces = energies - formula.energies, forces - formula.forces
-        return residual_data(frames, descriptor, energies, forces, device)
-
-    training = TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
-                                settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay,
-                                settings.loss)
-    return train_correction(descriptor, data(splits["train"]), data(splits["validation"]), training, progress)
+    train, validation = (residual_for(potential, splits[s], descriptor, device) for s in ("train", "validation"))
+    return train_correction(descriptor, train, validation, training_settings(settings, seed), progress)
 
 
 def energy_share(prediction, potential: Potential, frames: Frames) -> dict:
