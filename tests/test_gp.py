@@ -123,3 +123,21 @@ def test_rc_terminal_is_the_cutoff_radius_as_a_fixed_number():
     with pytest.raises(EvopotError, match="needs the term's cutoff radius"):
         build_primitive_set(["add", "rc"], ("r",), -3.0, 3.0)
 
+
+def test_vanish_is_the_smooth_vanishing_at_the_cutoff_with_a_fitted_stiffness():
+    pset = build_primitive_set(["add", "mul", "vanish"], ("r",), -3.0, 3.0, radius=3.77118)
+    tree = tree_from_string("mul(vanish(2.1), r)", pset)
+    expr, values = tree_to_sympy(tree, 0, pset.context)
+    assert list(values) == [sympy.Symbol("k0_2")]
+    assert sympy.simplify(expr.subs(values) - r * sympy.exp(4.41 / (r - 3.77118))) == 0
+    candidate = decompose([[expr]], [PAIR], values)  # the stiffness is one constant, positive at the start
+    assert len(candidate.parameters) == 1 and candidate.initial == pytest.approx((4.41,))
+    negative, values = tree_to_sympy(tree_from_string("vanish(-2.1)", pset), 0, pset.context)
+    assert sympy.simplify(negative.subs(values) - sympy.exp(4.41 / (r - 3.77118))) == 0
+    with pytest.raises(EvopotError, match="needs the term's cutoff radius"):
+        build_primitive_set(["add", "vanish"], ("r",), -3.0, 3.0)
+    with pytest.raises(EvopotError, match="works on a distance r; slot g has variables costheta"):
+        build_primitive_set(["add", "vanish"], ("costheta",), -3.0, 3.0, "g", radius=3.0)
+    with pytest.raises(EvopotError, match="needs the cutoff radius"):
+        tree_to_sympy(tree)
+

@@ -7,7 +7,7 @@ import pytest
 
 import evopot
 from evopot.rediscovery import PROBLEMS, recovered, run, write_problem
-from evopot.engines.gp import GPEngine
+from evopot.engines.gp import GPEngine, GPSettings
 
 SMALL = {"population": 24, "generations": 4}
 
@@ -112,6 +112,36 @@ def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, caps
     members = sorted((tmp_path / "run_seed0" / "potentials").glob("member_*.json"))
     kinds = {t.kind for m in members for t in Potential.load(m).terms}
     assert "threebody" in kinds
+
+
+def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_check(tmp_path):
+    """The SW form written with stillinger_weber.yaml's operators (vanish for the smooth
+    vanishing at aσ), started from wrong constants, fits back to matscipy's SW constants, and the rediscovery
+    check accepts it; a g of the wrong form is refused."""
+    from types import SimpleNamespace
+
+    from evopot.api import cutoff_from_config, dataset_from_config
+    from evopot.config import load_config
+    from evopot.engines.space import load_search_space, resolve_search_space_path
+    from evopot.fitting import FitProblem
+    from evopot.scoring import Scorer
+
+    problem = PROBLEMS["stillinger-weber"]()
+    config = load_config(write_problem(problem, tmp_path, seed=0))
+    cutoff = cutoff_from_config(config)
+    dataset = dataset_from_config(config)
+    fit = FitProblem.from_frames(dataset.train, cutoff, tuple(dataset.species))
+    scorer = Scorer(fit, 60, 40)
+    space = load_search_space(resolve_search_space_path("stillinger_weber"))
+    members = []
+    for g in ["square(add(costheta, 0.834))", "cube(add(costheta, 0.834))"]:
+        engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, radius=cutoff.radius)
+        engine.initialise([["mul(vanish(-1.7), add(pow(r, -1.967), -0.234))", g, "vanish(4.081)"]])
+        best = engine.archive.front()[-1]
+        members.append(SimpleNamespace(complexity=best.complexity, potential=best.to_potential(fit), loss=best.loss))
+    assert members[0].loss < 1e-6
+    assert recovered(SimpleNamespace(front=members[:1]), problem.truth) is members[0]
+    assert recovered(SimpleNamespace(front=members[1:]), problem.truth) is None
 
 
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):

@@ -23,17 +23,22 @@ CONSTANT = "const"
 
 def build_primitive_set(operators: list[str], variables: tuple[str, ...], low: float, high: float, name: str = "V", radius: float | None = None) -> gp.PrimitiveSet:
     """DEAP primitive set: the operators, the slot's variables and an ephemeral constant
-    drawn uniformly from [low, high]; the terminal ``rc`` stands for ``radius``."""
+    drawn uniformly from [low, high]; the terminal ``rc`` stands for ``radius``, which
+    the context also holds for operators that need it (``vanish``)."""
     pset = gp.PrimitiveSet(name, len(variables))
     pset.renameArguments(**{f"ARG{k}": v for k, v in enumerate(variables)})
     for op_name in operators:
         op = OPERATORS[op_name]
+        if (op.arity == 0 or op.needs_radius) and radius is None:
+            raise EvopotError(f"operator {op_name!r} needs the term's cutoff radius")
+        if op.needs_radius and tuple(variables) != ("r",):
+            raise EvopotError(f"operator {op_name!r} works on a distance r; slot {name} has variables {', '.join(variables)}: list it only for V, h or f slots")
         if op.arity == 0:
-            if radius is None:
-                raise EvopotError(f"operator {op_name!r} needs the term's cutoff radius")
             pset.addTerminal(float(radius), name=op_name)
         else:
             pset.addPrimitive(_placeholder(op.arity), op.arity, name=op_name)
+        if op.needs_radius:
+            pset.context["rc"] = float(radius)
     pset.addEphemeralConstant(CONSTANT, functools.partial(_random_constant, low, high))
     return pset
 
@@ -59,7 +64,10 @@ def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, 
         while stack and len(stack[-1][1]) == stack[-1][0].arity:
             node, args, position = stack.pop()
             if isinstance(node, gp.Primitive):
-                expr = OPERATORS[node.name].build(*args)
+                op = OPERATORS[node.name]
+                if op.needs_radius and "rc" not in named:
+                    raise EvopotError(f"operator {node.name!r} needs the cutoff radius: pass the primitive set's context")
+                expr = op.build(*args, sympy.Float(named["rc"])) if op.needs_radius else op.build(*args)
             elif isinstance(node.value, str):
                 expr = sympy.Float(named[node.value]) if node.value in named else sympy.Symbol(node.value)
             else:

@@ -12,6 +12,12 @@ protected variants, log|x| and √|x|, for search spaces that want them.
 fixed number (never fitted). It lets a tree say ``exp(c/(r − rc))``, the smooth
 vanishing that Stillinger–Weber builds into its functions, without having to fit a
 pole position from inside the data (a fit cannot move a pole across the data).
+``vanish(a)`` is that factor as one operator, exp(a²/(r − rc)): for slots of one
+distance r (V, h, f), it lets the search try the vanishing with a fitted stiffness as
+one building block instead of assembling six nodes by chance (Stillinger–Weber's pair
+and three-body radial functions are both of this form). The square makes every tree
+vanish at rc, whatever the sign of its constant: exp(a/(r − rc)) with a < 0 overflows
+there, and no fit can start from it; the fitted stiffness (a² as one constant) is free.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Operator:
     arity: int
     build: Callable[..., sympy.Expr] | None
     doc: str
+    needs_radius: bool = False   # build takes the term's cutoff radius after its arguments
 
 
 OPERATORS: dict[str, Operator] = {
@@ -52,5 +59,6 @@ OPERATORS: dict[str, Operator] = {
         Operator("cos", 1, sympy.cos, "cos a"),
         Operator("sin", 1, sympy.sin, "sin a"),
         Operator("rc", 0, None, "the term's cutoff radius (a fixed number)"),
+        Operator("vanish", 1, lambda a, rc: sympy.exp(a**2 / (sympy.Symbol("r") - rc)), "e^(a²/(r − rc)), vanishing smoothly at the cutoff (slots of r only)", needs_radius=True),
     ]
 }
