@@ -141,3 +141,27 @@ def test_vanish_is_the_smooth_vanishing_at_the_cutoff_with_a_fitted_stiffness():
     with pytest.raises(EvopotError, match="needs the cutoff radius"):
         tree_to_sympy(tree)
 
+
+
+def test_envelope_multiplies_each_distance_slot_by_a_vanishing_with_a_fitted_stiffness(tmp_path):
+    """``envelope: vanish``: V and h become tree × exp(s/(r − rc)), s one more nonlinear
+    parameter started at rc/2; g (cos θ) is left alone. A general three-body term, which
+    has no slot of one distance, is refused, naming the file and field."""
+    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair", "envelope": "vanish"}, {"kind": "threebody", "form": "separable", "envelope": "vanish"}])
+    engine = GPEngine(space, GPSettings(population=1), score=None, radius=3.5)
+    pairs = [pset for pset in (s.pset for s in engine.slots)]
+    trees = [tree_from_string(t, p) for t, p in zip(["add(pow(r, -4.0), 1.5)", "square(add(costheta, 0.3))", "2.0"], pairs)]
+    candidate = engine.candidate(trees)
+    V, g, h = candidate.components[0].bases, candidate.components[1].bases, candidate.components[1].shape
+    values = dict(zip(candidate.parameters, candidate.initial))
+    envelope = sympy.exp(1.75 / (r - 3.5))
+    assert len(V) == 2 and all(any(sympy.simplify(b.subs(values) - e) == 0 for b in V) for e in [envelope / r**4, envelope])
+    assert not any(b.has(sympy.exp) for b in g)
+    assert sympy.simplify(h.subs(values) - envelope) == 0
+    assert sorted(candidate.initial).count(1.75) == 2 and all(s == "" for p, s in zip(candidate.parameters, candidate.sources) if values[p] == 1.75)
+    with pytest.raises(EvopotError, match="needs the cutoff radius"):
+        GPEngine(space, GPSettings(population=1), score=None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\noperators: [add, mul]\nterms:\n  - kind: threebody\n    envelope: vanish\n")
+    with pytest.raises(EvopotError, match=r"bad.yaml: field 'terms.0'.*general three-body term has none: use form: separable"):
+        load_search_space(bad)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import sympy
 import torch
 
+from evopot.candidate import R, complexity
 from evopot.engines.gp import WORST_LOSS, GPEngine, GPSettings
 from evopot.engines.neural import NeuralData, SeparableNetwork
 from evopot.engines.space import LimitSpec, SearchSpace, TermSpec
@@ -124,16 +126,18 @@ def slot_curves(network: SeparableNetwork, data: NeuralData, space: SearchSpace)
 
 
 def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
-                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, max_complexity: int | None = None):
+                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, max_complexity: int | None = None, envelope: str = "none"):
     """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
     constants and size limits of ``space``). Returns the trees (in ``r``) worth seeding
     with their relative RMS errors — the ``keep`` best distinct ones, then the ``keep``
     simplest within ``tolerance`` × the best error (a network's curve is only
     approximately the true function, so the exact form may fit it a little worse),
-    each at most ``max_complexity`` nodes once fitted — and the engine's Pareto front."""
+    each at most ``max_complexity`` nodes once fitted — and the engine's Pareto front.
+    With ``envelope="vanish"`` the trees are what multiplies exp(s/(r − radius)), as in
+    a search-space term with that envelope."""
     from evopot.scoring import Scorer
 
-    curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair")], operators=operators,
+    curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair", envelope=envelope)], operators=operators,
                               constants=space.constants, limits=LimitSpec(**space.limits.model_dump()))
     scorer = Scorer(CurveProblem(x, y), max_evaluations)
     engine = GPEngine(curve_space, GPSettings(population, generations, seed=seed, target_error=1e-6, patience=2), scorer.score_candidate, scorer.prune, radius=radius)
@@ -166,8 +170,11 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
     # the search fits formulas up to 2 × max_nodes nodes in all (evopot.api): share that out
     slots = sum(len(shape.slots) for shape in network.shapes)
     budget = max(3, 2 * space.limits.max_nodes // (slots + 1))
-    for name, variable, x, y, operators in slot_curves(network, data, space):
-        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations, max_complexity=budget)
+    envelopes = [term.envelope if slot.variables == ("r",) else "none" for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
+    for (name, variable, x, y, operators), envelope in zip(slot_curves(network, data, space), envelopes):
+        # an enveloped slot's fitted formula repeats the envelope in each basis: allow two
+        extra = 2 * complexity(sympy.exp(sympy.Symbol("s") / (R - radius))) if envelope != "none" else 0
+        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations, max_complexity=budget + extra, envelope=envelope)
         result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
                              "trees": [(rename_variable(t, variable), e) for t, e in trees]})
     return result

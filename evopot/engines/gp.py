@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import sympy
 from deap import base, creator, gp, tools
 
 from evopot.candidate import Candidate, decompose
@@ -91,6 +92,7 @@ class _Slot:
     term: int
     name: str
     pset: gp.PrimitiveSet
+    envelope: float | None = None   # the radius rc when the slot is multiplied by exp(s/(r − rc))
 
 
 class GPEngine:
@@ -105,11 +107,15 @@ class GPEngine:
         self.prune = prune
         self.rng = random.Random(settings.seed)
         self.shapes = term_shapes(space)
-        self.slots = [
-            _Slot(t, slot.name, build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}", shape.cutoff.radius if shape.cutoff else radius))
-            for t, (spec, shape) in enumerate(zip(space.terms, self.shapes))
-            for slot in shape.slots
-        ]
+        self.slots = []
+        for t, (spec, shape) in enumerate(zip(space.terms, self.shapes)):
+            rc = shape.cutoff.radius if shape.cutoff else radius
+            for slot in shape.slots:
+                enveloped = spec.envelope == "vanish" and slot.variables == ("r",)
+                if enveloped and rc is None:
+                    raise EvopotError(f"term {t + 1} of search space {space.name!r} has envelope: vanish, which needs the cutoff radius")
+                pset = build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}", rc)
+                self.slots.append(_Slot(t, slot.name, pset, rc if enveloped else None))
         self.archive = Archive()
         self.history: list[GenerationReport] = []
         self.population: list = []
@@ -174,6 +180,11 @@ class GPEngine:
         values = {}
         for k, (slot, tree) in enumerate(zip(self.slots, individual)):
             expr, tree_values = tree_to_sympy(tree, k, slot.pset.context)
+            if slot.envelope is not None:
+                # the stiffness starts at rc/2 in every fit (it is not a tree constant)
+                stiffness = sympy.Symbol(f"s{k}")
+                expr = expr * sympy.exp(stiffness / (sympy.Symbol("r") - sympy.Float(slot.envelope)))
+                tree_values[stiffness] = slot.envelope / 2
             parts[slot.term].append(expr)
             values.update(tree_values)
         return decompose(parts, self.shapes, values)

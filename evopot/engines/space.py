@@ -51,13 +51,18 @@ class TermSpec(_Strict):
     F(rho) and the density f(r). ``species`` restricts the term (a species pair, or
     centre + two neighbours for threebody, or the centre species for embedding);
     ``cutoff`` gives the term its own cutoff (at most the config's radius);
-    ``operators`` maps a slot name (V, V3, g, h, F, f) to its own operator list."""
+    ``operators`` maps a slot name (V, V3, g, h, F, f) to its own operator list.
+    ``envelope: vanish`` multiplies each slot of one distance r (V, h, f) by
+    exp(s/(r − rc)) with a stiffness s fitted with the formula's other constants:
+    Stillinger–Weber's own smooth vanishing at the cutoff radius rc, so trees only
+    search what multiplies it."""
 
     kind: Literal["pair", "threebody", "embedding"] = "pair"
     form: Literal["general", "separable"] = "general"
     species: list[str] | None = None
     cutoff: CutoffSpec | None = None
     operators: dict[str, list[str]] = Field(default_factory=dict)
+    envelope: Literal["none", "vanish"] = "none"
 
     @field_validator("operators")
     @classmethod
@@ -72,6 +77,8 @@ class TermSpec(_Strict):
         unknown = sorted(set(self.operators) - slots)
         if unknown:
             raise ValueError(f"operators for slot(s) {unknown}, but a {self.kind} term ({self.form}) has slots {sorted(slots)}")
+        if self.envelope != "none" and slots == {"V3"}:
+            raise ValueError(f"envelope: {self.envelope} multiplies slots of one distance r (V, h, f); a general three-body term has none: use form: separable, or envelope: none")
         return self
 
 
