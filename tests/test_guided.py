@@ -140,3 +140,18 @@ def test_guided_settings_are_validated(tmp_path):
     path = write(tmp_path, dict(GOOD, engine={"name": "guided", "guided": {"distill_with": "eureqa"}}))
     with pytest.raises(EvopotError, match="distill_with"):
         load_config(path)
+
+
+def test_pysr_distiller_is_refused_for_an_enveloped_search_space_before_any_work(tmp_path):
+    """PySR would fit SW's vanishing into the seed trees, which the envelope multiplies
+    in again: refused up front, naming the field and the fix, the old run untouched."""
+    from test_config_cli import GOOD, write
+
+    from evopot.api import search
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("earlier work")
+    path = write(tmp_path, dict(GOOD, search_space="stillinger_weber", engine={"name": "guided", "guided": {"distill_with": "pysr"}}))
+    with pytest.raises(EvopotError, match=r"config.yaml: engine.guided.distill_with: pysr .*term 1 \(pair\), 2 \(threebody\).*distill_with: deap"):
+        search(path, overwrite=True, progress=False)
+    assert (tmp_path / "run" / "keep.txt").read_text() == "earlier work"

@@ -14,6 +14,17 @@ from evopot.cutoff import Cutoff
 from evopot.engines.distill import Distilled, distill, slot_curves
 from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
 from evopot.engines.space import SearchSpace, term_shapes
+from evopot.errors import EvopotError
+
+
+def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> None:
+    """Refuse, before any work, a distiller that cannot handle ``space``: PySR fits a
+    learned curve whole, so it cannot give what multiplies a term's vanishing envelope."""
+    enveloped = [f"{i + 1} ({term.kind})" for i, term in enumerate(space.terms) if term.envelope != "none"]
+    if settings.distill_with == "pysr" and enveloped:
+        raise EvopotError(f"{where}: engine.guided.distill_with: pysr cannot distil terms with an envelope (search space {space.name!r}, "
+                          f"term {', '.join(enveloped)}: envelope: vanish): PySR fits the whole learned curve, vanishing included, while the "
+                          "search wants only what multiplies it. Use distill_with: deap (the default), or a copy of the search space with envelope: none.")
 
 
 def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print) -> tuple[list[list[str]], Distilled, dict]:
