@@ -87,7 +87,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     started = time.perf_counter()
     space_path = resolve_search_space_path(config.search_space, Path(config_path).resolve().parent if config_path else None)
     space = load_search_space(space_path)
-    if config.engine.name == "guided":
+    if config.engine.name == "guided" and not resume:  # a resumed run distils nothing
         from evopot.engines.guided import check_distiller
 
         check_distiller(space, config.engine.guided, where)

@@ -155,3 +155,23 @@ def test_pysr_distiller_is_refused_for_an_enveloped_search_space_before_any_work
     with pytest.raises(EvopotError, match=r"config.yaml: engine.guided.distill_with: pysr .*term 1 \(pair\), 2 \(threebody\).*distill_with: deap"):
         search(path, overwrite=True, progress=False)
     assert (tmp_path / "run" / "keep.txt").read_text() == "earlier work"
+
+
+def test_pysr_missing_stops_a_search_before_it_replaces_the_old_run(tmp_path):
+    """Without Julia, --overwrite must not have deleted the old run by the time it says so."""
+    from test_config_cli import GOOD, write
+
+    from evopot.api import search
+
+    try:
+        import pysr  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - machines with PySR
+        pytest.skip("PySR is installed here")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("earlier work")
+    path = write(tmp_path, dict(GOOD, engine={"name": "guided", "guided": {"distill_with": "pysr"}}))
+    with pytest.raises(EvopotError, match="Julia"):
+        search(path, overwrite=True, progress=False)
+    assert (tmp_path / "run" / "keep.txt").read_text() == "earlier work"

@@ -18,22 +18,25 @@ from evopot.errors import EvopotError
 
 
 def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> None:
-    """Refuse, before any work, a distiller that cannot handle ``space``: PySR fits a
-    learned curve whole, so it cannot give what multiplies a term's vanishing envelope."""
+    """Refuse, before any work (an old run's folder included), a distiller that cannot
+    run here or cannot handle ``space``: PySR needs Julia, and it fits a learned curve
+    whole, so it cannot give what multiplies a term's vanishing envelope."""
+    if settings.distill_with != "pysr":
+        return
     enveloped = [f"{i + 1} ({term.kind})" for i, term in enumerate(space.terms) if term.envelope != "none"]
-    if settings.distill_with == "pysr" and enveloped:
+    if enveloped:
         raise EvopotError(f"{where}: engine.guided.distill_with: pysr cannot distil terms with an envelope (search space {space.name!r}, "
                           f"term {', '.join(enveloped)}: envelope: vanish): PySR fits the whole learned curve, vanishing included, while the "
                           "search wants only what multiplies it. Use distill_with: deap (the default), or a copy of the search space with envelope: none.")
+    from evopot.engines.pysr_backend import available
+
+    available()
 
 
 def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print) -> tuple[list[list[str]], Distilled, dict]:
     """Seed individuals (one tree string per slot) for ``space``, the distillation
-    record, and timings, from the labelled geometry of ``problem`` (a FitProblem)."""
-    if settings.distill_with == "pysr":
-        from evopot.engines.pysr_backend import available
-
-        available()  # fail before minutes of training
+    record, and timings, from the labelled geometry of ``problem`` (a FitProblem).
+    :func:`check_distiller` is the caller's, before any work."""
     started = time.perf_counter()
     shapes = term_shapes(space)
     data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
