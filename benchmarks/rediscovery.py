@@ -36,7 +36,7 @@ def main() -> None:
             problem = PROBLEMS[name]()
             engine = None if args.time_limit is None else {**problem.engine, "time_limit": args.time_limit}
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                outcome = run(problem, Path(folder) / f"{name}-{seed}", seed, engine)
+                outcome = run(problem, Path(folder) / name, seed, engine)
                 outcomes.append(outcome)
                 print(f"{name:14s} seed {seed}: {'found' if outcome.success else 'missed'} in {outcome.wall_time:6.1f} s, {outcome.generations} generations: {outcome.found}", flush=True)
             hits = sum(o.success for o in outcomes)
