@@ -27,7 +27,7 @@ import sympy
 
 from evopot.cutoff import Cutoff
 from evopot.formula import formula_string, parse_formula, tidy
-from evopot.potential import Term
+from evopot.potential import Term, symbol_names
 
 R, RIJ, RIK, COS, RHO = sympy.symbols("r rij rik costheta rho")
 
@@ -85,8 +85,8 @@ class Component:
         """A :class:`Term` for ``expression`` (linear part already combined)."""
         s = self.shape_of
         density = self.shape if s.kind == "embedding" else None
-        used = set().union(*(e.free_symbols for e in [expression] + ([density] if density is not None else [])))
-        return Term(s.kind, expression, {k: v for k, v in constants.items() if sympy.Symbol(k) in used}, s.species, density, s.cutoff)
+        used = symbol_names(expression) | (symbol_names(density) if density is not None else frozenset())
+        return Term(s.kind, expression, {k: v for k, v in constants.items() if k in used}, s.species, density, s.cutoff)
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,27 @@ class Candidate:
         constants.update({p.name: float(v) for p, v in zip(self.parameters, nonlinear)})
         return [c.term(c.expression(combined), constants) for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}")) if combined != 0]
 
-    def basis_terms(self, nonlinear) -> list[Term]:
-        """One term per linear basis, coefficient 1: the design-matrix columns."""
+    def basis_terms(self, nonlinear, only=None) -> list[Term]:
+        """One term per linear basis, coefficient 1: the design-matrix columns (those
+        with index in ``only``, when given)."""
         constants = {p.name: float(v) for p, v in zip(self.parameters, nonlinear)}
-        return [self.components[k].term(self.components[k].expression(b), constants) for k, b in self.bases]
+        return [self.components[k].term(expression, constants) for i, (k, expression) in enumerate(self._basis_expressions) if only is None or i in only]
+
+    @cached_property
+    def _basis_expressions(self) -> tuple[tuple[int, sympy.Expr], ...]:
+        return tuple((k, self.components[k].expression(b)) for k, b in self.bases)
+
+    @cached_property
+    def basis_parameters(self) -> tuple[frozenset[int], ...]:
+        """For each linear basis, the indices of the nonlinear parameters its column
+        depends on (its own and those of its component's shape)."""
+        index = {p.name: j for j, p in enumerate(self.parameters)}
+        out = []
+        for k, b in self.bases:
+            shape = self.components[k].shape
+            names = symbol_names(b) | (symbol_names(shape) if shape is not None else frozenset())
+            out.append(frozenset(index[n] for n in names if n in index))
+        return tuple(out)
 
     def without(self, index: int, values) -> "Candidate":
         """This candidate less linear basis ``index``, parameters started at ``values``

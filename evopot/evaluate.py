@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import scipy.sparse
 import sympy
 
 from evopot.cutoff import Cutoff
@@ -40,22 +41,28 @@ class Prediction:
 
 @lru_cache(maxsize=4096)
 def compile_function(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"):
-    """Functions ``(value, ∂/∂variable for each variable)`` of ``(*variables, *constants)``."""
+    """The function ``value(*variables, *constants)`` of ``expression``."""
+    args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
+    return sympy.lambdify(args, expression, modules=module, cse=True)
+
+
+@lru_cache(maxsize=4096)
+def compile_with_slopes(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...]):
+    """One NumPy function of ``(*variables, *constants)`` returning the value and
+    ∂/∂variable for each variable; their common subexpressions are computed once."""
     symbols = [sympy.Symbol(v) for v in variables]
     args = symbols + [sympy.Symbol(c) for c in constant_names]
-    value = sympy.lambdify(args, expression, modules=module, cse=True)
-    slopes = tuple(sympy.lambdify(args, sympy.diff(expression, s), modules=module, cse=True) for s in symbols)
-    return value, slopes
+    return sympy.lambdify(args, [expression] + [sympy.diff(expression, s) for s in symbols], modules="numpy", cse=True)
 
 
 def _call(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):
     """Value and partial derivatives of ``expression`` at ``arrays``, each shaped like them."""
     names = tuple(term.constants)
-    value, slopes = compile_function(expression, variables, names)
-    constants = [term.constants[n] for n in names]
+    function = compile_with_slopes(expression, variables, names)
     zero = 0 * arrays[0]
     with np.errstate(all="ignore"):
-        return value(*arrays, *constants) + zero, [s(*arrays, *constants) + zero for s in slopes]
+        value, *slopes = (part + zero for part in function(*arrays, *[term.constants[n] for n in names]))
+    return value, slopes
 
 
 def pair_energy_and_slope(term: Term, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,33 +129,69 @@ def embedding_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> t
     return energy, (dF[geometry.pair_i] + dF[geometry.pair_j]) * dweight
 
 
-def threebody_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Per-atom energies (eV, ``(n_atoms,)``, each angle given to its centre atom) and
-    forces (eV/Å, ``(n_atoms, 3)``) of one three-body term."""
+@dataclass(frozen=True)
+class AngleTable:
+    """The angles one three-body term acts on, with everything about them that does not
+    depend on the term's formula; built once per geometry, cutoff and species pattern,
+    since every candidate of a search needs it. ``r_ij``, ``r_ik`` (n_angles,) Å,
+    ``cos_theta`` (n_angles,); ``cutoff_values`` (fc(r_ij), fc'(r_ij), fc(r_ik),
+    fc'(r_ik)); ``frame`` (n_angles,) of each angle's centre; ``force_scatter`` sparse
+    (3·n_atoms, 3·n_angles): ``force_scatter @ [∂W/∂r_ij; ∂W/∂r_ik; ∂W/∂cos θ]`` are the
+    forces, flattened atom-major, with the bond geometry (unit vectors, ∂cos θ/∂bond)
+    folded in."""
+
+    r_ij: np.ndarray
+    r_ik: np.ndarray
+    cos_theta: np.ndarray
+    cutoff_values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    frame: np.ndarray
+    force_scatter: scipy.sparse.csr_matrix
+
+
+def angle_table(geometry: Geometry, cutoff: Cutoff, species: tuple[str, ...] | None) -> AngleTable:
+    """The :class:`AngleTable` of the angles within ``cutoff`` whose species match
+    ``species`` (centre, then the two neighbours in either order; ``None``: all)."""
+    return geometry.memo(("angles", cutoff, species), lambda: build_angle_table(geometry, cutoff, species))
+
+
+def build_angle_table(geometry: Geometry, cutoff: Cutoff, species: tuple[str, ...] | None) -> AngleTable:
+    """A new :class:`AngleTable` (:func:`angle_table` keeps one per geometry)."""
     t = geometry.triplets(cutoff.radius)
     bonds = geometry.bonds
-    if term.species is not None:
-        keep = _triplet_species_mask(geometry, t, term.species)
-    else:
-        keep = slice(None)
+    keep = slice(None) if species is None else np.nonzero(_triplet_species_mask(geometry, t, species))[0]
     center, b1, b2 = t.center[keep], t.bond_ij[keep], t.bond_ik[keep]
     r1, r2, c = t.r_ij[keep], t.r_ik[keep], t.cos_theta[keep]
+    j, k = bonds.neighbor[b1], bonds.neighbor[b2]
     fc, dfc = geometry.cutoff_values(cutoff)
-    f1, df1 = fc[bonds.pair[b1]], dfc[bonds.pair[b1]]
-    f2, df2 = fc[bonds.pair[b2]], dfc[bonds.pair[b2]]
-    energy, d_r1, d_r2, d_c = angle_energy_and_slopes(term, r1, r2, c, (f1, df1, f2, df2))
+    p1, p2 = bonds.pair[b1], bonds.pair[b2]
     unit = geometry.pair_unit_vectors
-    u1 = unit[bonds.pair[b1]] * bonds.sign[b1, None]
-    u2 = unit[bonds.pair[b2]] * bonds.sign[b2, None]
-    # gradient of the angle energy with respect to each bond vector (neighbour − centre)
-    g1 = d_r1[:, None] * u1 + (d_c / r1)[:, None] * (u2 - c[:, None] * u1)
-    g2 = d_r2[:, None] * u2 + (d_c / r2)[:, None] * (u1 - c[:, None] * u2)
-    forces = np.zeros((geometry.n_atoms, 3))
-    for d in range(3):
-        forces[:, d] += np.bincount(center, g1[:, d] + g2[:, d], geometry.n_atoms)
-        forces[:, d] -= np.bincount(bonds.neighbor[b1], g1[:, d], geometry.n_atoms)
-        forces[:, d] -= np.bincount(bonds.neighbor[b2], g2[:, d], geometry.n_atoms)
-    return np.bincount(center, energy, geometry.n_atoms), forces
+    u1 = unit[p1] * bonds.sign[b1, None]
+    u2 = unit[p2] * bonds.sign[b2, None]
+    # ∂cos θ/∂(bond vector): what moving each neighbour does to the angle
+    c1 = (u2 - c[:, None] * u1) / r1[:, None]
+    c2 = (u1 - c[:, None] * u2) / r2[:, None]
+    # the force on an atom is minus the gradient: the neighbour at the end of a bond
+    # gets −∂W/∂bond, the centre the sum of +∂W/∂bond over its two bonds
+    entries = [(0, center, u1), (0, j, -u1), (1, center, u2), (1, k, -u2), (2, center, c1 + c2), (2, j, -c1), (2, k, -c2)]
+    n = len(center)
+    rows = np.concatenate([(3 * atoms[:, None] + np.arange(3)).ravel() for _, atoms, _ in entries])
+    cols = np.concatenate([np.repeat(block * n + np.arange(n), 3) for block, _, _ in entries])
+    values = np.concatenate([vectors.ravel() for _, _, vectors in entries])
+    return AngleTable(
+        r_ij=r1, r_ik=r2, cos_theta=c,
+        cutoff_values=(fc[p1], dfc[p1], fc[p2], dfc[p2]),
+        frame=geometry.atom_frame[center],
+        force_scatter=scipy.sparse.csr_matrix((values, (rows, cols)), shape=(3 * geometry.n_atoms, 3 * n)),
+    )
+
+
+def threebody_prediction(cutoff: Cutoff, term: Term, geometry: Geometry) -> Prediction:
+    """Energies ``(n_frames,)`` eV and forces ``(n_atoms, 3)`` eV/Å of one three-body
+    term, each angle counted once."""
+    a = angle_table(geometry, cutoff, term.species)
+    energy, d_r1, d_r2, d_c = angle_energy_and_slopes(term, a.r_ij, a.r_ik, a.cos_theta, a.cutoff_values)
+    forces = a.force_scatter @ np.concatenate([d_r1, d_r2, d_c])
+    return Prediction(np.bincount(a.frame, energy, geometry.n_frames), forces.reshape(-1, 3))
 
 
 def angle_energy_and_slopes(term: Term, r1: np.ndarray, r2: np.ndarray, c: np.ndarray, cutoff_values) -> tuple[np.ndarray, ...]:
@@ -205,11 +248,10 @@ def term_prediction(term: Term, cutoff: Cutoff, geometry: Geometry) -> Predictio
         with np.errstate(all="ignore"):
             energy[selected], slope[selected] = v * fc, dv * fc + v * dfc
         return Prediction(geometry.energy_scatter @ energy, (geometry.force_scatter @ slope).reshape(-1, 3))
-    if term.kind == "embedding":
-        atom_energy, slope = embedding_contributions(cutoff, term, geometry)
-        forces = (geometry.force_scatter @ slope).reshape(-1, 3)
-    else:
-        atom_energy, forces = threebody_contributions(cutoff, term, geometry)
+    if term.kind == "threebody":
+        return threebody_prediction(cutoff, term, geometry)
+    atom_energy, slope = embedding_contributions(cutoff, term, geometry)
+    forces = (geometry.force_scatter @ slope).reshape(-1, 3)
     return Prediction(np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames), forces)
 
 

@@ -18,7 +18,7 @@ from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
 def _value(term: Term, expression, variables, *tensors):
     names = tuple(term.constants)
-    value, _ = compile_function(expression, variables, names, "torch")
+    value = compile_function(expression, variables, names, "torch")
     return value(*tensors, *[term.constants[n] for n in names]) + 0 * tensors[0]
 
 

@@ -7,7 +7,9 @@ solved exactly by linear least squares, each basis term's energies and forces fo
 one column, computed by the evaluator; the nonlinear constants θ (inside
 exponentials, powers, the three-body radial function, the density, …) are refined by
 ``scipy.optimize.least_squares`` on the residual left after that linear solve
-(variable projection). Rows are weighted so that the loss is
+(variable projection). Its Jacobian is by forward differences, like scipy's own, but a
+step in one constant recomputes only the columns that depend on it (a three-body
+constant leaves the pair columns alone). Rows are weighted so that the loss is
 
     w_F · mean(ΔF²) + w_E · mean((ΔE / n_atoms)²)
 
@@ -91,9 +93,76 @@ class FitResult:
 
 FAILED = float("inf")
 
+#: Relative finite-difference step of the Jacobian in θ (scipy's 2-point default).
+_STEP = float(np.sqrt(np.finfo(float).eps))
+
 
 #: Errors that mean "this formula cannot be evaluated", not "evopot is broken".
 UNFIT = (NotImplementedError, TypeError, ValueError, ZeroDivisionError, OverflowError, FloatingPointError, KeyError, np.linalg.LinAlgError)
+
+
+class VariableProjection:
+    """The residual of ``candidate`` on ``problem`` as a function of its nonlinear
+    constants θ alone, the linear coefficients solved exactly at every θ, and its
+    Jacobian by forward differences. Where the residual is not finite it is a large
+    constant ``penalty`` instead, so the refinement backs away from there."""
+
+    def __init__(self, problem: FitProblem, candidate: Candidate):
+        self.problem = problem
+        self.candidate = candidate
+        self.n = len(candidate.bases)
+        self.penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
+        self._columns: dict[bytes, list[np.ndarray]] = {}
+
+    def columns(self, theta) -> list[np.ndarray]:
+        """The weighted column of every basis at θ; those of the last θ are kept, since
+        scipy asks for the Jacobian at the θ it has just evaluated."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        if key not in self._columns:
+            self._columns.clear()
+            self._columns[key] = [self.problem.column(term) for term in self.candidate.basis_terms(theta)]
+        return self._columns[key]
+
+    def solve(self, theta, columns=None):
+        """(coefficients, weighted residual) at θ (with ``columns``, when given), or
+        (None, None) when anything is non-finite. The coefficients are the candidate's
+        linear ones, then the reference energies."""
+        problem = self.problem
+        with np.errstate(all="ignore"):
+            columns = self.columns(theta) if columns is None else columns
+            matrix = np.column_stack(columns + [problem.reference_columns]) if columns else problem.reference_columns
+            if np.iscomplexobj(matrix) or not np.all(np.isfinite(matrix)):
+                return None, None
+            norms = np.linalg.norm(matrix, axis=0)
+            if not np.all(np.isfinite(norms)):
+                return None, None
+            norms[norms == 0] = 1.0
+            coefficients, *_ = np.linalg.lstsq(matrix / norms, problem.target, rcond=None)
+            coefficients = coefficients / norms
+            return coefficients, matrix @ coefficients - problem.target
+
+    def residual(self, theta, columns=None) -> np.ndarray:
+        res = self.solve(theta, columns)[1]
+        return self.penalty if res is None or not np.all(np.isfinite(res)) else res
+
+    def jacobian(self, theta) -> np.ndarray:
+        """∂(residual)/∂θ, (n_rows, n_θ), by forward differences with scipy's
+        "2-point" steps; a step in θ_j recomputes only the columns that depend on θ_j
+        (a three-body constant leaves the pair columns alone)."""
+        theta = np.asarray(theta, dtype=float)
+        columns = self.columns(theta)
+        base = self.residual(theta, columns)
+        jac = np.empty((len(base), len(theta)))
+        for j in range(len(theta)):
+            moved = theta.copy()
+            moved[j] += _STEP * (1.0 if theta[j] >= 0 else -1.0) * max(1.0, abs(theta[j]))
+            step = moved[j] - theta[j]
+            dependent = [k for k in range(self.n) if j in self.candidate.basis_parameters[k]]
+            shifted = list(columns)
+            for k, term in zip(dependent, self.candidate.basis_terms(moved, only=set(dependent))):
+                shifted[k] = self.problem.column(term)
+            jac[:, j] = (self.residual(moved, shifted) - base) / step
+        return jac
 
 
 def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: int = 60) -> FitResult:
@@ -115,35 +184,15 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
     if any(e.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for e in expressions) or not np.all(np.isfinite(initial)):
         return failed("infinite or undefined expression")
 
-    def solve(theta):
-        """(coefficients, weighted residual) at θ, or (None, None) when non-finite."""
-        with np.errstate(all="ignore"):
-            columns = [problem.column(term) for term in candidate.basis_terms(theta)]
-            matrix = np.column_stack(columns + [problem.reference_columns]) if columns else problem.reference_columns
-            if np.iscomplexobj(matrix) or not np.all(np.isfinite(matrix)):
-                return None, None
-            norms = np.linalg.norm(matrix, axis=0)
-            if not np.all(np.isfinite(norms)):
-                return None, None
-            norms[norms == 0] = 1.0
-            coefficients, *_ = np.linalg.lstsq(matrix / norms, problem.target, rcond=None)
-            coefficients = coefficients / norms
-            return coefficients, matrix @ coefficients - problem.target
-
+    projection = VariableProjection(problem, candidate)
     theta = initial
     try:
         if len(theta) and max_evaluations > 0:
-            penalty = np.full(len(problem.target), 1e3 * (np.abs(problem.target).max() + 1))
-
-            def residual(t):
-                _, res = solve(t)
-                return penalty if res is None or not np.all(np.isfinite(res)) else res
-
             with np.errstate(all="ignore"):
-                opt = scipy.optimize.least_squares(residual, theta, method="trf", x_scale="jac", max_nfev=max_evaluations)
+                opt = scipy.optimize.least_squares(projection.residual, theta, jac=projection.jacobian, method="trf", x_scale="jac", max_nfev=max_evaluations)
             if np.all(np.isfinite(opt.x)):
                 theta = opt.x
-        coefficients, res = solve(theta)
+        coefficients, res = projection.solve(theta)
     except UNFIT as exc:  # a formula numpy cannot evaluate (unevaluated derivative, …)
         return failed(str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):

@@ -105,18 +105,20 @@ class Geometry:
     def cutoff_values(self, cutoff) -> tuple[np.ndarray, np.ndarray]:
         """fc and dfc/dr of a :class:`~evopot.cutoff.Cutoff` at every pair distance,
         ``(n_pairs,)`` each; cached per cutoff, since every candidate needs them."""
-        cache = self.__dict__.setdefault("_cutoff_values", {})
-        if cutoff not in cache:
-            cache[cutoff] = cutoff.value_and_derivative(self.pair_distances)
-        return cache[cutoff]
+        return self.memo(("cutoff values", cutoff), lambda: cutoff.value_and_derivative(self.pair_distances))
+
+    def memo(self, key, build):
+        """``build()``, computed once per geometry and ``key``: for derived arrays that
+        every candidate of a search needs (cutoff values, angle tables)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
 
     def triplets(self, cutoff: float) -> "Triplets":
         """Angles j–i–k at every atom i between two bonds shorter than ``cutoff`` (Å),
         each unordered pair of bonds once. Cached per cutoff."""
-        cache = self.__dict__.setdefault("_triplets", {})
-        if cutoff not in cache:
-            cache[cutoff] = build_triplets(self, cutoff)
-        return cache[cutoff]
+        return self.memo(("triplets", cutoff), lambda: build_triplets(self, cutoff))
 
     @cached_property
     def species_counts(self) -> np.ndarray:

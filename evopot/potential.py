@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import sympy
@@ -30,6 +31,13 @@ TERM_VARIABLES = {"pair": ("r",), "threebody": ("rij", "rik", "costheta"), "embe
 DENSITY_VARIABLES = ("r",)
 FORMAT = "evopot-potential"
 FORMAT_VERSION = 1
+
+
+@lru_cache(maxsize=8192)
+def symbol_names(expression: sympy.Expr) -> frozenset[str]:
+    """Names of the free symbols of ``expression`` (cached: a search builds the same
+    terms with new constants many times)."""
+    return frozenset(s.name for s in expression.free_symbols)
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,13 @@ class Term:
         if self.kind not in TERM_VARIABLES:
             raise EvopotError(f"term kind '{self.kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
         allowed = set(self.variables) | set(self.constants)
-        unknown = {str(s) for s in self.expression.free_symbols} - allowed
+        unknown = symbol_names(self.expression) - allowed
         if unknown:
             raise EvopotError(f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables {list(self.variables)} nor constants")
         if (self.kind == "embedding") != (self.density is not None):
             raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
         if self.density is not None:
-            unknown = {str(s) for s in self.density.free_symbols} - set(DENSITY_VARIABLES) - set(self.constants)
+            unknown = symbol_names(self.density) - set(DENSITY_VARIABLES) - set(self.constants)
             if unknown:
                 raise EvopotError(f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants")
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import sympy
 
-from conftest import periodic_cell, unlabelled
+from conftest import GENERAL_THREEBODY, periodic_cell, unlabelled
 from evopot.candidate import Candidate, Component, TermShape
 from evopot.cutoff import Cutoff
 from evopot.data import Frames
 from evopot.evaluate import evaluate
-from evopot.fitting import FitProblem, fit_constants
+from evopot.fitting import FitProblem, VariableProjection, fit_constants
 from evopot.formula import parse_formula
 from evopot.geometry import build_geometry
 from evopot.potential import Potential, Term
@@ -66,3 +66,33 @@ def test_energy_weight_zero_fits_forces_only():
     problem = FitProblem.from_frames(shifted, cutoff, ("Si",), force_weight=1.0, energy_weight=0.0)
     result = fit_constants(problem, pair_candidate([r**-6]))
     assert result.loss < 1e-10 and result.linear[0] == pytest.approx(50.0, rel=1e-9)
+
+
+def _theta(*names):
+    return sympy.symbols(names)
+
+
+@pytest.mark.parametrize("kind", ["pair and separable three-body", "pair and embedding"])
+def test_the_jacobian_of_the_projected_residual_is_its_finite_difference_slope(kind):
+    """The fitter's Jacobian, which redoes only the columns that depend on each
+    constant (the shape h or density f for all of its term's bases), equals central
+    differences of the whole residual, linear coefficients refitted at every step."""
+    problem = FitProblem.from_frames(labelled_by(GENERAL_THREEBODY, n=3), GENERAL_THREEBODY.cutoff, ("Si",))
+    c0, c1, c2, c3 = _theta("b0", "b1", "b2", "b3")
+    rho, costheta = sympy.symbols("rho costheta")
+    pair = Component(PAIR, (sympy.exp(c0 * r), r**c1))
+    if kind == "pair and embedding":
+        other = Component(TermShape("embedding"), (sympy.sqrt(rho), rho**c2), sympy.exp(c3 * r))
+        theta = np.array([-1.3, -4.0, 1.7, -0.8])
+    else:
+        other = Component(TermShape("threebody", "separable"), ((costheta + c2) ** 2, costheta), sympy.exp(c3 * r))
+        theta = np.array([-1.3, -4.0, 0.2, -0.8])
+    projection = VariableProjection(problem, Candidate((pair, other), (c0, c1, c2, c3), tuple(theta), ("",) * 4))
+    numeric = np.zeros((len(problem.target), len(theta)))
+    for j in range(len(theta)):
+        step = np.zeros(len(theta))
+        step[j] = 1e-5
+        numeric[:, j] = (projection.residual(theta + step) - projection.residual(theta - step)) / 2e-5
+    analytic = projection.jacobian(theta)
+    assert np.linalg.norm(projection.residual(theta)) > 1e-3
+    np.testing.assert_allclose(analytic, numeric, atol=1e-5 * np.abs(numeric).max())

@@ -55,7 +55,7 @@ class CurveProblem:
 
     def column(self, term: Term) -> np.ndarray:
         names = tuple(term.constants)
-        value, _ = compile_function(term.expression, ("r",), names)
+        value = compile_function(term.expression, ("r",), names)
         with np.errstate(all="ignore"):
             return (value(self.x, *[term.constants[n] for n in names]) + 0 * self.x) * self.row_scale
 
