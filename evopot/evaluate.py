@@ -145,7 +145,7 @@ class AngleTable:
     cos_theta: np.ndarray
     cutoff_values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     frame: np.ndarray
-    force_scatter: scipy.sparse.csr_matrix
+    force_scatter: scipy.sparse.csc_matrix
 
 
 def angle_table(geometry: Geometry, cutoff: Cutoff, species: tuple[str, ...] | None) -> AngleTable:
@@ -172,16 +172,18 @@ def build_angle_table(geometry: Geometry, cutoff: Cutoff, species: tuple[str, ..
     c2 = (u1 - c[:, None] * u2) / r2[:, None]
     # the force on an atom is minus the gradient: the neighbour at the end of a bond
     # gets −∂W/∂bond, the centre the sum of +∂W/∂bond over its two bonds
-    entries = [(0, center, u1), (0, j, -u1), (1, center, u2), (1, k, -u2), (2, center, c1 + c2), (2, j, -c1), (2, k, -c2)]
+    # one column per (quantity, angle), its entries listed atom by atom (x, y, z): laid
+    # out column by column, the sparse matrix needs no sorting to build
+    columns = [((center, u1), (j, -u1)), ((center, u2), (k, -u2)), ((center, c1 + c2), (j, -c1), (k, -c2))]
+    rows = [np.hstack([3 * atoms[:, None] + np.arange(3) for atoms, _ in block]).ravel() for block in columns]
+    values = [np.hstack([vectors for _, vectors in block]).ravel() for block in columns]
     n = len(center)
-    rows = np.concatenate([(3 * atoms[:, None] + np.arange(3)).ravel() for _, atoms, _ in entries])
-    cols = np.concatenate([np.repeat(block * n + np.arange(n), 3) for block, _, _ in entries])
-    values = np.concatenate([vectors.ravel() for _, _, vectors in entries])
+    per_column = np.repeat([3 * len(block) for block in columns], n)
     return AngleTable(
         r_ij=r1, r_ik=r2, cos_theta=c,
         cutoff_values=(fc[p1], dfc[p1], fc[p2], dfc[p2]),
         frame=geometry.atom_frame[center],
-        force_scatter=scipy.sparse.csr_matrix((values, (rows, cols)), shape=(3 * geometry.n_atoms, 3 * n)),
+        force_scatter=scipy.sparse.csc_matrix((np.concatenate(values), np.concatenate(rows), np.concatenate([[0], np.cumsum(per_column)])), shape=(3 * geometry.n_atoms, 3 * n)),
     )
 
 
