@@ -165,6 +165,39 @@ class Candidate:
         components = tuple(
             Component(c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape) for k, c in enumerate(self.components)
         )
+        return self._with_components(components, values)
+
+    def with_constant(self, index: int, value: float, values) -> "Candidate | None":
+        """This candidate with parameter ``index`` replaced by the number ``value`` in
+        every basis and shape, the others started at ``values``: bases that vanish go,
+        numeric factors of bases and shapes are dropped (the coefficients and g carry
+        the scale), parameters no longer used go too. None when the substitution makes
+        a term undefined or removes one entirely."""
+        substitution = {self.parameters[index]: sympy.Integer(value) if float(value).is_integer() else sympy.Float(value)}
+        components = []
+        for c in self.components:
+            bases = []
+            for b in c.bases:
+                new = b.xreplace(substitution)
+                if new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                    return None
+                factor, rest = new.as_coeff_Mul()
+                if factor != 0 and rest not in bases:
+                    bases.append(rest)
+            shape = c.shape
+            if shape is not None:
+                shape = shape.xreplace(substitution)
+                if shape.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or shape == 0:
+                    return None
+                shape = shape.as_coeff_Mul()[1] if c.shape_of.kind == "threebody" else shape
+            if c.bases and not bases:
+                return None
+            components.append(Component(c.shape_of, tuple(bases), shape))
+        return self._with_components(tuple(components), values)
+
+    def _with_components(self, components: tuple[Component, ...], values) -> "Candidate":
+        """A candidate of ``components`` keeping only the parameters they still use,
+        started at their entries of ``values`` (a shape counts while its term has bases)."""
         used = set()
         for c in components:
             for e in list(c.bases) + ([c.shape] if c.shape is not None and c.bases else []):

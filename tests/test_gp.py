@@ -65,12 +65,30 @@ def test_candidate_without_a_basis_drops_its_parameters():
     assert Candidate.from_dict(c.to_dict()) == c
 
 
+def test_a_constant_set_to_zero_simplifies_the_candidate_and_drops_what_vanishes():
+    b0, b1, b2 = sympy.symbols("b0 b1 b2")
+    shape = TermShape("threebody", "separable")
+    c = sympy.Symbol("costheta")
+    candidate = Candidate((Component(PAIR, (b0 * r, r**-4, sympy.exp(b1 * r))), Component(shape, (c**2, c), (r - b2) / r * sympy.exp(b1 / (r - 3.0)))), (b0, b1, b2), (1.0, 2.0, 2e-8), ("0:1", "0:2", "1:3"))
+    no_tiny_constant = candidate.with_constant(2, 0, [1.5, 2.5, 2e-8])
+    assert no_tiny_constant.components[1].shape == sympy.exp(b1 / (r - 3.0))
+    assert no_tiny_constant.parameters == (b0, b1) and no_tiny_constant.initial == (1.5, 2.5) and no_tiny_constant.sources == ("0:1", "0:2")
+    assert no_tiny_constant.complexity < candidate.complexity
+    no_linear_basis = candidate.with_constant(0, 0, [1.5, 2.5, 2e-8])
+    assert [b for _, b in no_linear_basis.bases][:2] == [r**-4, sympy.exp(b1 * r)]
+    no_stiffness = candidate.with_constant(1, 0, [1.5, 2.5, 2e-8])
+    assert no_stiffness.components[0].bases == (b0 * r, r**-4, sympy.Integer(1)) and no_stiffness.components[1].shape == (r - b2) / r
+    assert Candidate((Component(PAIR, (1 / b0 * r,)),), (b0,), (1.0,), ("0:1",)).with_constant(0, 0, [1.0]) is None
+
+
 def test_tree_strings_round_trip_and_code_is_refused():
     pset = pair_pset()
     random.seed(1)
     for _ in range(50):
         tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 5))
         assert str(tree_from_string(str(tree), pset)) == str(tree)
+    # numbers as people write them (DEAP prints 2.2e-08, 1.0)
+    assert [n.value for n in tree_from_string("add(r, mul(2.2e-8, 1))", pset)[3:]] == [2.2e-8, 1.0]
     with pytest.raises(EvopotError):
         tree_from_string("add(__import__, r)", pset)
 

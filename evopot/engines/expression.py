@@ -81,6 +81,7 @@ def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, 
     raise EvopotError(f"malformed tree {tree}")
 
 
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -101,6 +102,7 @@ def tree_from_string(text: str, pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
             constant.value = value
             nodes.append(constant)
     tree = gp.PrimitiveTree(nodes)
-    if not nodes or str(tree).replace(" ", "") != text.replace(" ", ""):
+    spelled = _NUMBER.sub(lambda m: repr(float(m.group())), text.replace(" ", ""))  # 1e-8 is printed 1e-08
+    if not nodes or str(tree).replace(" ", "") != spelled:
         raise EvopotError(f"checkpoint: tree {text!r} does not parse with this search space")
     return tree
