@@ -10,6 +10,7 @@ expression, with an empty ``__builtins__`` and a namespace holding nothing else.
 
 from __future__ import annotations
 
+import functools
 import io
 import keyword
 import tokenize
@@ -99,10 +100,12 @@ def formula_string(expr: sympy.Expr) -> str:
     return sympy.printing.str.StrPrinter({"full_prec": True}).doprint(expr)
 
 
+@functools.lru_cache(maxsize=8192)
 def tidy(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     """One canonical spelling of exponentials and powers in ``variable`` (a distance,
     so positive): (r³)^b → r^(3b); c^f(r) → exp(f(r)·ln c); exp(a)·exp(b) → exp(a + b)
-    with the argument collected in powers of r (exp(r)·exp(k·r) → exp(r·(k + 1)))."""
+    with the argument collected in powers of r (exp(r)·exp(k·r) → exp(r·(k + 1))).
+    Cached: a search asks again for the bases of trees its parents already had."""
     expr = sympy.powdenest(expr, force=True)
     expr = expr.replace(
         lambda e: e.is_Pow and variable not in e.base.free_symbols and variable in e.exp.free_symbols,
