@@ -6,7 +6,8 @@ Runs one problem of ``evopot.rediscovery`` (default Stillinger–Weber, seed 3,
 three-body columns, compiling formulas to NumPy, and building candidates from trees
 (sympy: decompose and tidy). cProfile slows sympy-heavy code more than NumPy-heavy
 code, so the shares are upper bounds for the sympy stages; the wall time without the
-profiler is printed first.
+profiler is printed first. The stages nest (three-body columns and compiling happen
+inside fitting), so the shares do not add up.
 
     .venv/bin/python benchmarks/search_cost.py [--problem stillinger-weber] [--seed 3] [--generations 2]
 """
@@ -25,8 +26,8 @@ from evopot.rediscovery import PROBLEMS, run
 
 STAGES = {
     "fitting constants": ("fitting.py", "fit_constants"),
-    "three-body columns": ("evaluate.py", "threebody_prediction"),
-    "compiling formulas": ("evaluate.py", "compile_with_slopes"),
+    "  three-body columns": ("evaluate.py", "threebody_prediction"),
+    "  compiling formulas": ("evaluate.py", "compile_with_slopes"),
     "building candidates (sympy)": ("candidate.py", "decompose"),
     "  of which tidy": ("formula.py", "tidy"),
 }
