@@ -171,23 +171,24 @@ class Candidate:
         """This candidate with parameter ``index`` replaced by the number ``value`` in
         every basis and shape, the others started at ``values``: bases that vanish go,
         numeric factors of bases and shapes are dropped (the coefficients and g carry
-        the scale), parameters no longer used go too. None when the substitution makes
-        a term undefined or removes one entirely."""
-        substitution = {self.parameters[index]: sympy.Integer(value) if float(value).is_integer() else sympy.Float(value)}
+        the scale), parameters no longer used go too. ``value`` ±inf keeps the leading
+        term as the constant grows: (r − 8·10³³)·e → e. None when the substitution
+        makes a term undefined or removes one entirely."""
+        symbol = self.parameters[index]
         components = []
         for c in self.components:
             bases = []
             for b in c.bases:
-                new = b.xreplace(substitution)
-                if new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                new = _substituted(b, symbol, value)
+                if new is None or new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
                     return None
                 factor, rest = new.as_coeff_Mul()
                 if factor != 0 and rest not in bases:
                     bases.append(rest)
             shape = c.shape
             if shape is not None:
-                shape = shape.xreplace(substitution)
-                if shape.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or shape == 0:
+                shape = _substituted(shape, symbol, value)
+                if shape is None or shape.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or shape == 0:
                     return None
                 shape = shape.as_coeff_Mul()[1] if c.shape_of.kind == "threebody" else shape
             if c.bases and not bases:
@@ -268,6 +269,22 @@ class _Parameters:
                 return expr.func(self.free(expr.func(*constant), variables), *varying)
             return expr.func(*constant, *varying)
         return expr.func(*[self.free(arg, variables) for arg in expr.args])
+
+
+def _substituted(expr: sympy.Expr, symbol: sympy.Symbol, value: float) -> sympy.Expr | None:
+    """``expr`` with ``symbol`` = ``value``; for ±inf the coefficient of the leading
+    power as ``symbol`` grows ((r + c)·e → e, r²/(r + c)³ → r²), None where there is no
+    such power (exp(c·r))."""
+    if symbol not in expr.free_symbols:
+        return expr
+    if not math.isinf(value):
+        return expr.xreplace({symbol: sympy.Integer(value) if float(value).is_integer() else sympy.Float(value)})
+    small = sympy.Dummy("small", positive=True)
+    try:
+        coefficient, _ = expr.xreplace({symbol: math.copysign(1, value) / small}).leadterm(small)
+    except (ValueError, NotImplementedError, TypeError, sympy.PoleError):
+        return None
+    return None if coefficient.has(small) else coefficient
 
 
 def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: dict[sympy.Symbol, float]) -> Candidate:

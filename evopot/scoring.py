@@ -10,6 +10,7 @@ starting constants, so a formula the search proposes again is not refitted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,9 @@ class Scored:
 # relative rise of the loss up to which a constant set to zero counts as zero: a fit at
 # the data's noise floor (loss ~7e-8 on the SW data) rises 0.5 % when r^(2e-8) becomes 1
 ROUNDING_TOLERANCE = 0.01
+# beyond this a nonlinear constant is rounded to infinity, not zero: next to distances
+# (Å), cosines and densities it only sets a scale the linear coefficients absorb
+LARGE_CONSTANT = 1e6
 
 
 class Scorer:
@@ -86,9 +90,10 @@ class Scorer:
         the simpler formulas hiding inside a bloated one (r⁻¹² + r⁻⁶ + tiny junk).
         Constant rounding: each nonlinear constant set to zero, the others held, the
         linear part refitted; where a fit left a constant at nearly nothing,
-        (r − 2·10⁻⁸)/r, this is the formula without it, (r)/r = 1. Zeroings that cost
-        nothing accumulate (see ``_zeroed``)."""
-        steps = self._zeroed(scored)
+        (r − 2·10⁻⁸)/r, this is the formula without it, (r)/r = 1; a constant grown
+        huge, (r − 8·10³³)·e, is rounded to infinity: e. Roundings that cost nothing
+        accumulate (see ``_rounded``)."""
+        steps = self._rounded(scored)
         current = scored
         while current.fit.ok and len(current.candidate.bases) > 1:
             options = [self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0) for k in range(len(current.candidate.bases))]
@@ -99,15 +104,19 @@ class Scorer:
             steps.append(current)
         return steps
 
-    def _zeroed(self, scored: Scored) -> list[Scored]:
-        """Each nonlinear constant set to zero, in turn; a zeroing that leaves the loss
-        as it was (within ``ROUNDING_TOLERANCE``) is kept for the next, so a formula
-        with two near-zero constants also comes back without both."""
+    def _rounded(self, scored: Scored) -> list[Scored]:
+        """Each nonlinear constant rounded in turn: to zero, or to ±inf (its leading
+        term) from beyond ±``LARGE_CONSTANT``. A rounding that leaves the loss as it
+        was (within ``ROUNDING_TOLERANCE``) is kept for the next, so a formula with two
+        near-zero constants also comes back without both."""
         out, current = [], scored
         for symbol in scored.candidate.parameters:
             if symbol not in current.candidate.parameters:
-                continue  # went with a basis an earlier zeroing removed
-            simpler = current.candidate.with_constant(current.candidate.parameters.index(symbol), 0, current.fit.nonlinear)
+                continue  # went with a basis an earlier rounding removed
+            index = current.candidate.parameters.index(symbol)
+            value = current.fit.nonlinear[index]
+            rounded = math.copysign(math.inf, value) if abs(value) > LARGE_CONSTANT else 0
+            simpler = current.candidate.with_constant(index, rounded, current.fit.nonlinear)
             if simpler is None:
                 continue
             result = self.score_candidate(simpler, max_evaluations=0)

@@ -1,5 +1,6 @@
 """GP pieces, each alone: trees to formulas, decomposition, operators and limits."""
 
+import math
 import random
 
 import pytest
@@ -79,6 +80,12 @@ def test_a_constant_set_to_zero_simplifies_the_candidate_and_drops_what_vanishes
     no_stiffness = candidate.with_constant(1, 0, [1.5, 2.5, 2e-8])
     assert no_stiffness.components[0].bases == (b0 * r, r**-4, sympy.Integer(1)) and no_stiffness.components[1].shape == (r - b2) / r
     assert Candidate((Component(PAIR, (1 / b0 * r,)),), (b0,), (1.0,), ("0:1",)).with_constant(0, 0, [1.0]) is None
+    # a constant grown huge goes to infinity: what is left is its leading term
+    huge = Candidate((Component(PAIR, (r**2 / (r + b0) ** 3, sympy.exp(b1 * r))), Component(shape, (c**2,), (r - b2) * sympy.exp(b1 / (r - 3.0)))), (b0, b1, b2), (9e9, 2.0, -8e33), ("0:1", "0:2", "1:3"))
+    rounded = huge.with_constant(2, -math.inf, [9e9, 2.5, -8e33])
+    assert rounded.components[1].shape == sympy.exp(b1 / (r - 3.0)) and rounded.parameters == (b0, b1)
+    assert huge.with_constant(0, math.inf, [9e9, 2.5, -8e33]).components[0].bases == (r**2, sympy.exp(b1 * r))
+    assert huge.with_constant(1, math.inf, [9e9, 2.5, -8e33]) is None  # exp(b1·r) has no leading power
 
 
 def test_tree_strings_round_trip_and_code_is_refused():
