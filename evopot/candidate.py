@@ -167,24 +167,29 @@ class Candidate:
         )
         return self._with_components(components, values)
 
-    def with_constant(self, index: int, value: float, values) -> "Candidate | None":
+    def with_constant(self, index: int, value: float, values, first_order: bool = False) -> "Candidate | None":
         """This candidate with parameter ``index`` replaced by the number ``value`` in
         every basis and shape, the others started at ``values``: bases that vanish go,
         numeric factors of bases and shapes are dropped (the coefficients and g carry
         the scale), parameters no longer used go too. ``value`` ±inf keeps the leading
-        term as the constant grows: (r − 8·10³³)·e → e. None when the substitution
-        makes a term undefined or removes one entirely."""
+        term as the constant grows: (r − 8·10³³)·e → e. ``first_order`` keeps, beside
+        each basis b at ``value``, its slope ∂b/∂constant there as a basis of its own:
+        a fit that made C·(exp(ε·r⁻⁴)·e − e) out of a huge C and a tiny ε, C·ε·r⁻⁴·e in
+        the limit, becomes the bases e and r⁻⁴·e. None when the substitution makes a
+        term undefined or removes one entirely."""
         symbol = self.parameters[index]
         components = []
         for c in self.components:
             bases = []
             for b in c.bases:
-                new = _substituted(b, symbol, value)
-                if new is None or new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-                    return None
-                factor, rest = new.as_coeff_Mul()
-                if factor != 0 and rest not in bases:
-                    bases.append(rest)
+                pieces = [b, sympy.diff(b, symbol)] if first_order and symbol in b.free_symbols else [b]
+                for piece in pieces:
+                    new = _substituted(piece, symbol, value)
+                    if new is None or new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                        return None
+                    factor, rest = new.as_coeff_Mul()
+                    if factor != 0 and rest not in bases:
+                        bases.append(rest)
             shape = c.shape
             if shape is not None:
                 shape = _substituted(shape, symbol, value)

@@ -91,8 +91,9 @@ class Scorer:
         Constant rounding: each nonlinear constant set to zero, the others held, the
         linear part refitted; where a fit left a constant at nearly nothing,
         (r − 2·10⁻⁸)/r, this is the formula without it, (r)/r = 1; a constant grown
-        huge, (r − 8·10³³)·e, is rounded to infinity: e. Roundings that cost nothing
-        accumulate (see ``_rounded``)."""
+        huge, (r − 8·10³³)·e, is rounded to infinity: e; a tiny constant under a huge
+        coefficient, C·(exp(ε·r⁻⁴) − 1), to its first order, r⁻⁴. Roundings that cost
+        nothing accumulate (see ``_rounded``)."""
         steps = self._rounded(scored)
         current = scored
         while current.fit.ok and len(current.candidate.bases) > 1:
@@ -106,22 +107,24 @@ class Scorer:
 
     def _rounded(self, scored: Scored) -> list[Scored]:
         """Each nonlinear constant rounded in turn: to zero, or to ±inf (its leading
-        term) from beyond ±``LARGE_CONSTANT``. A rounding that leaves the loss as it
-        was (within ``ROUNDING_TOLERANCE``) is kept for the next, so a formula with two
-        near-zero constants also comes back without both."""
+        term) from beyond ±``LARGE_CONSTANT``; where zero alone costs accuracy, to zero
+        at first order too (see ``Candidate.with_constant``). A rounding that leaves the
+        loss as it was (within ``ROUNDING_TOLERANCE``) is kept for the next, so a
+        formula with two near-zero constants also comes back without both."""
         out, current = [], scored
         for symbol in scored.candidate.parameters:
             if symbol not in current.candidate.parameters:
                 continue  # went with a basis an earlier rounding removed
             index = current.candidate.parameters.index(symbol)
             value = current.fit.nonlinear[index]
-            rounded = math.copysign(math.inf, value) if abs(value) > LARGE_CONSTANT else 0
-            simpler = current.candidate.with_constant(index, rounded, current.fit.nonlinear)
-            if simpler is None:
-                continue
-            result = self.score_candidate(simpler, max_evaluations=0)
-            if result.fit.ok:
+            roundings = [(math.copysign(math.inf, value), False)] if abs(value) > LARGE_CONSTANT else [(0, False), (0, True)]
+            for rounded, first_order in roundings:
+                simpler = current.candidate.with_constant(index, rounded, current.fit.nonlinear, first_order)
+                result = None if simpler is None else self.score_candidate(simpler, max_evaluations=0)
+                if result is None or not result.fit.ok:
+                    continue
                 out.append(result)
                 if result.loss <= current.loss * (1 + ROUNDING_TOLERANCE):
                     current = result
+                    break
         return out

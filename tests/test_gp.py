@@ -86,6 +86,11 @@ def test_a_constant_set_to_zero_simplifies_the_candidate_and_drops_what_vanishes
     assert rounded.components[1].shape == sympy.exp(b1 / (r - 3.0)) and rounded.parameters == (b0, b1)
     assert huge.with_constant(0, math.inf, [9e9, 2.5, -8e33]).components[0].bases == (r**2, sympy.exp(b1 * r))
     assert huge.with_constant(1, math.inf, [9e9, 2.5, -8e33]) is None  # exp(b1·r) has no leading power
+    # to first order: C·(exp(ε·r⁻⁴ + e) − exp(e)) with tiny ε keeps r⁻⁴·exp(e) beside exp(e)
+    e = b1 / (r - 3.0)
+    linearised = Candidate((Component(PAIR, (sympy.exp(b0 / r**4 + e), sympy.exp(e))),), (b0, b1), (1e-5, 2.0), ("0:1", "0:2"))
+    assert linearised.with_constant(0, 0, [1e-5, 2.0], first_order=True).components[0].bases == (sympy.exp(e), sympy.exp(e) / r**4)
+    assert linearised.with_constant(0, 0, [1e-5, 2.0]).components[0].bases == (sympy.exp(e),)
 
 
 def test_tree_strings_round_trip_and_code_is_refused():

@@ -162,6 +162,12 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     member = recovered(SimpleNamespace(front=front), problem.truth)
     assert member is not None
     assert max(abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)) < 1e6
+    # seed 8: V came back as C·(exp(ε·r⁻⁴) − 1)·e with C ≈ 1.2e7, ε ≈ 1.4e-5; rounded to
+    # first order in ε
+    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+    engine.initialise([["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]])
+    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
+    assert recovered(SimpleNamespace(front=front), problem.truth) is not None
 
 
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
