@@ -118,7 +118,7 @@ def stillinger_weber() -> Problem:
         silicon_snapshots,
         {"radius": radius, "onset": 0.0, "function": "none"},
         search_space="stillinger_weber",
-        engine={"population": 200, "generations": 60, "target_error": 1e-6},
+        engine={"population": 200, "generations": 120, "target_error": 1e-6},
     )
 
 
@@ -150,7 +150,7 @@ def sutton_chen() -> Problem:
         copper_snapshots,
         {"radius": 7.0, "onset": 6.0, "function": "quintic"},
         search_space="eam",
-        engine={"population": 100, "generations": 40, "target_error": 1e-7, "patience": 10},
+        engine={"population": 100, "generations": 120, "target_error": 1e-7, "patience": 10},
     )
 
 
