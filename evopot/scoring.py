@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,9 +44,12 @@ class Scored:
         return Potential(tuple(terms), problem.cutoff, tuple(species), reference, metadata or {})
 
 
-# relative rise of the loss up to which a constant set to zero counts as zero: a fit at
-# the data's noise floor (loss ~7e-8 on the SW data) rises 0.5 % when r^(2e-8) becomes 1
+# rise of the loss up to which a rounded constant counts as exact: 1 % of the loss, or a
+# millionth of the data's own size (the loss of predicting nothing), for fits at the
+# data's noise floor (loss ~7e-8 on the SW data), where rounding r^(2e-8) to 1 without a
+# refit moves the loss by percents
 ROUNDING_TOLERANCE = 0.01
+ROUNDING_FLOOR = 1e-6
 # beyond this a nonlinear constant is rounded to infinity, not zero: next to distances
 # (Å), cosines and densities it only sets a scale the linear coefficients absorb
 LARGE_CONSTANT = 1e6
@@ -81,6 +85,11 @@ class Scorer:
         self._cache[key] = scored
         return scored
 
+    @cached_property
+    def _data_size(self) -> float:
+        """The loss of predicting zero everywhere (the norm of the weighted targets)."""
+        return float(np.linalg.norm(self.problem.target))
+
     def prune(self, scored: Scored) -> list[Scored]:
         """Simpler formulas inside a fitted one, for the archive to weigh.
 
@@ -109,8 +118,8 @@ class Scorer:
         """Each nonlinear constant rounded in turn: to zero, or to ±inf (its leading
         term) from beyond ±``LARGE_CONSTANT``; where zero alone costs accuracy, to zero
         at first order too (see ``Candidate.with_constant``). A rounding that leaves the
-        loss as it was (within ``ROUNDING_TOLERANCE``) is kept for the next, so a
-        formula with two near-zero constants also comes back without both."""
+        loss as it was (``ROUNDING_TOLERANCE``, ``ROUNDING_FLOOR``) is kept for the
+        next, so a formula with two near-zero constants also comes back without both."""
         out, current = [], scored
         for symbol in scored.candidate.parameters:
             if symbol not in current.candidate.parameters:
@@ -124,7 +133,7 @@ class Scorer:
                 if result is None or not result.fit.ok:
                     continue
                 out.append(result)
-                if result.loss <= current.loss * (1 + ROUNDING_TOLERANCE):
+                if result.loss <= current.loss * (1 + ROUNDING_TOLERANCE) + ROUNDING_FLOOR * self._data_size:
                     current = result
                     break
         return out

@@ -96,3 +96,19 @@ def test_the_jacobian_of_the_projected_residual_is_its_finite_difference_slope(k
     analytic = projection.jacobian(theta)
     assert np.linalg.norm(projection.residual(theta)) > 1e-3
     np.testing.assert_allclose(analytic, numeric, atol=1e-5 * np.abs(numeric).max())
+
+
+def test_rounding_removes_two_tiny_constants_that_cancel_at_the_noise_floor(morse_problem):
+    """r^ε·(r − δ)/r with ε = 1e-9, δ = −1.5e-9: the two nearly cancel, so either alone
+    set to zero raises the loss tenfold (from 1e-11); both set to zero give the exact
+    formula. Rounding keeps such a zeroing (the rise is far below the data's size), so
+    the formula without both comes back."""
+    from evopot.scoring import Scorer
+
+    b2, b3 = sympy.symbols("b2 b3")
+    bloated = pair_candidate([sympy.exp(b0 * r) * r**b2 * (r - b3) / r, sympy.exp(b1 * r)], (b0, b1, b2, b3), (-2.6, -1.1, 1e-9, -1.5e-9))
+    scorer = Scorer(morse_problem)
+    scored = scorer.score_candidate(bloated, max_evaluations=0)
+    assert scored.loss < 1e-10
+    clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
+    assert clean and clean[0].loss < 1e-12

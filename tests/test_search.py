@@ -155,6 +155,14 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     assert member is not None
     numbers = [abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)]
     assert min(numbers) > 1e-6, member.potential.terms
+    # seed 0 of this session: V with r^(2.3e-8) and g with an extra cos θ piece; dropping
+    # the piece and rounding the constant are two prunings, one after the other
+    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+    engine.initialise([["add(pow(r, -1.967), pow(r, 2.3e-08))", "add(mul(0.01, costheta), square(add(costheta, 0.834)))", "2.0"]])
+    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
+    member = recovered(SimpleNamespace(front=front), problem.truth)
+    assert member is not None
+    assert min(abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)) > 1e-6, member.potential.terms
     # seed 3: h came back as (r − 8.1e33)·e, SW's h in disguise; rounded to infinity
     engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
     engine.initialise([["add(pow(r, -1.967), -0.234)", "square(add(costheta, 0.834))", "sub(r, 8.1e+33)"]])

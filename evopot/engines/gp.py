@@ -98,7 +98,7 @@ class _Slot:
 class GPEngine:
     """The GP search. ``score(candidate)`` fits one formula; it is the only contact
     with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
-    fitted one; they enter the archive (not the population)."""
+    fitted one; they enter the archive (not the population), and are pruned in turn."""
 
     def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None, radius: float | None = None):
         self.space = space
@@ -205,10 +205,19 @@ class GPEngine:
                 self._write_back(individual, candidate, scored)
                 individual.fitness.values = (scored.loss, scored.complexity)
                 if self.archive.update(scored) and self.prune is not None:
-                    for simpler in self.prune(scored):
-                        self.archive.update(simpler)
+                    self._prune_into_archive(scored)
             else:
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
+
+    def _prune_into_archive(self, scored: Scored) -> None:
+        """The simpler formulas inside ``scored`` into the archive; each that improves it
+        is pruned in turn, so a basis dropped and then a constant rounded both happen.
+        Ends: every entry lowers the archive's best loss at some complexity."""
+        pending = [scored]
+        while pending:
+            for simpler in self.prune(pending.pop()):
+                if self.archive.update(simpler):
+                    pending.append(simpler)
 
     @staticmethod
     def _write_back(individual, candidate: Candidate, scored: Scored) -> None:
