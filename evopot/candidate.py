@@ -185,7 +185,7 @@ class Candidate:
                 pieces = [b, sympy.diff(b, symbol)] if first_order and symbol in b.free_symbols else [b]
                 for piece in pieces:
                     new = _substituted(piece, symbol, value)
-                    if new is None or new.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                    if new is None or _undefined(new):
                         return None
                     factor, rest = new.as_coeff_Mul()
                     if factor != 0 and rest not in bases:
@@ -193,7 +193,7 @@ class Candidate:
             shape = c.shape
             if shape is not None:
                 shape = _substituted(shape, symbol, value)
-                if shape is None or shape.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or shape == 0:
+                if shape is None or _undefined(shape) or shape == 0:
                     return None
                 shape = shape.as_coeff_Mul()[1] if c.shape_of.kind == "threebody" else shape
             if c.bases and not bases:
@@ -274,6 +274,10 @@ class _Parameters:
                 return expr.func(self.free(expr.func(*constant), variables), *varying)
             return expr.func(*constant, *varying)
         return expr.func(*[self.free(arg, variables) for arg in expr.args])
+
+
+def _undefined(expr: sympy.Expr) -> bool:
+    return expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 
 def _substituted(expr: sympy.Expr, symbol: sympy.Symbol, value: float) -> sympy.Expr | None:

@@ -145,38 +145,34 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     assert members[0].loss < 1e-6
     assert recovered(SimpleNamespace(front=members[:1]), problem.truth) is members[0]
     assert recovered(SimpleNamespace(front=members[1:]), problem.truth) is None
+    def recovered_from(trees):
+        """The simplest SW member of the front a search with pruning keeps for ``trees``."""
+        engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+        engine.initialise([trees])
+        front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
+        return recovered(SimpleNamespace(front=front), problem.truth)
+
+    def numbers(member):
+        return [abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)]
+
     # near hits of the benchmark: h came back as (r − 2.2e-8)/r (seed 9), and V with a
     # r^(2.3e-8) factor beside it (seed 0); constant rounding in the search's pruning
     # puts the formula without both on the front
-    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
-    engine.initialise([["add(pow(r, -1.967), pow(r, 2.3e-08))", "square(add(costheta, 0.834))", "div(sub(r, 2.2e-08), r)"]])
-    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
-    member = recovered(SimpleNamespace(front=front), problem.truth)
+    member = recovered_from(["add(pow(r, -1.967), pow(r, 2.3e-08))", "square(add(costheta, 0.834))", "div(sub(r, 2.2e-08), r)"])
     assert member is not None
-    numbers = [abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)]
-    assert min(numbers) > 1e-6, member.potential.terms
+    assert min(numbers(member)) > 1e-6, member.potential.terms
     # seed 0 of this session: V with r^(2.3e-8) and g with an extra cos θ piece; dropping
     # the piece and rounding the constant are two prunings, one after the other
-    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
-    engine.initialise([["add(pow(r, -1.967), pow(r, 2.3e-08))", "add(mul(0.01, costheta), square(add(costheta, 0.834)))", "2.0"]])
-    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
-    member = recovered(SimpleNamespace(front=front), problem.truth)
+    member = recovered_from(["add(pow(r, -1.967), pow(r, 2.3e-08))", "add(mul(0.01, costheta), square(add(costheta, 0.834)))", "2.0"])
     assert member is not None
-    assert min(abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)) > 1e-6, member.potential.terms
+    assert min(numbers(member)) > 1e-6, member.potential.terms
     # seed 3: h came back as (r − 8.1e33)·e, SW's h in disguise; rounded to infinity
-    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
-    engine.initialise([["add(pow(r, -1.967), -0.234)", "square(add(costheta, 0.834))", "sub(r, 8.1e+33)"]])
-    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
-    member = recovered(SimpleNamespace(front=front), problem.truth)
+    member = recovered_from(["add(pow(r, -1.967), -0.234)", "square(add(costheta, 0.834))", "sub(r, 8.1e+33)"])
     assert member is not None
-    assert max(abs(float(x)) for term in member.potential.terms for x in term.numeric().atoms(sympy.Float)) < 1e6
+    assert max(numbers(member)) < 1e6
     # seed 8: V came back as C·(exp(ε·r⁻⁴) − 1)·e with C ≈ 1.2e7, ε ≈ 1.4e-5; rounded to
     # first order in ε
-    engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
-    engine.initialise([["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]])
-    front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
-    assert recovered(SimpleNamespace(front=front), problem.truth) is not None
-
+    assert recovered_from(["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]) is not None
 
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
     """eam.yaml: pair (a/r)^n and F = −εc√ρ with ρ = Σ (a/r)^m come back from the

@@ -81,8 +81,9 @@ def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, 
     raise EvopotError(f"malformed tree {tree}")
 
 
-_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER_PATTERN = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])" + _NUMBER_PATTERN)
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|" + _NUMBER_PATTERN)
 
 
 def tree_from_string(text: str, pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
