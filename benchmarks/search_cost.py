@@ -6,7 +6,8 @@ Runs one problem of ``evopot.rediscovery`` (default Stillinger–Weber, seed 3,
 three-body columns, compiling formulas to NumPy, and building candidates from trees
 (sympy: decompose and tidy). cProfile slows sympy-heavy code more than NumPy-heavy
 code, so the shares are upper bounds for the sympy stages; the wall time without the
-profiler is printed first. The stages nest (three-body columns and compiling happen
+profiler is printed first, with the share of ``formula.tidy`` calls its cache
+answered. The stages nest (three-body columns and compiling happen
 inside fitting), so the shares do not add up.
 
     .venv/bin/python benchmarks/search_cost.py [--problem stillinger-weber] [--seed 3] [--generations 2]
@@ -43,6 +44,7 @@ def main() -> None:
     engine = {**problem.engine, "generations": args.generations, "target_error": 0.0}
     with tempfile.TemporaryDirectory() as folder:
         plain = run(problem, Path(folder) / "plain", args.seed, engine)
+        repeats = tidy.cache_info()
         for cache in (tidy, compile_function, compile_with_slopes):
             cache.cache_clear()  # the profiled run starts as cold as the first
         profile = cProfile.Profile()
@@ -50,6 +52,7 @@ def main() -> None:
         profiled = run(problem, Path(folder) / "profiled", args.seed, engine)
         profile.disable()
     print(f"{args.problem}, seed {args.seed}, population {engine['population']}: first population + {plain.generations} generations in {plain.wall_time:.1f} s without the profiler, {profiled.wall_time:.1f} s with it")
+    print(f"  formula.tidy: {repeats.hits + repeats.misses} calls in the plain run, {repeats.hits / max(1, repeats.hits + repeats.misses):.0%} of them repeats answered by its cache")
     stats = pstats.Stats(profile).stats
     for label, (module, name) in STAGES.items():
         seconds = sum(row[3] for (path, _, function), row in stats.items() if path.endswith(module) and function == name)
