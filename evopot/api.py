@@ -30,7 +30,7 @@ from evopot.potential import Potential
 from evopot.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.scoring import Scorer
 from evopot.candidate import complexity
-from evopot.engines.gp import GPEngine, GPSettings
+from evopot.engines.gp import RESTART_GAIN, GPEngine, GPSettings
 from evopot.engines.space import load_search_space, resolve_search_space_path
 
 
@@ -107,7 +107,7 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience, e.restart), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
 
     distilled_path = run.path / "distilled.json"
     if resume:
@@ -193,8 +193,10 @@ def _without_run_length(text: str) -> str:
 def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> None:
     last = engine.history[-1]
     last.evaluations = scorer.fits
+    if last.restarted:
+        run.append_log(f"generation {last.generation:4d}  the best loss gained < {RESTART_GAIN:.0%} in {engine.settings.restart} generations: population restarted from random trees (the front is kept)")
     run.append_log(f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits {scorer.fits:6d}  {last.best_formula}")
-    run.write_rows(run.history, ["generation", "best_loss", "front_size", "evaluations", "best_formula"], [vars(h) for h in engine.history])
+    run.write_rows(run.history, ["generation", "best_loss", "front_size", "evaluations", "restarted", "best_formula"], [vars(h) for h in engine.history])
     run.write_checkpoint(engine.state())
 
 

@@ -204,9 +204,11 @@ class Candidate:
     def _with_components(self, components: tuple[Component, ...], values) -> "Candidate":
         """A candidate of ``components`` keeping only the parameters they still use,
         started at their entries of ``values`` (a shape counts while its term has bases)."""
+        # a term left without bases contributes nothing: its shape goes too
+        components = tuple(c if c.bases else Component(c.shape_of, (), None) for c in components)
         used = set()
         for c in components:
-            for e in list(c.bases) + ([c.shape] if c.shape is not None and c.bases else []):
+            for e in list(c.bases) + ([c.shape] if c.shape is not None else []):
                 used |= e.free_symbols
         keep = [k for k, p in enumerate(self.parameters) if p in used]
         return Candidate(components, tuple(self.parameters[k] for k in keep), tuple(float(values[k]) for k in keep), tuple(self.sources[k] for k in keep))
@@ -241,7 +243,8 @@ class Candidate:
         components = []
         for c in data["components"]:
             bases = tuple(parse_formula(b, names, where="checkpoint basis") for b in c["bases"])
-            shape = parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None else None
+            # (older checkpoints kept the shape of a term left without bases)
+            shape = parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None and bases else None
             components.append(Component(TermShape.from_dict(c["term"]), bases, shape))
         return cls(tuple(components), tuple(sympy.Symbol(n) for n in data["parameters"]), tuple(data["initial"]), tuple(data["sources"]))
 

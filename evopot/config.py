@@ -109,6 +109,8 @@ class EngineConfig(_Strict):
     mutation: float = Field(0.3, ge=0, le=1)
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
     patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
+    restart: int = Field(0, ge=0, description="start the population afresh from random trees when the best loss has gained less than 1 % "
+                         "in this many generations (the front keeps what was found); 0: never")
     time_limit: float | None = Field(None, gt=0, description="stop after the generation that passes this many seconds of search (the guided engine's "
                                      "network training included); the result then depends on the machine's speed, generations does not")
     guided: GuidedConfig = GuidedConfig()

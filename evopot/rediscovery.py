@@ -118,7 +118,7 @@ def stillinger_weber() -> Problem:
         silicon_snapshots,
         {"radius": radius, "onset": 0.0, "function": "none"},
         search_space="stillinger_weber",
-        engine={"population": 200, "generations": 120, "target_error": 1e-6},
+        engine={"population": 200, "generations": 120, "target_error": 1e-6, "restart": 20},
     )
 
 

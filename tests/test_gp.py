@@ -122,6 +122,73 @@ def test_variation_respects_the_size_limits():
             assert within(engine.mutate(child))
 
 
+def test_crossover_also_swaps_a_whole_slot_between_parents():
+    """A V found by one individual can meet the g and h of another: some crossovers
+    hand over one slot's whole tree and leave the other slots alone."""
+    from evopot.engines.gp import SLOT_SWAP
+
+    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    engine = GPEngine(space, GPSettings(population=8, seed=0), score=None)
+    random.seed(1)
+    swaps, trials = 0, 400
+    for _ in range(trials):
+        a, b = engine.new_individual(), engine.new_individual()
+        before_a, before_b = [str(t) for t in a], [str(t) for t in b]
+        if before_a == before_b:
+            continue
+        engine.mate(a, b)
+        after_a, after_b = [str(t) for t in a], [str(t) for t in b]
+        changed = [k for k in range(3) if after_a[k] != before_a[k]]
+        if len(changed) == 1 and after_a[changed[0]] == before_b[changed[0]] and after_b[changed[0]] == before_a[changed[0]]:
+            swaps += 1
+    assert abs(swaps / trials - SLOT_SWAP) < 0.1
+
+
+def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(monkeypatch):
+    """restart: n — when the best loss gains < 1 % in n generations the population is
+    replaced by fresh random individuals; the archive (the front) is untouched, and a
+    search that keeps improving, or sits at its target, never restarts."""
+    import numpy as np
+
+    from evopot.fitting import FitResult
+    from evopot.scoring import Scored
+
+    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+
+    def run(loss_of, settings):
+        fits = []
+
+        def score(candidate):
+            fits.append(candidate)
+            return Scored(candidate, FitResult(True, loss_of(len(fits)), np.zeros(1), np.zeros(0), np.zeros(1)), len(candidate.structure) % 7 + 1)
+
+        engine = GPEngine(space, settings, score)
+        fresh = []
+        real_new = engine.new_individual
+        monkeypatch.setattr(engine, "new_individual", lambda: fresh.append(1) or real_new())
+        engine.initialise()
+        restarts, archive = [], []
+        for _ in range(10):
+            fresh.clear()
+            archive_before = dict(engine.archive.best)
+            report = engine.step()
+            if report.restarted:
+                restarts.append(report.generation)
+                assert len(fresh) >= settings.population  # a whole population of new trees
+                assert all(engine.archive.best[k].loss <= v.loss for k, v in archive_before.items())
+            archive.append(report.best_loss)
+        assert archive == sorted(archive, reverse=True)  # the best loss never goes back up
+        return restarts
+
+    # every fit equally bad: stalled from the start, a restart every 3 generations
+    assert run(lambda n: 1.0, GPSettings(population=8, seed=0, restart=3)) == [3, 6, 9]
+    # each fit better than the last by far more than 1 %: never stalled
+    assert run(lambda n: 0.5**n, GPSettings(population=8, seed=0, restart=3)) == []
+    # stalled, but at the target error: no restart; and restart 0 switches it off
+    assert run(lambda n: 1e-9, GPSettings(population=8, seed=0, restart=3, target_error=1e-8)) == []
+    assert run(lambda n: 1.0, GPSettings(population=8, seed=0)) == []
+
+
 def test_archive_front_is_strictly_improving_with_complexity():
     from evopot.scoring import Scored
     from evopot.fitting import FitResult

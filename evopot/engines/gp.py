@@ -2,9 +2,10 @@
 
 An individual is a list of trees, one per slot of the search space's terms (V(r);
 g(cos θ) and h(r); V3; F(ρ) and f(r)). The loop is the textbook (μ + λ) algorithm:
-parents are drawn by NSGA-II's crowded tournament, varied by one-point crossover of
-one slot's trees and one of several mutations of one slot (subtree, node replacement,
-shrink, insertion, or a Gaussian nudge of the constants), and the next population is
+parents are drawn by NSGA-II's crowded tournament, varied by crossover of one slot
+(its whole tree swapped between the parents, or one-point crossover of the two trees)
+and one of several mutations of one slot (subtree, node replacement, shrink,
+insertion, or a Gaussian nudge of the constants), and the next population is
 the NSGA-II selection of parents and offspring together, one individual per formula
 structure, topped up with fresh random ones. Bloat is held by static limits on each
 tree's height and node count. Fitted nonlinear constants are written back into the
@@ -37,6 +38,12 @@ if not hasattr(creator, "EvopotFitness"):
 
 WORST_LOSS = 1e30
 WORST_SIZE = 10**6
+#: Share of crossovers that swap one slot's whole tree between two parents (when the
+#: search space has more than one slot); DEAP's one-point crossover never picks a root.
+SLOT_SWAP = 0.5
+#: A restart needs the best loss to have gained less than this share over the last
+#: ``restart`` generations.
+RESTART_GAIN = 0.01
 
 
 @dataclass
@@ -48,6 +55,7 @@ class GPSettings:
     target_error: float = 0.0
     seed: int = 0
     patience: int = 3
+    restart: int = 0
 
 
 @dataclass
@@ -59,6 +67,7 @@ class GenerationReport:
     best_formula: str
     front_size: int
     evaluations: int
+    restarted: bool = False
 
 
 @dataclass
@@ -120,6 +129,7 @@ class GPEngine:
         self.history: list[GenerationReport] = []
         self.population: list = []
         self.generation = 0
+        self.last_restart = 0
         self.seeded: set[str] = set()
 
     # -- operators -----------------------------------------------------------------
@@ -138,8 +148,13 @@ class GPEngine:
         return len(tree) <= self.space.limits.max_nodes and tree.height <= self.space.limits.max_height
 
     def mate(self, a, b):
-        """One-point crossover of the trees of one slot; a child too big keeps its parent's tree."""
+        """Crossover of one slot: with several slots, half the time the parents swap that
+        slot's whole tree (a V found by one meets the g, h or F, f of another), else
+        one-point crossover of the two trees; a child too big keeps its parent's tree."""
         k = random.randrange(len(self.slots))
+        if len(self.slots) > 1 and random.random() < SLOT_SWAP:
+            a[k], b[k] = b[k], a[k]
+            return a, b
         old_a, old_b = copy.deepcopy(a[k]), copy.deepcopy(b[k])
         gp.cxOnePoint(a[k], b[k])
         if not self._fits(a[k]):
@@ -170,9 +185,9 @@ class GPEngine:
 
     @staticmethod
     def _mutate_constants(tree):
-        for node in tree:
+        for k, node in enumerate(tree):
             if isinstance(node, gp.Terminal) and not isinstance(node.value, str) and random.random() < 0.5:
-                node.value = round(node.value * (1 + random.gauss(0, 0.2)) + random.gauss(0, 0.1), 6)
+                tree[k] = _constant(node, round(node.value * (1 + random.gauss(0, 0.2)) + random.gauss(0, 0.1), 6))
 
     # -- evaluation ------------------------------------------------------------------
     def candidate(self, individual) -> Candidate:
@@ -226,7 +241,7 @@ class GPEngine:
         for source, value in zip(candidate.sources, scored.fit.nonlinear):
             if source:
                 tree, node = (int(x) for x in source.split(":"))
-                individual[tree][node].value = float(value)
+                individual[tree][node] = _constant(individual[tree][node], float(value))
 
     # -- the loop --------------------------------------------------------------------
     def initialise(self, seeds: list[list[str]] | None = None) -> None:
@@ -263,8 +278,28 @@ class GPEngine:
                         del ind.fitness.values
             self.evaluate(offspring)
             self.population = self._select(self.population + offspring)
+            restart = self._stalled()
+            if restart:
+                fresh = [self.new_individual() for _ in range(s.population)]
+                self.evaluate(fresh)
+                self.population = self._select(fresh)
         self.generation += 1
-        return self._record()
+        if restart:
+            self.last_restart = self.generation
+        report = self._record()
+        report.restarted = restart
+        return report
+
+    def _stalled(self) -> bool:
+        """The best loss gained less than :data:`RESTART_GAIN` over the last
+        ``restart`` generations (all since the last restart) and is not at the target:
+        the population is stuck in one basin, so it starts afresh from random trees.
+        The archive, and so the front, keeps everything found before."""
+        n = self.settings.restart
+        if not n or self.generation + 1 - self.last_restart < n or len(self.history) < n:
+            return False
+        best = self.archive.front()[-1].loss if self.archive.best else float("inf")
+        return best > self.settings.target_error and best > (1 - RESTART_GAIN) * self.history[-n].best_loss
 
     def _select(self, pool) -> list:
         """NSGA-II survivors of ``pool`` after removing copies; fresh random
@@ -339,6 +374,7 @@ class GPEngine:
                 for scored in self.archive.best.values()
             ],
             "history": [vars(h) for h in self.history],
+            "last_restart": self.last_restart,
         }
 
     def restore(self, state: dict) -> None:
@@ -357,6 +393,16 @@ class GPEngine:
             fit = FitResult(True, float(item["loss"]), np.array(item["linear"]), np.array(item["nonlinear"]), np.array(item["reference_energies"]))
             self.archive.best[int(item["complexity"])] = Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"]))
         self.history = [GenerationReport(**h) for h in state["history"]]
+        self.last_restart = int(state.get("last_restart", 0))
+
+
+def _constant(node, value: float):
+    """A new constant node like ``node`` holding ``value``. Nodes are never changed in
+    place: DEAP's deepcopy of a tree shares its node objects, so changing one would
+    change the parent, the offspring and every copy at once."""
+    new = copy.copy(node)
+    new.value = value
+    return new
 
 
 class _seeded:
