@@ -51,8 +51,9 @@ class Scored:
 ROUNDING_TOLERANCE = 0.01
 ROUNDING_FLOOR = 1e-6
 # beyond this a nonlinear constant is rounded to infinity, not zero: next to distances
-# (Å), cosines and densities it only sets a scale the linear coefficients absorb
-LARGE_CONSTANT = 1e6
+# (a few Å), cosines and densities it only sets a scale the linear coefficients absorb
+# ((r + 9.7e5) varies by 4e-6 of itself over a 4 Å cutoff)
+LARGE_CONSTANT = 1e4
 
 
 class Scorer:

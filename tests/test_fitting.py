@@ -112,3 +112,18 @@ def test_rounding_removes_two_tiny_constants_that_cancel_at_the_noise_floor(mors
     assert scored.loss < 1e-10
     clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
     assert clean and clean[0].loss < 1e-12
+
+
+def test_a_large_constant_is_rounded_to_infinity_when_it_only_sets_a_scale(morse_problem):
+    """(r + c)·exp(−2.6 r) with c = 9.7e5 (a Stillinger–Weber run left h = (r + 9.7e5)·e):
+    over a 5 Å cutoff it is c·exp(−2.6 r) to 5e-6, so the formula with c → ∞, exp(−2.6 r)
+    alone, fits as well and comes back from the pruning."""
+    from evopot.scoring import Scorer
+
+    b2 = sympy.Symbol("b2")
+    near = pair_candidate([sympy.exp(b0 * r) * (r + b2), sympy.exp(b1 * r)], (b0, b1, b2), (-2.6, -1.1, 9.7e5))
+    scorer = Scorer(morse_problem)
+    scored = scorer.score_candidate(near, max_evaluations=0)
+    assert scored.loss < 1e-4
+    clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
+    assert clean and clean[0].loss < 1e-10
