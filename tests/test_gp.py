@@ -105,8 +105,13 @@ def test_tree_strings_round_trip_and_code_is_refused():
         tree_from_string("add(__import__, r)", pset)
 
 
+def _pair_and_separable_space():
+    """Three slots (V, g, h), small trees."""
+    return SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+
+
 def test_variation_respects_the_size_limits():
-    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    space = _pair_and_separable_space()
     engine = GPEngine(space, GPSettings(population=8, seed=0), score=None)
     assert [s.name for s in engine.slots] == ["V", "g", "h"]
     random.seed(0)
@@ -127,7 +132,7 @@ def test_crossover_also_swaps_a_whole_slot_between_parents():
     hand over one slot's whole tree and leave the other slots alone."""
     from evopot.engines.gp import SLOT_SWAP
 
-    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    space = _pair_and_separable_space()
     engine = GPEngine(space, GPSettings(population=8, seed=0), score=None)
     random.seed(1)
     swaps, trials = 0, 400
@@ -153,7 +158,7 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
     from evopot.fitting import FitResult
     from evopot.scoring import Scored
 
-    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    space = _pair_and_separable_space()
 
     def run(loss_of, settings):
         fits = []

@@ -158,6 +158,7 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     assert members[0].loss < 1e-6
     assert recovered(SimpleNamespace(front=members[:1]), problem.truth) is members[0]
     assert recovered(SimpleNamespace(front=members[1:]), problem.truth) is None
+
     def recovered_from(trees):
         """The simplest SW member of the front a search with pruning keeps for ``trees``."""
         engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
@@ -187,11 +188,12 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     # first order in ε
     assert recovered_from(["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]) is not None
 
+
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
     """eam.yaml: pair (a/r)^n and F = −εc√ρ with ρ = Σ (a/r)^m come back from the
     forces and energies of Sutton–Chen copper (embedding checked up to the scale of ρ).
     Seed 7: one of the seeds `benchmarks/rediscovery.py --problems sutton-chen` finds
-    (14 generations); the rate over seeds is the benchmark's to report."""
+    (11 generations); the rate over seeds is the benchmark's to report."""
     outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=7)
     assert outcome.success, outcome.found
 

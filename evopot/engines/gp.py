@@ -296,9 +296,9 @@ class GPEngine:
         the population is stuck in one basin, so it starts afresh from random trees.
         The archive, and so the front, keeps everything found before."""
         n = self.settings.restart
-        if not n or self.generation + 1 - self.last_restart < n or len(self.history) < n:
+        if not n or self.generation + 1 - self.last_restart < n:
             return False
-        best = self.archive.front()[-1].loss if self.archive.best else float("inf")
+        best = min((s.loss for s in self.archive.best.values()), default=float("inf"))
         return best > self.settings.target_error and best > (1 - RESTART_GAIN) * self.history[-n].best_loss
 
     def _select(self, pool) -> list:
