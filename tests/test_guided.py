@@ -60,6 +60,55 @@ def test_separable_network_reproduces_the_pair_potential_within_one_percent(lj):
     assert _fitted(lj, epochs=1000, polish=500) < 0.01
 
 
+def test_an_enveloped_slot_vanishes_at_the_cutoff_with_a_learned_stiffness(lj):
+    """With the search space's ``envelope: vanish`` the slot is its MLP times
+    exp(s/(r − rc)), s trained with the weights: the learned V is zero at rc, as every
+    formula the search can return is, so it cannot hide a constant offset there."""
+    problem, cutoff, data = lj
+    torch.manual_seed(0)
+    network = SeparableNetwork([TermShape("pair")], cutoff, data.geometry.species, enveloped=(True,))
+    slot = network.slots["0_V"]
+    assert slot.stiffness == pytest.approx(cutoff.radius / 2)
+    r = torch.tensor([3.5, 6.0, cutoff.radius - 1e-3, cutoff.radius], dtype=torch.float64)
+    with torch.no_grad():
+        value, multiplier = slot(r), slot.multiplier(r)
+    envelope = torch.exp(cutoff.radius / 2 / (r[:3] - cutoff.radius))
+    assert torch.allclose(value[:3], multiplier[:3] * envelope) and value[3] == 0
+    fit_network(network, data, epochs=20, polish=0)
+    assert slot.stiffness != pytest.approx(cutoff.radius / 2)  # learned with the weights
+
+
+def test_the_simplest_formula_within_the_networks_error_is_the_one_seeded():
+    """A learned Stillinger–Weber h(r) = exp(γσ/(r − aσ)), off by 0.5 % as a network's
+    curve is: a longer tree follows the wiggles more closely, but the constant (times
+    the envelope, SW's own h) is within the network's error and must be among the seeds."""
+    from evopot.known import SW_SILICON as c
+
+    space = load_search_space(resolve_search_space_path("stillinger_weber"))
+    radius = c["a"] * c["sig"]
+    x = np.linspace(2.1, 3.6, 150)
+    wiggle = 1 + 0.005 * np.sin(7 * x)
+    y = 0.8 * np.exp(c["gam"] * c["sig"] / (x - radius)) * wiggle
+    trees, _ = regress_curve(x, y, space.terms[1].operators["h"], space, radius, 60, 6, seed=0, envelope="vanish")
+    pset = build_primitive_set(space.terms[1].operators["h"], ("r",), -5, 5, radius=radius)
+    shapes = [tree_to_sympy(tree_from_string(t, pset))[0] for t, _ in trees]
+    assert any(not shape.has(R) for shape in shapes), trees
+    assert min(error for _, error in trees) < 0.005  # the best trees still follow the curve
+
+
+def test_seeds_pair_one_slots_best_tree_with_anothers_simplest():
+    """The distilled V may only be right in its most accurate tree while g and h are
+    right in their simplest (SW's own): the seeds must hold that combination early."""
+    from evopot.engines.distill import Distilled
+
+    distilled = Distilled([{"trees": [("V_best", 1e-5), ("V_simple", 0.01)]}, {"trees": [("g_best", 0.003), ("g_simple", 0.004)]},
+                           {"trees": [("h_best", 1e-5), ("h_simple", 2e-4), ("h_third", 3e-4)]}])
+    seeds = distilled.seeds(7)
+    assert seeds[0] == ["V_best", "g_best", "h_best"] and ["V_best", "g_simple", "h_simple"] in seeds
+    assert len({tuple(s) for s in seeds}) == 7
+    assert len(distilled.seeds(100)) == 2 * 2 * 3
+
+
 def test_symbolic_regression_of_the_exact_curve_recovers_lennard_jones():
     truth = 4 * 0.0104 * ((3.4 / R) ** 12 - (3.4 / R) ** 6)
     x = np.linspace(3.1, 8.0, 200)
@@ -70,8 +119,10 @@ def test_symbolic_regression_of_the_exact_curve_recovers_lennard_jones():
     assert all(str(tree_from_string(t, pset)) == t for t, _ in trees)  # seeds parse back
 
 
-def test_curve_problem_offset_is_free():
-    """A constant offset costs nothing: the fitter's 'reference energy' column takes it."""
+def test_curve_problem_offset_is_free_only_when_asked():
+    """A constant offset costs nothing when the slot's constant is not the network's to
+    know (the fitter's 'reference energy' column takes it); for g, h, f or an enveloped
+    V it is part of the learned shape, so a formula must carry it itself."""
     from evopot.candidate import decompose
     from evopot.fitting import fit_constants
 
@@ -79,6 +130,8 @@ def test_curve_problem_offset_is_free():
     candidate = decompose([[sympy.exp(-R)]], [TermShape("pair")], {})
     fit = fit_constants(CurveProblem(x, 2 * np.exp(-x) + 5), candidate)
     assert fit.loss < 1e-10 and fit.linear[0] == pytest.approx(2) and fit.reference_energies[0] == pytest.approx(5)
+    fixed = fit_constants(CurveProblem(x, 2 * np.exp(-x) + 5, offset=False), candidate)
+    assert fixed.ok and fixed.loss > 0.1 and len(fixed.reference_energies) == 0
 
 
 def test_pysr_missing_gives_install_instructions():
@@ -122,7 +175,7 @@ def test_guided_search_seeds_the_population_and_records_it(tmp_path):
     config = load_config(write_problem(lennard_jones(), tmp_path, 0, engine))
     result = search(config, progress=False)
     record = json.loads((result.run_directory / "distilled.json").read_text())
-    assert record["slots"][0]["slot"] == "V" and record["seeds"] and record["network_seconds"] > 0
+    assert record["slots"][0]["slot"] == "V" and record["seeds"] and record["network_seconds"] > 0 and record["envelope_stiffness"] == {}
     log = (result.run_directory / "log.txt").read_text()
     assert "guided: separable network fitted" in log and "distilled individuals fitted" in log
     assert all(m.potential.metadata["engine"] == "guided" for m in result.front)

@@ -11,6 +11,7 @@ each slot, in DEAP's prefix notation, then seed the population of a normal searc
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,20 +27,24 @@ from evopot.engines.space import LimitSpec, SearchSpace, TermSpec
 from evopot.evaluate import compile_function
 from evopot.potential import Term
 
+#: Relative RMS error up to which a formula fits a learned curve as well as the network
+#: knows it: the separable network fits forces to about 1 %, its curves to a few.
+NETWORK_ERROR = 0.03
 
 @dataclass(frozen=True)
 class CurveProblem:
     """Samples ``y (n,)`` of a function at ``x (n,)``, to be fitted by formulas in the
     variable ``r`` (whatever the slot's variable is). Duck-types the parts of
     :class:`evopot.fitting.FitProblem` that :func:`evopot.fitting.fit_constants` reads;
-    the "reference energy" is a constant offset."""
+    with ``offset`` the "reference energy" is a constant offset fitted for free."""
 
     x: np.ndarray
     y: np.ndarray
+    offset: bool = True
 
     @property
     def geometry(self):
-        return _NoSpecies()
+        return _NoSpecies() if self.offset else _NoSpecies(())
 
     @cached_property
     def row_scale(self) -> float:
@@ -51,7 +56,7 @@ class CurveProblem:
 
     @cached_property
     def reference_columns(self) -> np.ndarray:
-        return np.full((len(self.x), 1), self.row_scale)
+        return np.full((len(self.x), 1 if self.offset else 0), self.row_scale)
 
     def column(self, term: Term) -> np.ndarray:
         names = tuple(term.constants)
@@ -60,8 +65,9 @@ class CurveProblem:
             return (value(self.x, *[term.constants[n] for n in names]) + 0 * self.x) * self.row_scale
 
 
+@dataclass(frozen=True)
 class _NoSpecies:
-    species = ("offset",)
+    species: tuple = ("offset",)
 
 
 @dataclass
@@ -72,19 +78,14 @@ class Distilled:
     slots: list[dict] = field(default_factory=list)
 
     def seeds(self, count: int) -> list[list[str]]:
-        """Up to ``count`` individuals: the i-th best tree of every slot together, then
-        the best of all slots but one taking its next trees."""
+        """Up to ``count`` individuals: combinations of every slot's trees, those of the
+        lowest summed rank first (all slots' first trees, then one slot's second, …),
+        so the best tree of one slot meets the simplest of another."""
         trees = [[t for t, _ in s["trees"]] for s in self.slots]
         if not trees or any(not t for t in trees):
             return []
-        out = []
-        for i in range(max(len(t) for t in trees)):
-            out.append([t[min(i, len(t) - 1)] for t in trees])
-            for k in range(len(trees)):
-                for j in range(1, len(trees[k])):
-                    out.append([trees[m][j] if m == k else trees[m][0] for m in range(len(trees))])
-        unique = list(dict.fromkeys(tuple(x) for x in out))
-        return [list(x) for x in unique[:count]]
+        ranks = sorted(itertools.product(*(range(len(t)) for t in trees)), key=lambda rank: (sum(rank), rank))
+        return [[slot[k] for slot, k in zip(trees, rank)] for rank in ranks[:count]]
 
 
 def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
@@ -126,20 +127,25 @@ def slot_curves(network: SeparableNetwork, data: NeuralData, space: SearchSpace)
 
 
 def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
-                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, max_complexity: int | None = None, envelope: str = "none"):
+                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, floor: float = NETWORK_ERROR,
+                  max_complexity: int | None = None, envelope: str = "none", offset: bool = True):
     """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
     constants and size limits of ``space``). Returns the trees (in ``r``) worth seeding
-    with their relative RMS errors — the ``keep`` best distinct ones, then the ``keep``
-    simplest within ``tolerance`` × the best error (a network's curve is only
-    approximately the true function, so the exact form may fit it a little worse),
-    each at most ``max_complexity`` nodes once fitted — and the engine's Pareto front.
+    with their relative RMS errors — the ``keep`` best distinct ones and the ``keep``
+    simplest within ``tolerance`` × the best error or ``floor``, whichever is larger (a
+    network's curve is only approximately the true function, so the exact form may fit
+    it a little worse than a longer formula that follows the network's own wiggles),
+    taken in turn (best, simplest, second best, second simplest, …), each at most
+    ``max_complexity`` nodes once fitted — and the engine's Pareto front.
     With ``envelope="vanish"`` the trees are what multiplies exp(s/(r − radius)), as in
-    a search-space term with that envelope."""
+    a search-space term with that envelope. ``offset`` lets every formula add a constant
+    for free: right where the forces do not fix the slot's constant (F(ρ), an
+    un-enveloped V), wrong elsewhere (the search could not add it back)."""
     from evopot.scoring import Scorer
 
     curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair", envelope=envelope)], operators=operators,
                               constants=space.constants, limits=LimitSpec(**space.limits.model_dump()))
-    scorer = Scorer(CurveProblem(x, y), max_evaluations)
+    scorer = Scorer(CurveProblem(x, y, offset), max_evaluations)
     engine = GPEngine(curve_space, GPSettings(population, generations, seed=seed, target_error=1e-6, patience=2), scorer.score_candidate, scorer.prune, radius=radius)
     engine.initialise()
     while not engine.done():
@@ -149,17 +155,21 @@ def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: Sea
     if not fitted:
         return [], engine.archive.front()
     best = min(ind.fitness.values[0] for ind in fitted)
-    ranked = sorted(fitted, key=lambda ind: ind.fitness.values)
-    ranked = ranked[:keep] + sorted((ind for ind in fitted if ind.fitness.values[0] <= tolerance * best), key=lambda ind: ind.fitness.values[::-1])
-    trees, seen = [], set()
-    for ind in ranked:
-        if ind.structure in seen:
-            continue
-        seen.add(ind.structure)
-        trees.append((str(ind[0]), float(ind.fitness.values[0])))
-        if len(trees) == 2 * keep:
-            break
-    return trees, engine.archive.front()
+    accurate = _distinct(sorted(fitted, key=lambda ind: ind.fitness.values), keep)
+    near = max(tolerance * best, floor)
+    simple = _distinct(sorted((ind for ind in fitted if ind.fitness.values[0] <= near), key=lambda ind: ind.fitness.values[::-1]), keep)
+    taken = [ind for pair in itertools.zip_longest(accurate, simple) for ind in pair if ind is not None]
+    return [(str(ind[0]), float(ind.fitness.values[0])) for ind in _distinct(taken, 2 * keep)], engine.archive.front()
+
+
+def _distinct(individuals, count: int) -> list:
+    """The first ``count`` individuals of distinct formula structure."""
+    out, seen = [], set()
+    for ind in individuals:
+        if ind.structure not in seen:
+            seen.add(ind.structure)
+            out.append(ind)
+    return out[:count]
 
 
 def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
@@ -174,7 +184,11 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
     for (name, variable, x, y, operators), envelope in zip(slot_curves(network, data, space), envelopes):
         # an enveloped slot's fitted formula repeats the envelope in each basis: allow two
         extra = 2 * complexity(sympy.exp(sympy.Symbol("s") / (R - radius))) if envelope != "none" else 0
-        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations, max_complexity=budget + extra, envelope=envelope)
+        # a constant added to F(ρ) or to an un-enveloped V changes no force, so the network
+        # never learned it; anywhere else it is part of the learned shape
+        offset = name == "F" or (name == "V" and envelope == "none")
+        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations,
+                                 max_complexity=budget + extra, envelope=envelope, offset=offset)
         result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
                              "trees": [(rename_variable(t, variable), e) for t, e in trees]})
     return result

@@ -41,17 +41,18 @@ def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedCo
     shapes = term_shapes(space)
     data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
     torch.manual_seed(seed)
-    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden))
+    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden), tuple(term.envelope == "vanish" for term in space.terms))
     fit = fit_network(network, data, epochs=settings.epochs, force_weight=problem.force_weight, energy_weight=problem.energy_weight, seed=seed, polish=settings.polish)
     trained = time.perf_counter()
-    log(f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g})")
+    stiffness = {key: slot.stiffness for key, slot in network.slots.items() if slot.radius is not None}  # Å, "term_slot"
+    log(f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g}" + "".join(f"; {k} envelope stiffness {v:.4g} Å" for k, v in stiffness.items()) + ")")
     if settings.distill_with == "pysr":
         distilled = _distill_with_pysr(network, data, space, settings, seed)
     else:
         distilled = distill(network, data, space, cutoff.radius, settings.distill_population, settings.distill_generations, settings.keep, seed)
     for s in distilled.slots:
         log(f"guided: slot {s['slot']}({s['variable']}) distilled to " + "; ".join(f"{t} (rel. error {e:.3g})" for t, e in s["trees"][:3]))
-    timings = {"network_seconds": trained - started, "distill_seconds": time.perf_counter() - trained, "network_loss": fit["loss"]}
+    timings = {"network_seconds": trained - started, "distill_seconds": time.perf_counter() - trained, "network_loss": fit["loss"], "envelope_stiffness": stiffness}
     return distilled.seeds(settings.seeds), distilled, timings
 
 

@@ -27,9 +27,13 @@ _DISTANCES = {"r", "rij", "rik"}
 
 
 class SlotNetwork(nn.Module):
-    """An MLP of the slot's variables (n,) each → values (n,)."""
+    """An MLP of the slot's variables (n,) each → values (n,); with ``radius`` rc (a slot
+    of one distance r whose search-space term has ``envelope: vanish``) the MLP is
+    multiplied by exp(s/(r − rc)), the stiffness s > 0 learned with the weights (started
+    at rc/2, as the search starts it), so the learned function vanishes as the searched
+    one must and the MLP only learns what multiplies the envelope."""
 
-    def __init__(self, variables: tuple[str, ...], hidden: tuple[int, ...] = (32, 32)):
+    def __init__(self, variables: tuple[str, ...], hidden: tuple[int, ...] = (32, 32), radius: float | None = None):
         super().__init__()
         layers, width = [], len(variables) + sum(v in _DISTANCES for v in variables)
         for size in hidden:
@@ -38,21 +42,42 @@ class SlotNetwork(nn.Module):
         self.mlp = nn.Sequential(*layers, nn.Linear(width, 1))
         self.variables = variables
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))  # eV, set from the data
+        self.radius = radius
+        if radius is not None:
+            self.log_stiffness = nn.Parameter(torch.tensor(np.log(radius / 2), dtype=torch.float64))
 
-    def forward(self, *values: torch.Tensor) -> torch.Tensor:
+    def multiplier(self, *values: torch.Tensor) -> torch.Tensor:
+        """The MLP part alone (what multiplies the envelope), (n,)."""
         columns = [v / _SCALE[name] for v, name in zip(values, self.variables)]
         columns += [_SCALE[name] / v for v, name in zip(values, self.variables) if name in _DISTANCES]  # steep repulsive walls
         x = torch.stack(columns, dim=1)
         return self.mlp(x).squeeze(1) * self.scale
 
+    def forward(self, *values: torch.Tensor) -> torch.Tensor:
+        value = self.multiplier(*values)
+        if self.radius is None:
+            return value
+        # r − rc kept below zero so r = rc gives exp(−∞) = 0 with a finite gradient
+        return value * torch.exp(self.log_stiffness.exp() / torch.clamp(values[0] - self.radius, max=-1e-9))
+
+    @property
+    def stiffness(self) -> float | None:
+        """s of the envelope exp(s/(r − rc)) in Å, or None without one."""
+        return float(self.log_stiffness.detach().exp()) if self.radius is not None else None
+
 
 class SeparableNetwork(nn.Module):
-    """One :class:`SlotNetwork` per slot of every term shape, plus reference energies."""
+    """One :class:`SlotNetwork` per slot of every term shape, plus reference energies.
+    ``enveloped[t]`` (default none) says term t has the search space's ``envelope:
+    vanish``: its slots of one distance r get the envelope at the term's cutoff radius."""
 
-    def __init__(self, shapes: list[TermShape], cutoff: Cutoff, species: tuple[str, ...], hidden: tuple[int, ...] = (32, 32)):
+    def __init__(self, shapes: list[TermShape], cutoff: Cutoff, species: tuple[str, ...], hidden: tuple[int, ...] = (32, 32),
+                 enveloped: tuple[bool, ...] | None = None):
         super().__init__()
         self.shapes, self.cutoff, self.species = list(shapes), cutoff, tuple(species)
-        self.slots = nn.ModuleDict({f"{t}_{slot.name}": SlotNetwork(slot.variables, hidden) for t, shape in enumerate(shapes) for slot in shape.slots})
+        enveloped = enveloped or (False,) * len(self.shapes)
+        self.slots = nn.ModuleDict({f"{t}_{slot.name}": SlotNetwork(slot.variables, hidden, self.cutoff_of(shape).radius if enveloped[t] and slot.variables == ("r",) else None)
+                                    for t, shape in enumerate(self.shapes) for slot in shape.slots})
         self.reference = nn.Parameter(torch.zeros(len(species), dtype=torch.float64))
         self.double()
 
@@ -83,7 +108,7 @@ class NeuralData:
         self.energies, self.forces = tensor(energies), tensor(np.asarray(forces).reshape(-1, 3))
         bonds = geometry.bonds
         self.bond_pair, self.bond_sign = tensor(bonds.pair, torch.long), tensor(bonds.sign)
-        self.pair_selection, self.triplets, self.embedding_atoms = {}, {}, {}
+        self.pair_selection, self.triplets, self.triplet_pairs, self.embedding_atoms = {}, {}, {}, {}
         for t, shape in enumerate(shapes):
             radius = (shape.cutoff or cutoff).radius
             if shape.kind == "pair":
@@ -93,6 +118,10 @@ class NeuralData:
                 triplets = geometry.triplets(radius)
                 keep = np.arange(len(triplets)) if shape.species is None else np.nonzero(_triplet_species_mask(geometry, triplets, shape.species))[0]
                 self.triplets[t] = (tensor(triplets.center[keep], torch.long), tensor(triplets.bond_ij[keep], torch.long), tensor(triplets.bond_ik[keep], torch.long))
+                # h(r)·fc(r) is a function of the pair: evaluated once per pair the angles use
+                pair_ij, pair_ik = bonds.pair[triplets.bond_ij[keep]], bonds.pair[triplets.bond_ik[keep]]
+                used = np.unique(np.concatenate([pair_ij, pair_ik]))
+                self.triplet_pairs[t] = (tensor(used, torch.long), tensor(np.searchsorted(used, pair_ij), torch.long), tensor(np.searchsorted(used, pair_ik), torch.long))
             else:
                 active = np.ones(geometry.n_atoms, bool) if shape.species is None else np.isin(np.array(geometry.species)[geometry.atom_species], shape.species)
                 self.embedding_atoms[t] = tensor(active)
@@ -122,10 +151,13 @@ class NeuralData:
                     r1, r2 = torch.linalg.norm(v1, dim=1), torch.linalg.norm(v2, dim=1)
                     cos = (v1 * v2).sum(1) / (r1 * r2)
                     if shape.form == "separable":
-                        value = network.slot(t, "g", cos) * network.slot(t, "h", r1) * network.slot(t, "h", r2)
+                        used, ij, ik = self.triplet_pairs[t]
+                        r = distances[used]
+                        radial = network.slot(t, "h", r) * fc.value(r, "torch")
+                        value = network.slot(t, "g", cos) * radial[ij] * radial[ik]
                     else:
-                        value = 0.5 * (network.slot(t, "V3", r1, r2, cos) + network.slot(t, "V3", r2, r1, cos))
-                    atom_energy = atom_energy.index_add(0, center, value * fc.value(r1, "torch") * fc.value(r2, "torch"))
+                        value = 0.5 * (network.slot(t, "V3", r1, r2, cos) + network.slot(t, "V3", r2, r1, cos)) * fc.value(r1, "torch") * fc.value(r2, "torch")
+                    atom_energy = atom_energy.index_add(0, center, value)
             energies = torch.zeros(len(self.counts), dtype=distances.dtype).index_add(0, self.pair_frame, pair_energy)
             energies = energies.index_add(0, self.atom_frame, atom_energy) + self.species_counts @ network.reference
             (gradient,) = torch.autograd.grad(energies.sum(), positions, create_graph=create_graph)
