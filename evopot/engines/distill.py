@@ -31,6 +31,7 @@ from evopot.potential import Term
 #: knows it: the separable network fits forces to about 1 %, its curves to a few.
 NETWORK_ERROR = 0.03
 
+
 @dataclass(frozen=True)
 class CurveProblem:
     """Samples ``y (n,)`` of a function at ``x (n,)``, to be fitted by formulas in the
@@ -184,8 +185,9 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
     for (name, variable, x, y, operators), envelope in zip(slot_curves(network, data, space), envelopes):
         # an enveloped slot's fitted formula repeats the envelope in each basis: allow two
         extra = 2 * complexity(sympy.exp(sympy.Symbol("s") / (R - radius))) if envelope != "none" else 0
-        # a constant added to F(ρ) or to an un-enveloped V changes no force, so the network
-        # never learned it; anywhere else it is part of the learned shape
+        # a constant added to F(ρ), or to an un-enveloped V, changes no force (with a smooth
+        # cutoff, forces only where it falls), so the network hardly knows it; anywhere
+        # else it is part of the learned shape
         offset = name == "F" or (name == "V" and envelope == "none")
         trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations,
                                  max_complexity=budget + extra, envelope=envelope, offset=offset)
