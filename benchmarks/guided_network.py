@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from evopot.api import cutoff_from_config, dataset_from_config
 from evopot.config import GuidedConfig, load_config
 from evopot.engines.distill import slot_samples
-from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
-from evopot.engines.space import load_search_space, resolve_search_space_path, term_shapes
+from evopot.engines.guided import fit_separable_network
+from evopot.engines.space import load_search_space, resolve_search_space_path
 from evopot.fitting import FitProblem
 from evopot.known import SW_SILICON as SW
 from evopot.rediscovery import PROBLEMS, write_problem
@@ -49,7 +48,6 @@ def main() -> None:
     settings = GuidedConfig()
     problem = PROBLEMS["stillinger-weber"]()
     space = load_search_space(resolve_search_space_path(problem.search_space))
-    shapes = term_shapes(space)
     print(f"separable network {settings.hidden}, {settings.epochs} Adam epochs + {settings.polish} L-BFGS iterations", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -57,19 +55,15 @@ def main() -> None:
             dataset = dataset_from_config(config)
             cutoff = cutoff_from_config(config)
             fit_problem = FitProblem.from_frames(dataset.train, cutoff, tuple(dataset.species), config.fitness.forces, config.fitness.energies)
-            data = NeuralData(fit_problem.geometry, shapes, cutoff, fit_problem.energies, fit_problem.forces)
-            torch.manual_seed(seed)
-            network = SeparableNetwork(shapes, cutoff, fit_problem.geometry.species, tuple(settings.hidden), tuple(t.envelope == "vanish" for t in space.terms))
             start = time.perf_counter()
-            fit = fit_network(network, data, epochs=settings.epochs, polish=settings.polish, force_weight=config.fitness.forces,
-                              energy_weight=config.fitness.energies, seed=seed)
+            network, data, fit = fit_separable_network(space, fit_problem, cutoff, settings, seed)
             seconds = time.perf_counter() - start
             distances = []
             for name, _, x, y in slot_samples(network, data):
                 truth = true_curve(name, x)
                 scale = float(truth @ y / (truth @ truth))
                 distances.append(f"{name} {np.sqrt(np.mean((y - scale * truth) ** 2)) / np.std(y):.4f}")
-            stiffness = ", ".join(f"{key.split('_')[1]} {slot.stiffness:.3f}" for key, slot in network.slots.items() if slot.radius is not None)
+            stiffness = ", ".join(f"{key.split('_')[1]} {value:.3f}" for key, value in network.stiffnesses().items())
             print(f"seed {seed}: {seconds:.0f} s, loss {fit['loss']:.3g}; curve distance from SW (relative RMS): {', '.join(distances)}; "
                   f"stiffness Å: {stiffness}", flush=True)
 

@@ -38,13 +38,9 @@ def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedCo
     record, and timings, from the labelled geometry of ``problem`` (a FitProblem).
     :func:`check_distiller` is the caller's, before any work."""
     started = time.perf_counter()
-    shapes = term_shapes(space)
-    data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
-    torch.manual_seed(seed)
-    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden), tuple(term.envelope == "vanish" for term in space.terms))
-    fit = fit_network(network, data, epochs=settings.epochs, force_weight=problem.force_weight, energy_weight=problem.energy_weight, seed=seed, polish=settings.polish)
+    network, data, fit = fit_separable_network(space, problem, cutoff, settings, seed)
     trained = time.perf_counter()
-    stiffness = {key: slot.stiffness for key, slot in network.slots.items() if slot.radius is not None}  # Å, "term_slot"
+    stiffness = network.stiffnesses()
     log(f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g}" + "".join(f"; {k} envelope stiffness {v:.4g} Å" for k, v in stiffness.items()) + ")")
     if settings.distill_with == "pysr":
         distilled = _distill_with_pysr(network, data, space, settings, seed)
@@ -54,6 +50,18 @@ def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedCo
         log(f"guided: slot {s['slot']}({s['variable']}) distilled to " + "; ".join(f"{t} (rel. error {e:.3g})" for t, e in s["trees"][:3]))
     timings = {"network_seconds": trained - started, "distill_seconds": time.perf_counter() - trained, "network_loss": fit["loss"], "envelope_stiffness": stiffness}
     return distilled.seeds(settings.seeds), distilled, timings
+
+
+def fit_separable_network(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int) -> tuple[SeparableNetwork, NeuralData, dict]:
+    """The separable network of ``space`` (its envelopes included) fitted to the labelled
+    geometry of ``problem`` (a FitProblem) with ``settings``' size and iterations, its
+    data, and :func:`fit_network`'s summary."""
+    shapes = term_shapes(space)
+    data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
+    torch.manual_seed(seed)
+    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden), tuple(term.envelope == "vanish" for term in space.terms))
+    fit = fit_network(network, data, epochs=settings.epochs, force_weight=problem.force_weight, energy_weight=problem.energy_weight, seed=seed, polish=settings.polish)
+    return network, data, fit
 
 
 def _distill_with_pysr(network, data, space: SearchSpace, settings: GuidedConfig, seed: int) -> Distilled:

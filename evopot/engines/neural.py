@@ -85,6 +85,10 @@ class SeparableNetwork(nn.Module):
         """The learned function of slot ``name`` of term ``term`` at ``values``."""
         return self.slots[f"{term}_{name}"](*values)
 
+    def stiffnesses(self) -> dict[str, float]:
+        """The learned envelope stiffness s (Å) of every enveloped slot, by "term_slot"."""
+        return {key: slot.stiffness for key, slot in self.slots.items() if slot.radius is not None}
+
     def cutoff_of(self, shape: TermShape) -> Cutoff:
         return shape.cutoff or self.cutoff
 
