@@ -12,8 +12,11 @@ three codes in the same run:
 - ASE: VelocityVerlet with matscipy's Manybody(StillingerWeber) calculator.
 Prints atom-steps per second and the ratios evopot/LAMMPS (goal ≥ 0.5) and evopot/ASE.
 Torch uses the machine's cores (torch.get_num_threads()); LAMMPS one MPI process.
+``--device cuda`` runs evopot's rows on the GPU; ``--no-reference`` skips LAMMPS and ASE
+(a GPU machine without them), and ``--cpu-rate`` (atom-steps/s of evopot in float64 on
+another machine, e.g. this CPU) prints the speed-up over it.
 
-    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--sizes 4096 32768]
+    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--sizes 4096 32768] [--device cuda] [--no-reference] [--cpu-rate R] [--rows float64 float32 …]
 """
 
 from __future__ import annotations
@@ -43,14 +46,17 @@ def silicon(n_atoms: int):
     return thermalized(atoms, 1000, 0)
 
 
-def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False, moments=True):
-    forcefield = ForceField(stillinger_weber(), dtype=dtype, optimize=optimize)
+def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False, moments=True, device="cpu"):
+    forcefield = ForceField(stillinger_weber(), device, dtype=dtype, optimize=optimize)
     if not moments:  # the force field's own kernel uses the moments
         forcefield.kernel = compile_kernel(stillinger_weber(), optimize, moments=False)
     dynamics = MolecularDynamics(atoms, forcefield, 1.0)
     dynamics.run(5, thermo_every=5)  # warm-up (first list, first calls)
+    synchronize = torch.cuda.synchronize if forcefield.device.type == "cuda" else (lambda: None)
+    synchronize()
     start = time.perf_counter()
     result = dynamics.run(steps, thermo_every=steps)
+    synchronize()
     return len(atoms) * steps / (time.perf_counter() - start), result
 
 
@@ -77,24 +83,40 @@ def ase_rate(atoms, steps):
     return len(atoms) * steps / (time.perf_counter() - start)
 
 
+#: evopot's variants: label, dtype, torch.compile, angular moments
+ROWS = {"float64": ("float64", torch.float64, False, True), "float32": ("float32", torch.float32, False, True),
+        "float64-loop": ("float64, triplet loop", torch.float64, False, False), "float32-loop": ("float32, triplet loop", torch.float32, False, False),
+        "float64-compile": ("float64 + torch.compile", torch.float64, True, True), "float32-compile": ("float32 + torch.compile", torch.float32, True, True)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 32768])
+    parser.add_argument("--device", default="cpu", help="where evopot's rows run: cpu, cuda, …")
+    parser.add_argument("--no-reference", action="store_true", help="skip LAMMPS and ASE")
+    parser.add_argument("--cpu-rate", type=float, help="evopot's float64 atom-steps/s measured on a CPU, for the speed-up over it")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which evopot variants to run (default all)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; steps {args.steps}")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}; evopot on {args.device} ({where}); steps {args.steps}")
     for n in args.sizes:
         atoms = silicon(n)
-        theirs = lammps_rate(atoms, args.steps)
-        ase_steps = max(5, args.steps // 20)
-        slow = ase_rate(atoms, ase_steps)
-        print(f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + matscipy SW {slow:10.4g} ({ase_steps} steps)")
-        for label, dtype, optimize, moments in (("float64", torch.float64, False, True), ("float32", torch.float32, False, True),
-                                                ("float64, triplet loop", torch.float64, False, False), ("float32, triplet loop", torch.float32, False, False),
-                                                ("float64 + torch.compile", torch.float64, True, True), ("float32 + torch.compile", torch.float32, True, True)):
-            ours, result = evopot_rate(atoms, args.steps, dtype, optimize, moments)
-            print(f"        evopot {label:24s} {ours:10.4g} atom-steps/s: evopot/LAMMPS {ours / theirs:.2f} (goal ≥ 0.5), evopot/ASE {ours / slow:.1f}; "
-                  f"neighbour builds {result.neighbor_builds}")
+        theirs = slow = None
+        if not args.no_reference:
+            theirs = lammps_rate(atoms, args.steps)
+            ase_steps = max(5, args.steps // 20)
+            slow = ase_rate(atoms, ase_steps)
+            print(f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + matscipy SW {slow:10.4g} ({ase_steps} steps)")
+        else:
+            print(f"{len(atoms):6d} atoms:")
+        for row in args.rows:
+            label, dtype, optimize, moments = ROWS[row]
+            ours, result = evopot_rate(atoms, args.steps, dtype, optimize, moments, args.device)
+            ratios = [f"evopot/LAMMPS {ours / theirs:.2f} (goal ≥ 0.5), evopot/ASE {ours / slow:.1f}"] if theirs else []
+            if args.cpu_rate:
+                ratios.append(f"over the CPU's float64 {args.cpu_rate:.3g}: {ours / args.cpu_rate:.1f}×")
+            print(f"        evopot {label:24s} {ours:10.4g} atom-steps/s{': ' if ratios else ''}{', '.join(ratios)}; neighbour builds {result.neighbor_builds}", flush=True)
 
 
 if __name__ == "__main__":
