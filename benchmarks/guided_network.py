@@ -8,7 +8,7 @@ SW function (best scale fitted, sampled where the data has pairs and angles, as
 distillation samples it) and the learned envelope stiffnesses (SW: 2.095 Å for V, 2.514 Å
 for h).
 
-    .venv/bin/python benchmarks/guided_network.py [--seeds 6] [--first-seed 0]
+    .venv/bin/python benchmarks/guided_network.py [--seeds 6] [--first-seed 0] [--epochs N] [--polish N]
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="Adam epochs (default: the guided engine's)")
+    parser.add_argument("--polish", type=int, help="L-BFGS iterations (default: the guided engine's)")
     args = parser.parse_args()
-    settings = GuidedConfig()
+    settings = GuidedConfig(**{k: v for k, v in (("epochs", args.epochs), ("polish", args.polish)) if v is not None})
     problem = PROBLEMS["stillinger-weber"]()
     space = load_search_space(resolve_search_space_path(problem.search_space))
     print(f"separable network {settings.hidden}, {settings.epochs} Adam epochs + {settings.polish} L-BFGS iterations", flush=True)

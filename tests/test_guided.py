@@ -78,6 +78,27 @@ def test_an_enveloped_slot_vanishes_at_the_cutoff_with_a_learned_stiffness(lj):
     assert slot.stiffness != pytest.approx(cutoff.radius / 2)  # learned with the weights
 
 
+def test_a_cos_theta_slot_is_a_cubic_hermite_table_of_its_mlp():
+    """g(cos θ) is evaluated through a table of its MLP (values and slopes on
+    TABLE_NODES nodes): it follows the MLP to 1e-9 in value and 1e-6 in slope, and the
+    loss's gradient reaches the MLP's weights through it as through the MLP itself."""
+    from evopot.engines.neural import SlotNetwork
+
+    torch.manual_seed(3)
+    slot = SlotNetwork(("costheta",), (16, 16)).double()
+    slot.scale.fill_(2.5)
+    x = torch.linspace(-1.0, 1.0, 5001, dtype=torch.float64).requires_grad_(True)
+    table, mlp = slot(x), slot.multiplier(x)
+    assert not torch.equal(table, mlp)  # the table is not the MLP evaluated directly
+    assert torch.allclose(table, mlp, rtol=0, atol=1e-9 * float(mlp.detach().abs().max()))
+    (table_slope,) = torch.autograd.grad(table.sum(), x, create_graph=True)
+    (mlp_slope,) = torch.autograd.grad(mlp.sum(), x, create_graph=True)
+    assert torch.allclose(table_slope, mlp_slope, rtol=0, atol=1e-6 * float(mlp_slope.detach().abs().max()))
+    weight = slot.mlp[0].weight
+    by_table, by_mlp = (torch.autograd.grad(slope.pow(2).mean(), weight, retain_graph=True)[0] for slope in (table_slope, mlp_slope))
+    assert torch.allclose(by_table, by_mlp, rtol=1e-5, atol=1e-9)
+
+
 def test_the_simplest_formula_within_the_networks_error_is_the_one_seeded():
     """A learned Stillinger–Weber h(r) = exp(γσ/(r − aσ)), off by 0.5 % as a network's
     curve is: a longer tree follows the wiggles more closely, but the constant (times
