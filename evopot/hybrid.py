@@ -94,9 +94,10 @@ def predict(model: Potential | Hybrid, frames: Frames) -> HybridPrediction:
     formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
     if not isinstance(model, Hybrid):
         return HybridPrediction(formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces)))
-    data = residual_data(frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces))
+    device = model.correction.networks[0].feature_mean.device  # where it was trained or moved: CUDA after `evopot correct` on a GPU
+    data = residual_data(frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces), device)
     with torch.no_grad():
         energies, forces = ensemble_prediction(model.correction, data)
-    correction = energies.mean(0).numpy()
-    return HybridPrediction(formula.energies + correction, formula.forces + forces.mean(0).numpy(), formula, correction,
-                            force_uncertainty(forces).numpy())
+    correction = energies.mean(0).cpu().numpy()
+    return HybridPrediction(formula.energies + correction, formula.forces + forces.mean(0).cpu().numpy(), formula, correction,
+                            force_uncertainty(forces).cpu().numpy())

@@ -250,3 +250,24 @@ def test_hybrid_on_the_gpu_matches_the_cpu():
     cpu = EvopotCalculator(model, device="cpu")
     gpu = EvopotCalculator(model, device="cuda")
     assert np.abs(cpu.get_forces(atoms.copy()) - gpu.get_forces(atoms.copy())).max() < 1e-9
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_training_on_the_gpu_gives_the_cpus_network(si_splits, run_dir, tmp_path, capsys):
+    """The same epochs on CUDA and on the CPU give the same network (to round-off), and
+    a network trained on CUDA predicts, saves and reports through `evopot correct`."""
+    from evopot.cli import main
+
+    settings = CorrectionConfig(ensemble=1, epochs=3, hidden=[16, 16], patience=3, radial_functions=8)
+    descriptor = descriptor_for(LJ, settings)
+    frames = si_splits["validation"]
+    predictions = {}
+    for device in ("cpu", "cuda"):
+        correction, _ = train_hybrid(LJ, si_splits, settings.model_copy(update={"device": device}), descriptor, seed=0, progress=False)
+        assert correction.networks[0].feature_mean.device.type == device
+        predictions[device] = predict(Hybrid(LJ, correction), frames)
+    assert np.abs(predictions["cuda"].forces - predictions["cpu"].forces).max() < 1e-6
+    assert np.abs(predictions["cuda"].energies - predictions["cpu"].energies).max() < 1e-6
+    capsys.readouterr()
+    assert main(["correct", str(run_dir), "--member", "0", "--device", "cuda", "--quiet", "--output", str(tmp_path / "gpu")]) == 0
+    assert "formula F-MAE" in capsys.readouterr().out and isinstance(load_model(tmp_path / "gpu" / "hybrid.json"), Hybrid)
