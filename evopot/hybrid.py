@@ -94,7 +94,7 @@ def predict(model: Potential | Hybrid, frames: Frames) -> HybridPrediction:
     formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
     if not isinstance(model, Hybrid):
         return HybridPrediction(formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces)))
-    device = model.correction.networks[0].feature_mean.device  # where it was trained or moved: CUDA after `evopot correct` on a GPU
+    device = model.correction.networks[0].feature_mean.device  # where it lives: CUDA when train_hybrid ran there (evopot correct moves it to the CPU)
     data = residual_data(frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces), device)
     with torch.no_grad():
         energies, forces = ensemble_prediction(model.correction, data)
