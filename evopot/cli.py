@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     correct.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths (default 64 64)")
     correct.add_argument("--learning-rate", type=float, help="Adam's initial step (default 2e-3)")
     correct.add_argument("--device", help="cpu, cuda, … (default: CUDA when present)")
+    correct.add_argument("--formula-inputs", action=argparse.BooleanOptionalAction, default=None,
+                         help="give the network the formula's per-atom term energies as inputs (default: on)")
     correct.add_argument("--overwrite", action="store_true", help="train again over an existing hybrid")
     correct.add_argument("--flag-uncertain", metavar="DATA", help="list frames of DATA (extxyz …) whose force uncertainty exceeds --threshold; uses the trained hybrid when it exists")
     correct.add_argument("--threshold", type=float, help="uncertainty threshold in eV/Å (default: 95th percentile on the validation split)")
@@ -199,7 +201,8 @@ def _correct(args) -> int:
             raise EvopotError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.threshold is not None and args.flag_uncertain is None:
         raise EvopotError("--threshold goes with --flag-uncertain DATA")
-    overrides = {"ensemble": args.ensemble, "epochs": args.epochs, "hidden": args.hidden, "learning_rate": args.learning_rate, "device": args.device}
+    overrides = {"ensemble": args.ensemble, "epochs": args.epochs, "hidden": args.hidden, "learning_rate": args.learning_rate, "device": args.device,
+                 "formula_inputs": args.formula_inputs}
     frames = read_frames(args.flag_uncertain) if args.flag_uncertain else None  # a bad file fails before any training
     existing = None
     if frames is not None and not args.overwrite:

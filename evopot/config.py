@@ -141,6 +141,7 @@ class CorrectionConfig(_Strict):
     angular_cutoff: float | None = Field(None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)")
     radial_functions: int = Field(16, ge=2, description="radial Gaussians per neighbour species")
     angular_shells: int = Field(6, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
+    formula_inputs: bool = Field(True, description="give the network each formula term's energy per atom as one more input, so it need not learn the formula's shape")
     epochs: int = Field(1000, ge=1, description="most epochs per network (early stopping usually ends sooner)")
     batch_frames: int = Field(8, ge=1, description="frames per mini-batch")
     learning_rate: float = Field(2e-3, gt=0, description="Adam's initial step; halved when the validation loss stalls")

@@ -16,7 +16,8 @@ from evopot.config import CorrectionConfig, SearchConfig, load_config
 from evopot.data import Frames
 from evopot.descriptors import SymmetryFunctions
 from evopot.errors import EvopotError
-from evopot.hybrid import Hybrid, predict, save_hybrid
+from evopot.formula_inputs import FormulaInputs
+from evopot.hybrid import Hybrid, formula_only, predict, save_hybrid
 from evopot.potential import Potential
 from evopot.residual import ResidualData, TrainingSettings, residual_data, train_correction
 from evopot.rundir import RunDirectory, member_potential
@@ -51,11 +52,25 @@ def settings_for(run: RunDirectory, overrides: dict | None = None) -> tuple[Sear
     return config, validate(CorrectionConfig, base, run.config)
 
 
-def descriptor_for(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions:
-    cutoff = settings.cutoff or max(5.0, potential.cutoff.radius)
+def symmetry_functions(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions:
+    """The symmetry functions of a correction of ``potential``: to ``correction.cutoff``,
+    by default the formula's reach and at least 5 Å."""
+    cutoff = settings.cutoff or max(5.0, potential.reach)
     if settings.angular_cutoff is not None and settings.angular_cutoff > cutoff:
         raise EvopotError(f"correction.angular_cutoff ({settings.angular_cutoff} Å) exceeds the cutoff ({cutoff} Å)")
     return SymmetryFunctions.default(potential.species, cutoff, settings.angular_cutoff, settings.radial_functions, settings.angular_shells)
+
+
+def descriptor_for(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions | FormulaInputs:
+    """What the correction's network reads: the symmetry functions, followed by the
+    formula's per-atom term energies unless ``correction.formula_inputs`` is off."""
+    symmetry = symmetry_functions(potential, settings)
+    if not settings.formula_inputs or not potential.terms:
+        return symmetry
+    if potential.reach > symmetry.cutoff:
+        raise EvopotError(f"correction.cutoff ({symmetry.cutoff} Å) is shorter than the formula's reach ({potential.reach} Å); "
+                          "raise it, or set correction.formula_inputs: false")
+    return FormulaInputs(symmetry, formula_only(potential))
 
 
 def errors(prediction, frames: Frames) -> dict:
@@ -65,7 +80,7 @@ def errors(prediction, frames: Frames) -> dict:
             "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000)}
 
 
-def residual_for(potential: Potential | None, frames: Frames, descriptor: SymmetryFunctions, device="cpu") -> ResidualData:
+def residual_for(potential: Potential | None, frames: Frames, descriptor: SymmetryFunctions | FormulaInputs, device="cpu") -> ResidualData:
     """The network's inputs on ``frames`` with DFT minus ``potential`` (or the DFT labels
     themselves when ``potential`` is None) as targets."""
     from evopot.evaluate import evaluate
@@ -85,7 +100,7 @@ def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings
                             settings.loss)
 
 
-def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions,
+def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions | FormulaInputs,
                  seed: int, progress: bool = True):
     """Train a correction on DFT minus ``potential`` (or on the DFT labels themselves when
     ``potential`` is None: the network alone) for the ``train`` split, stopping on

@@ -19,7 +19,9 @@ from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 def _value(term: Term, expression, variables, *tensors):
     names = tuple(term.constants)
     value = compile_function(expression, variables, names, "torch")
-    return value(*tensors, *[term.constants[n] for n in names]) + 0 * tensors[0]
+    # constants as tensors: torch.pow refuses two plain numbers, as in (s/r)**12 → pow(s, 12)/pow(r, 12)
+    constants = [torch.as_tensor(term.constants[n], dtype=tensors[0].dtype, device=tensors[0].device) for n in names]
+    return value(*tensors, *constants) + 0 * tensors[0]
 
 
 def pair_energy(term: Term, cutoff, r: torch.Tensor) -> torch.Tensor:

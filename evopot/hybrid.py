@@ -34,6 +34,9 @@ class Hybrid:
         if tuple(self.correction.species) != tuple(self.potential.species):
             raise EvopotError(f"the network's species {list(self.correction.species)} do not match the formula's {list(self.potential.species)}; "
                               "train the correction on this formula with evopot correct")
+        inputs = getattr(self.correction.descriptor, "potential", None)  # a network that reads the formula's terms (evopot.formula_inputs)
+        if inputs is not None and (inputs.terms != self.potential.terms or inputs.cutoff != self.potential.cutoff):
+            raise EvopotError("the network reads the terms of another formula than this one; train the correction on this formula with evopot correct")
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -70,7 +73,7 @@ def load_model(path: str | Path) -> Potential | Hybrid:
         return potential
     if not isinstance(spec, dict):
         raise EvopotError(f"{path}: metadata.correction must be an object describing the network")
-    return Hybrid(potential, Correction.load(spec, path.parent, str(path)))
+    return Hybrid(potential, Correction.load(spec, path.parent, str(path), formula_only(potential)))
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,30 @@ class AtomicNetwork(nn.Module):
         return out * self.energy_scale + self.energy_shift[species]
 
 
+def network_inputs(data: dict, where: str, potential=None):
+    """The inputs a correction's JSON describes (``descriptor`` entry): symmetry
+    functions, followed by the terms of ``potential`` (the formula) when it says
+    ``formula_terms``; a formula that is not the one it was trained with is an error."""
+    symmetry = SymmetryFunctions.from_dict(data, where)
+    terms = data.get("formula_terms")
+    if terms is None:
+        return symmetry
+    if potential is None or len(potential.terms) != terms:
+        raise EvopotError(f"{where}: the correction reads {terms} formula term(s) but the formula here has "
+                          f"{0 if potential is None else len(potential.terms)}; the network belongs to another formula — train it again with evopot correct")
+    recorded = data.get("formula")
+    if recorded is not None and recorded != potential.formula():
+        raise EvopotError(f"{where}: the correction was trained reading the terms of {recorded!r}, not of this file's formula "
+                          f"{potential.formula()!r}; train it again with evopot correct (or restore the formula)")
+    from evopot.formula_inputs import FormulaInputs
+
+    return FormulaInputs(symmetry, potential)
+
+
 @dataclass
 class Correction:
-    """An ensemble of :class:`AtomicNetwork` on one set of symmetry functions."""
+    """An ensemble of :class:`AtomicNetwork` on one set of inputs: symmetry functions,
+    possibly followed by the formula's term energies (:class:`evopot.formula_inputs.FormulaInputs`)."""
 
     descriptor: SymmetryFunctions
     networks: list[AtomicNetwork]
@@ -116,11 +137,12 @@ class Correction:
                     "networks": [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in self.networks]}, Path(path))
 
     @classmethod
-    def load(cls, spec: dict, folder: Path, where: str) -> "Correction":
+    def load(cls, spec: dict, folder: Path, where: str, potential=None) -> "Correction":
         """The correction described by ``spec`` (from the potential's JSON), its weights
-        read from ``folder``."""
+        read from ``folder``; ``potential`` is the formula, needed when the network reads
+        its terms (:mod:`evopot.formula_inputs`)."""
         try:
-            descriptor = SymmetryFunctions.from_dict(spec["descriptor"], f"{where}: correction.descriptor")
+            descriptor = network_inputs(spec["descriptor"], f"{where}: correction.descriptor", potential)
             hidden, activation, size, weights = tuple(int(h) for h in spec["hidden"]), str(spec["activation"]), int(spec["ensemble"]), str(spec["weights"])
         except (KeyError, TypeError, ValueError) as exc:
             raise EvopotError(f"{where}: malformed 'correction' entry ({exc}); expected weights, ensemble, hidden, activation, descriptor") from exc

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from conftest import SI_TEST, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell
+from conftest import GENERAL_THREEBODY, SI_TEST, TWO_SPECIES_PAIRS, cluster, copper_cell, pair_potential, periodic_cell
 
 from evopot.calculator import EvopotCalculator
 from evopot.config import CorrectionConfig
@@ -16,8 +16,10 @@ from evopot.descriptors import SymmetryFunctions
 from evopot.errors import EvopotError
 from evopot.evaluate import evaluate
 from evopot.forcefield import ForceField
+from evopot.formula_inputs import FormulaInputs
 from evopot.geometry import build_geometry
 from evopot.hybrid import Hybrid, formula_only, load_model, predict, save_hybrid
+from evopot.known import stillinger_weber, sutton_chen
 from evopot.network import Correction
 from evopot.potential import Potential
 from evopot.residual import network_prediction, residual_data
@@ -25,21 +27,51 @@ from evopot.residual import network_prediction, residual_data
 LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
 
 
-def random_hybrid(potential: Potential, size: int = 2, seed: int = 0) -> Hybrid:
-    """A hybrid with untrained (random, non-trivial) networks: enough for the physics tests."""
-    descriptor = SymmetryFunctions.default(potential.species, 4.5, 3.5, radial_count=6)
+def random_hybrid(potential: Potential, size: int = 2, seed: int = 0, formula_inputs: bool = False) -> Hybrid:
+    """A hybrid with untrained (random, non-trivial) networks: enough for the physics
+    tests; with ``formula_inputs`` the networks also read the formula's term energies."""
+    descriptor = SymmetryFunctions.default(potential.species, max(4.5, potential.reach), 3.5, radial_count=6)
+    if formula_inputs:
+        descriptor = FormulaInputs(descriptor, potential)
     correction = Correction.new(descriptor, size, (16, 16), "tanh", seed)
     for net in correction.networks:
         net.energy_scale.fill_(0.5)
         net.feature_std.fill_(3.0)
+        if formula_inputs:  # the term columns weigh like the rest (eV per atom, not 3 of them)
+            net.feature_std[-len(potential.terms):] = 1.0
     return Hybrid(potential, correction)
 
 
-@pytest.fixture(params=["periodic", "cluster", "two species"])
+@pytest.fixture(params=["periodic", "cluster", "two species", "periodic, formula inputs", "two species, formula inputs",
+                        "three-body, formula inputs", "embedding, formula inputs"])
 def case(request):
-    if request.param == "two species":
-        return random_hybrid(TWO_SPECIES_PAIRS), periodic_cell(2, ("Si", "Ge"))
-    return random_hybrid(LJ), (periodic_cell(1) if request.param == "periodic" else cluster(1))
+    inputs = request.param.endswith("formula inputs")
+    if request.param.startswith("two species"):
+        return random_hybrid(TWO_SPECIES_PAIRS, formula_inputs=inputs), periodic_cell(2, ("Si", "Ge"))
+    if request.param.startswith("three-body"):
+        return random_hybrid(GENERAL_THREEBODY, formula_inputs=True), periodic_cell(3)
+    if request.param.startswith("embedding"):
+        return random_hybrid(sutton_chen(), formula_inputs=True), copper_cell(1)[:40]
+    return random_hybrid(LJ, formula_inputs=inputs), (periodic_cell(1) if request.param.startswith("periodic") else cluster(1))
+
+
+@pytest.mark.parametrize("potential, atoms", [(TWO_SPECIES_PAIRS, periodic_cell(2, ("Si", "Ge"))), (GENERAL_THREEBODY, periodic_cell(3)),
+                                              (stillinger_weber(), periodic_cell(4)), (sutton_chen(), copper_cell(2))],
+                         ids=["species pairs", "general three-body", "stillinger-weber", "embedding"])
+def test_formula_inputs_are_each_atoms_share_of_the_formulas_energy(potential, atoms):
+    """The term columns of all atoms add up to the formula's energy (the independent
+    evaluator's, reference energies aside), term by term."""
+    from evopot.evaluate import term_prediction
+
+    inputs = FormulaInputs(SymmetryFunctions.default(potential.species, max(5.0, potential.reach), radial_count=4), potential)
+    frames = unlabelled([atoms])
+    data = residual_data(frames, inputs, np.zeros(1), np.zeros((len(atoms), 3)))
+    columns = data.features[:, -inputs.n_terms:].numpy()
+    geometry = build_geometry(frames, potential.reach, potential.species)
+    for k, term in enumerate(potential.terms):
+        expected = term_prediction(term, potential.cutoff_of(term), geometry).energies[0]
+        assert columns[:, k].sum() == pytest.approx(expected, rel=1e-10, abs=1e-10) and abs(expected) > 1e-3
+    assert len(np.unique(np.round(columns[:, 0], 8))) > 1  # per atom, not one value spread evenly
 
 
 def hybrid_energy(model, atoms) -> float:
@@ -164,6 +196,19 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
     with pytest.raises(EvopotError, match="load it with evopot.hybrid.load_model"):
         ForceField(Potential.load(path))
     assert ForceField(formula_only(Potential.load(path))).correction is None
+    # a network that reads the formula's terms belongs to that formula
+    reading = random_hybrid(GENERAL_THREEBODY, formula_inputs=True)
+    path = save_hybrid(LJ, reading.correction, tmp_path / "t.json")
+    with pytest.raises(EvopotError, match="reads 2 formula term"):
+        load_model(path)
+    path = save_hybrid(GENERAL_THREEBODY, reading.correction, tmp_path / "t.json")
+    text = path.read_text().replace('"B": 5.0', '"B": 6.0')
+    assert text != path.read_text()
+    path.write_text(text)
+    with pytest.raises(EvopotError, match="trained reading the terms of"):
+        load_model(path)
+    with pytest.raises(EvopotError, match="terms of another formula"):
+        Hybrid(LJ, random_hybrid(pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.2, "s": 2.1}), formula_inputs=True).correction)
 
 
 def test_md_runs_with_a_hybrid():
@@ -206,15 +251,20 @@ def test_evopot_correct_show_export_and_flag(run_dir, tmp_path, capsys):
     assert f"hybrid of member 0: {path}" in out and "formula F-MAE" in out
     model = load_model(path)
     assert isinstance(model, Hybrid) and len(model.correction.networks) == 2 and model.correction.hidden == (8,)
+    assert isinstance(model.correction.descriptor, FormulaInputs) and model.correction.descriptor.potential.terms == model.potential.terms
     assert main(["correct", str(run_dir), "--member", "0", "--quiet"]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["correct", str(run_dir), "--member", "42", "--quiet"]) == 2
     assert "no member 42" in capsys.readouterr().err
+    assert main(["correct", str(run_dir), "--member", "0", "--quiet", "--no-formula-inputs", "--output", str(tmp_path / "plain")]) == 0
+    assert isinstance(load_model(tmp_path / "plain" / "hybrid.json").correction.descriptor, SymmetryFunctions)
+    capsys.readouterr()
 
     assert main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hybrid: formula + neural correction" in out and "term 0: pair" in out
     assert "% of the formula's energy" in out and "2 Behler–Parrinello network(s)" in out
+    assert f"and the energy per atom of each of the formula's {len(model.potential.terms)} term(s)" in out
     assert main(["show", str(run_dir)]) == 0
     assert "hybrids (evopot show FILE)" in capsys.readouterr().out
 
@@ -245,8 +295,10 @@ def test_correction_settings_are_validated(run_dir, capsys):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-def test_hybrid_on_the_gpu_matches_the_cpu():
-    model, atoms = random_hybrid(LJ), periodic_cell(6)
+@pytest.mark.parametrize("potential", [LJ, GENERAL_THREEBODY], ids=["pair", "three-body"])
+@pytest.mark.parametrize("formula_inputs", [False, True], ids=["symmetry functions", "formula inputs"])
+def test_hybrid_on_the_gpu_matches_the_cpu(potential, formula_inputs):
+    model, atoms = random_hybrid(potential, formula_inputs=formula_inputs), periodic_cell(6)
     cpu = EvopotCalculator(model, device="cpu")
     gpu = EvopotCalculator(model, device="cuda")
     assert np.abs(cpu.get_forces(atoms.copy()) - gpu.get_forces(atoms.copy())).max() < 1e-9

@@ -1,0 +1,173 @@
+"""Hybrid vs network alone over seeds and training settings, many trainings at once.
+
+Each variant is one word list: ``alone`` or ``hybrid`` followed by ``key=value`` pairs
+that override the `correction:` defaults (any CorrectionConfig field, e.g. ``seed=2
+patience=1500 hidden=128,128 loss=mse``). The symmetry functions and their Jacobians are
+built once per descriptor and shared (memory-mapped) by the worker processes, so a sweep
+of a dozen variants on a many-core machine (or one GPU) costs little more than one.
+Prints each variant's Si test force and energy MAE, its epochs and training time.
+
+    .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] \
+        "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evopot.api import dataset_from_config
+from evopot.config import CorrectionConfig, load_config
+from evopot.correct import descriptor_for, residual_for, symmetry_functions, training_settings
+from evopot.evaluate import evaluate
+from evopot.geometry import build_geometry
+from evopot.residual import ensemble_prediction, train_correction
+from evopot.hybrid import formula_only
+from evopot.network import network_inputs
+from evopot.potential import Potential
+from evopot.rundir import member_potential
+
+DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "formula_inputs")
+#: alone: DFT labels, symmetry functions only; hybrid: DFT minus the formula, with the
+#: formula's term energies as inputs unless formula_inputs=false; formula: the formula's
+#: own labels (how hard the formula is for the network)
+MODELS = ("alone", "hybrid", "formula")
+
+
+def data_key(model: str, fields: dict) -> tuple:
+    """Variants with the same key share their network inputs."""
+    return (*(fields[k] for k in DESCRIPTOR_KEYS[:-1]), model != "alone" and fields["formula_inputs"])
+
+
+def parse(variant: str, defaults: dict) -> tuple[str, int, dict]:
+    words = variant.split()
+    if not words or words[0] not in MODELS:
+        raise SystemExit(f"variant '{variant}': start with one of {MODELS}")
+    fields, seed = dict(defaults), 1
+    for word in words[1:]:
+        key, _, value = word.partition("=")
+        if key == "seed":
+            seed = int(value)
+        elif key == "hidden":
+            fields[key] = [int(v) for v in value.split(",")]
+        else:
+            fields[key] = value
+    return words[0], seed, CorrectionConfig(**fields).model_dump()
+
+
+def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    settings = CorrectionConfig(**fields)
+    data = torch.load(data_file, mmap=True, weights_only=False)
+    descriptor = network_inputs(data["descriptor"], data_file, formula_only(Potential.load(data["formula"])))
+    device = torch.device(settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    splits = {}
+    for split, d in data["splits"].items():
+        for name in ("features", "species", "atom_frame", "center", "neighbor", "jacobian", "atoms_per_frame"):
+            setattr(d, name, getattr(d, name).to(device))
+        d.energies, d.forces = (t.to(device) for t in data["targets"][model][split])
+        splits[split] = d
+    start = time.perf_counter()
+    correction, log = train_correction(descriptor, splits["train"], splits["validation"], training_settings(settings, seed), progress=False)
+    seconds = time.perf_counter() - start
+    energies, forces = ensemble_prediction(correction, splits["test"])
+    return {"forces": forces.mean(0).cpu().numpy(), "energies": energies.mean(0).cpu().numpy(), "seconds": seconds,
+            "epochs": [n["best_epoch"] for n in log.networks]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a finished run directory (its splits and a front member)")
+    parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=1500)
+    parser.add_argument("--patience", type=int, default=150)
+    parser.add_argument("--ensemble", type=int, default=1)
+    parser.add_argument("--batch-frames", type=int, default=8)
+    parser.add_argument("variants", nargs="+")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from evopot.rundir import RunDirectory
+
+    run = RunDirectory(Path(args.run))
+    member = args.member
+    if member is None:
+        member = int(min(run.read_front(), key=lambda row: row["validation_force_mae"])["member"])
+    number, potential = member_potential(run.path, member)
+    config = load_config(run.config)
+    splits = dataset_from_config(config, str(run.config)).splits()
+    defaults = {"epochs": args.epochs, "patience": args.patience, "ensemble": args.ensemble, "device": args.device, "batch_frames": args.batch_frames}
+    variants = [(v, *parse(v, defaults)) for v in args.variants]
+    print(f"formula: member {number} of {run.path}: {potential.formula()}", flush=True)
+
+    folder = Path(tempfile.mkdtemp())
+    potential.save(folder / "formula.json")  # the workers rebuild the network's inputs from it (lambdified functions do not pickle)
+    files = {}
+    types = sorted(set(splits["test"].config_types))
+    formulas = {split: evaluate(potential, build_geometry(splits[split], potential.reach, potential.species)) for split in ("train", "validation", "test")}
+    for _, model, _, fields in variants:
+        key = data_key(model, fields)
+        if key in files:
+            continue
+        settings = CorrectionConfig(**fields)
+        descriptor = symmetry_functions(potential, settings) if model == "alone" else descriptor_for(potential, settings)
+        start = time.perf_counter()
+        data = {"descriptor": descriptor.to_dict(), "formula": str(folder / "formula.json"), "splits": {}, "targets": {"alone": {}, "hybrid": {}, "formula": {}}}
+        for split in ("train", "validation", "test"):
+            dft = residual_for(None, splits[split], descriptor)
+            formula = formulas[split]
+            data["splits"][split] = dft
+            data["targets"]["alone"][split] = (dft.energies, dft.forces)
+            data["targets"]["hybrid"][split] = (dft.energies - torch.as_tensor(formula.energies), dft.forces - torch.as_tensor(formula.forces))
+            data["targets"]["formula"][split] = (torch.as_tensor(formula.energies), torch.as_tensor(formula.forces))
+        files[key] = str(folder / f"data{len(files)}.pt")
+        torch.save(data, files[key])
+        print(f"  {descriptor.n_features} inputs {dict(zip(DESCRIPTOR_KEYS, key))}: {time.perf_counter() - start:.0f} s", flush=True)
+
+    test = splits["test"]
+    counts = np.array([len(a) for a in test.atoms])
+    kind = np.repeat(np.array(test.config_types), counts)
+    labels = {"alone": (test.energies, np.concatenate(test.forces)), "hybrid": (test.energies - formulas["test"].energies, np.concatenate(test.forces) - formulas["test"].forces),
+              "formula": (formulas["test"].energies, formulas["test"].forces)}
+
+    def row(model: str, forces: np.ndarray, energies: np.ndarray) -> tuple[float, float, dict]:
+        """Test force MAE, energy MAE (meV/atom) and force MAE per config type: the
+        hybrid's (its network's prediction plus the formula) against DFT."""
+        deviation = np.abs(forces - labels[model][1]).mean(1)
+        return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
+                {t: float(deviation[kind == t].mean()) for t in types})
+
+    results = {}
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(train_one, files[data_key(model, fields)], model, seed, fields, args.threads): (variant, model)
+                   for variant, model, seed, fields in variants}
+        for future in as_completed(futures):
+            (variant, model), r = futures[future], future.result()
+            results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
+            print(f"  {variant}: {results[variant]['force']:.4f} eV/Å, {results[variant]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
+    print(f"\nSi test set ({len(splits['test'])} frames); device {args.device}, {args.jobs} at once")
+    print(f"{'variant':<50} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))
+    groups = {}
+    for variant, model, seed, fields in variants:
+        r = results[variant]
+        print(f"{variant:<50} {r['force']:11.4f} {r['energy']:13.2f} {r['seconds']:6.0f} {','.join(map(str, r['epochs'])):>11}   "
+              + "  ".join(f"{r['by_type'][t]:.3f}" for t in types))
+        groups.setdefault((model, " ".join(w for w in variant.split() if not w.startswith("seed="))), []).append(r)
+    for (model, name), members in groups.items():
+        if len(members) > 1:  # the seeds of one setting as an ensemble: the mean of their predictions
+            force, energy, by_type = row(model, np.mean([m["forces"] for m in members], 0), np.mean([m["energies"] for m in members], 0))
+            print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
+                  + "  ".join(f"{by_type[t]:.3f}" for t in types) + f"   (members' mean {np.mean([m['force'] for m in members]):.4f})")
+
+
+if __name__ == "__main__":
+    main()
