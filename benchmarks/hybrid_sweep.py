@@ -1,11 +1,13 @@
 """Hybrid vs network alone over seeds and training settings, many trainings at once.
 
-Each variant is one word list: ``alone`` or ``hybrid`` followed by ``key=value`` pairs
-that override the `correction:` defaults (any CorrectionConfig field, e.g. ``seed=2
-patience=1500 hidden=128,128 loss=mse``). The symmetry functions and their Jacobians are
-built once per descriptor and shared (memory-mapped) by the worker processes, so a sweep
-of a dozen variants on a many-core machine (or one GPU) costs little more than one.
-Prints each variant's Si test force and energy MAE, its epochs and training time.
+Each variant is one word list: ``alone``, ``hybrid`` or ``formula`` (see MODELS)
+followed by ``key=value`` pairs that override the `correction:` defaults (any
+CorrectionConfig field, e.g. ``seed=2 patience=1500 hidden=128,128 loss=mse
+formula_inputs=false``). The network inputs and their Jacobians are built once per
+descriptor and shared (memory-mapped) by the worker processes, so a sweep of a dozen
+variants on a many-core machine (or one GPU) costs little more than one. Prints each
+variant's Si test force and energy MAE, its best epoch and training time, then, for
+variants that differ only in their seed, the MAE of their mean prediction (an ensemble).
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] \
         "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
@@ -28,10 +30,10 @@ from evopot.config import CorrectionConfig, load_config
 from evopot.correct import descriptor_for, residual_for, symmetry_functions, training_settings
 from evopot.evaluate import evaluate
 from evopot.geometry import build_geometry
-from evopot.residual import ensemble_prediction, train_correction
 from evopot.hybrid import formula_only
 from evopot.network import network_inputs
 from evopot.potential import Potential
+from evopot.residual import ensemble_prediction, train_correction
 from evopot.rundir import member_potential
 
 DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "formula_inputs")

@@ -93,7 +93,8 @@ class GuidedConfig(_Strict):
 
     hidden: list[int] = Field([32, 32], min_length=1, description="hidden layer widths of each slot's MLP")
     epochs: int = Field(1000, ge=1, description="Adam epochs (full batch) of the separable network")
-    polish: int = Field(1000, ge=0, description="L-BFGS iterations after Adam (on the SW data 500 stopped two seeds of eight mid-way, in a poor basin)")
+    polish: int = Field(1000, ge=0, description="most L-BFGS iterations after Adam, in chunks of 100 that stop once one gains < 2 % "
+                        "(on the SW data 500 stopped two seeds of eight mid-way, in a poor basin)")
     distill_population: Population = Field(100, description="population of each slot's symbolic regression (a multiple of 4)")
     distill_generations: int = Field(15, ge=1)
     keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")

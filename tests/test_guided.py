@@ -60,6 +60,29 @@ def test_separable_network_reproduces_the_pair_potential_within_one_percent(lj):
     assert _fitted(lj, epochs=1000, polish=500) < 0.01
 
 
+def test_the_polish_stops_once_it_stops_paying(lj):
+    """L-BFGS runs in chunks of POLISH_CHUNK iterations and stops after one that gains
+    less than POLISH_GAIN: on labels with noise the loss floors and it stops within two
+    chunks; on exact labels it goes on until the loss is orders of magnitude lower."""
+    from evopot.engines.neural import POLISH_CHUNK
+
+    problem, cutoff, _ = lj
+    frames = problem.frames(0)
+    frames = frames.subset(range(3))
+    geometry = build_geometry(frames, cutoff.radius)
+    forces = np.concatenate(frames.forces)
+    results = {}
+    for name, noise in (("exact", 0.0), ("noisy", 0.5)):
+        labels = NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, forces + noise * forces.std() * np.random.default_rng(0).normal(size=forces.shape))
+        for polish in (0, 6 * POLISH_CHUNK):
+            torch.manual_seed(0)
+            network = SeparableNetwork([TermShape("pair")], cutoff, geometry.species, hidden=(16, 16))
+            results[name, polish] = fit_network(network, labels, epochs=100, polish=polish)
+    noisy, exact = results["noisy", 6 * POLISH_CHUNK], results["exact", 6 * POLISH_CHUNK]
+    assert noisy["polish"] <= 2 * POLISH_CHUNK and noisy["loss"] < results["noisy", 0]["loss"]
+    assert exact["polish"] > noisy["polish"] and exact["loss"] < 1e-4 * results["exact", 0]["loss"]
+
+
 def test_an_enveloped_slot_vanishes_at_the_cutoff_with_a_learned_stiffness(lj):
     """With the search space's ``envelope: vanish`` the slot is its MLP times
     exp(s/(r − rc)), s trained with the weights: the learned V is zero at rc, as every

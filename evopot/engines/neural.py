@@ -193,12 +193,22 @@ class NeuralData:
         return energies, -gradient
 
 
+#: L-BFGS polishes in chunks of this many iterations and stops after a chunk that
+#: lowered the loss by less than POLISH_GAIN (relative). Data a separable network
+#: describes exactly (Stillinger–Weber's) gains 9–80 % per chunk all the way down to
+#: 1e-5; on DFT silicon the loss is flat at ~0.02 after two chunks (3 %, 2 %, then
+#: 0.5 %), where the remaining 700 iterations only sharpened the envelopes.
+POLISH_CHUNK = 100
+POLISH_GAIN = 0.02
+
+
 def fit_network(network: SeparableNetwork, train: NeuralData, validation: NeuralData | None = None, epochs: int = 400,
                 learning_rate: float = 1e-2, force_weight: float = 1.0, energy_weight: float = 0.1, seed: int = 0, polish: int = 200,
                 progress=None) -> dict:
     """Full-batch Adam on w_F·mean(ΔF²) + w_E·mean((ΔE/n)²), learning rate decayed
-    tenfold over the run, then ``polish`` L-BFGS iterations; keeps the weights with the
-    lowest validation (else training) loss."""
+    tenfold over the run, then at most ``polish`` L-BFGS iterations (fewer once they stop
+    paying, :data:`POLISH_GAIN`); keeps the weights with the lowest validation (else
+    training) loss."""
     import copy
 
     torch.manual_seed(seed)
@@ -214,7 +224,7 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
         energies, forces = data.predict(network, create_graph)
         return force_weight * (forces - data.forces).pow(2).mean() + energy_weight * ((energies - data.energies) / data.counts).pow(2).mean()
 
-    best, best_state = float("inf"), copy.deepcopy(network.state_dict())
+    best, best_state, done = float("inf"), copy.deepcopy(network.state_dict()), 0
     for epoch in range(epochs):
         value = loss(train, True)
         optimiser.zero_grad()
@@ -230,7 +240,8 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
     if polish:
         # full-batch quasi-Newton to finish: the data sets here are small, and L-BFGS
         # takes the fit far below where Adam's noise floor leaves it
-        lbfgs = torch.optim.LBFGS(network.parameters(), lr=1.0, max_iter=polish, history_size=50, tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+        lbfgs = torch.optim.LBFGS(network.parameters(), lr=1.0, max_iter=POLISH_CHUNK, history_size=50, tolerance_grad=0.0, tolerance_change=0.0,
+                                  line_search_fn="strong_wolfe")
 
         def closure():
             lbfgs.zero_grad()
@@ -238,9 +249,17 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
             value.backward()
             return value
 
-        lbfgs.step(closure)
+        before = float(loss(train, False).detach())
+        while done < polish:  # in chunks (the history carries over): stop once a chunk gains too little
+            lbfgs.param_groups[0]["max_iter"] = min(POLISH_CHUNK, polish - done)
+            lbfgs.step(closure)
+            done += POLISH_CHUNK
+            after = float(loss(train, False).detach())
+            if not after < (1 - POLISH_GAIN) * before:
+                break
+            before = after
         check = float(loss(validation, False)) if validation is not None else float(loss(train, False).detach())
         if not check < best:
             network.load_state_dict(best_state)
         best = min(best, check)
-    return {"loss": best, "epochs": epochs}
+    return {"loss": best, "epochs": epochs, "polish": done}
