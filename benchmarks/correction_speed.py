@@ -13,7 +13,6 @@ e.g. on the 2-core development machine), the speed-up over it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -27,12 +26,6 @@ from evopot.descriptors import SymmetryFunctions
 from evopot.residual import train_correction
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def on(data, device):
-    """A copy of ResidualData with its tensors on ``device``."""
-    return dataclasses.replace(data, **{f.name: getattr(data, f.name).to(device) for f in dataclasses.fields(data)
-                                        if isinstance(getattr(data, f.name), torch.Tensor)})
 
 
 def main() -> None:
@@ -53,7 +46,7 @@ def main() -> None:
           f"{len(train.center)} + {len(validation.center)} bonds) built in {time.perf_counter() - start:.1f} s on the CPU", flush=True)
     for device in args.devices:
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
-        there = (on(train, device), on(validation, device))
+        there = (train.to(device), validation.to(device))
         for batch in args.batch_frames:
             settings = CorrectionConfig(ensemble=1, epochs=args.epochs, hidden=args.hidden, patience=args.epochs + 1, batch_frames=batch, device=device)
             train_correction(descriptor, *there, training_settings(settings.model_copy(update={"epochs": 1}), 0), progress=False)  # warm-up

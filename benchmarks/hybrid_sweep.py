@@ -16,6 +16,7 @@ variants that differ only in their seed, the MAE of their mean prediction (an en
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,6 +31,7 @@ from evopot.config import CorrectionConfig, load_config
 from evopot.correct import descriptor_for, residual_for, symmetry_functions, training_settings
 from evopot.evaluate import evaluate
 from evopot.geometry import build_geometry
+from evopot.forcefield import resolve_device
 from evopot.hybrid import formula_only
 from evopot.network import network_inputs
 from evopot.potential import Potential
@@ -69,13 +71,9 @@ def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int)
     settings = CorrectionConfig(**fields)
     data = torch.load(data_file, mmap=True, weights_only=False)
     descriptor = network_inputs(data["descriptor"], data_file, formula_only(Potential.load(data["formula"])))
-    device = torch.device(settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    splits = {}
-    for split, d in data["splits"].items():
-        for name in ("features", "species", "atom_frame", "center", "neighbor", "jacobian", "atoms_per_frame"):
-            setattr(d, name, getattr(d, name).to(device))
-        d.energies, d.forces = (t.to(device) for t in data["targets"][model][split])
-        splits[split] = d
+    device = resolve_device(settings.device)
+    splits = {split: replace(d, energies=data["targets"][model][split][0], forces=data["targets"][model][split][1]).to(device)
+              for split, d in data["splits"].items()}
     start = time.perf_counter()
     correction, log = train_correction(descriptor, splits["train"], splits["validation"], training_settings(settings, seed), progress=False)
     seconds = time.perf_counter() - start

@@ -67,9 +67,6 @@ def descriptor_for(potential: Potential, settings: CorrectionConfig) -> Symmetry
     symmetry = symmetry_functions(potential, settings)
     if not settings.formula_inputs or not potential.terms:
         return symmetry
-    if potential.reach > symmetry.cutoff:
-        raise EvopotError(f"correction.cutoff ({symmetry.cutoff} Å) is shorter than the formula's reach ({potential.reach} Å); "
-                          "raise it, or set correction.formula_inputs: false")
     return FormulaInputs(symmetry, formula_only(potential))
 
 

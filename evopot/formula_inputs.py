@@ -40,7 +40,7 @@ class FormulaInputs:
                               f"symmetry functions' {list(self.symmetry.species)}")
         if self.potential.reach > self.symmetry.cutoff:
             raise EvopotError(f"formula inputs: the formula reaches {self.potential.reach} Å, beyond the network's cutoff "
-                              f"{self.symmetry.cutoff} Å; raise correction.cutoff")
+                              f"{self.symmetry.cutoff} Å; raise correction.cutoff, or set correction.formula_inputs: false")
         if not self.potential.terms:
             raise EvopotError("formula inputs: the formula has no terms")
 

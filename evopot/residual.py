@@ -15,6 +15,7 @@ the validation split, an ensemble of M networks from M seeds.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ class ResidualData:
     @property
     def n_frames(self) -> int:
         return len(self.energies)
+
+    def to(self, device) -> "ResidualData":
+        """A copy with its tensors on ``device`` (the offsets stay NumPy)."""
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
+                                            if isinstance(getattr(self, f.name), torch.Tensor)})
 
     def batch(self, frames) -> "ResidualData":
         """The frames listed, renumbered from 0."""

@@ -207,6 +207,8 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
     path.write_text(text)
     with pytest.raises(EvopotError, match="trained reading the terms of"):
         load_model(path)
+    with pytest.raises(EvopotError, match="beyond the network's cutoff 3.0 Å; raise correction.cutoff, or set correction.formula_inputs: false"):
+        descriptor_for(stillinger_weber(), CorrectionConfig(cutoff=3.0))
     with pytest.raises(EvopotError, match="terms of another formula"):
         Hybrid(LJ, random_hybrid(pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.2, "s": 2.1}), formula_inputs=True).correction)
 

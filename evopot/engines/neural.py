@@ -251,9 +251,10 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
 
         before = float(loss(train, False).detach())
         while done < polish:  # in chunks (the history carries over): stop once a chunk gains too little
-            lbfgs.param_groups[0]["max_iter"] = min(POLISH_CHUNK, polish - done)
+            chunk = min(POLISH_CHUNK, polish - done)
+            lbfgs.param_groups[0]["max_iter"] = chunk
             lbfgs.step(closure)
-            done += POLISH_CHUNK
+            done += chunk
             after = float(loss(train, False).detach())
             if not after < (1 - POLISH_GAIN) * before:
                 break
