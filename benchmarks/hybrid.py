@@ -52,16 +52,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a finished run directory (default: search examples/silicon_threebody.yaml now)")
     parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
-    parser.add_argument("--epochs", type=int, default=1500)
+    defaults = CorrectionConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--ensemble", type=int, default=1, help="networks per model in the three-way comparison")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    parser.add_argument("--patience", type=int, default=150)
+    parser.add_argument("--hidden", type=int, nargs="+", default=defaults.hidden)
+    parser.add_argument("--patience", type=int, default=defaults.patience)
     parser.add_argument("--uncertainty-ensemble", type=int, default=4)
     parser.add_argument("--uncertainty-epochs", type=int, default=300)
     parser.add_argument("--device", default="cpu", help="where the networks train: cpu, cuda, …")
     parser.add_argument("--batch-frames", type=int, default=8)
-    parser.add_argument("--loss", choices=("mae", "mse"), default="mae")
+    parser.add_argument("--loss", choices=("mae", "mse"), default=defaults.loss)
     parser.add_argument("--plain-hybrid", action="store_true", help="also a hybrid whose network sees the symmetry functions only")
+    parser.add_argument("--uncertainty-only", action="store_true", help="skip the three-way comparison")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -85,15 +87,22 @@ def main() -> None:
                                 batch_frames=args.batch_frames, loss=args.loss)
     symmetry, descriptor = symmetry_functions(potential, settings), descriptor_for(potential, settings)
     print(f"formula: member {number} of {run.path}: {potential.formula()}")
-    print(f"{symmetry.n_features} symmetry functions (radial to {symmetry.cutoff} Å, angular to {symmetry.angular_cutoff} Å; the hybrid's network "
+    print(f"{symmetry.n_features} symmetry functions and moment invariants (radial to {symmetry.cutoff} Å, angular to {symmetry.angular_cutoff} Å; the hybrid's network "
           f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × MLP {args.hidden}, {args.loss} loss, "
-          f"{args.epochs} epochs at most, early stopping on {len(splits['validation'])} validation frames")
+          f"{args.epochs} epochs ({settings.schedule} schedule), best epoch on {len(splits['validation'])} validation frames")
 
+    if not args.uncertainty_only:
+        compare(potential, splits, settings, symmetry, descriptor, config.seed, args)
+    uncertainty(potential, dataset, splits, descriptor, config.seed, args)
+
+
+def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descriptor, seed: int, args) -> None:
+    """Formula alone, network alone and hybrid on the test split, side by side."""
     rows = [("formula alone", _errors(predict(potential, splits["test"]), splits["test"]), 0.0)]
     models = [("network alone", None, symmetry), ("hybrid", potential, descriptor)] + ([("plain hybrid", potential, symmetry)] if args.plain_hybrid else [])
     for name, formula, inputs in models:
         start = time.perf_counter()
-        correction, _ = train_hybrid(formula, splits, settings, inputs, config.seed, progress=False)
+        correction, _ = train_hybrid(formula, splits, settings, inputs, seed, progress=False)
         seconds = time.perf_counter() - start
         if formula is None:  # the network alone on top of a formula with no terms
             from dataclasses import replace
@@ -116,15 +125,18 @@ def main() -> None:
     print(f"hybrid / target {TARGET}: {hybrid / TARGET:.2f}  ({'met' if hybrid <= TARGET else 'NOT met'});  "
           f"hybrid / network alone: {hybrid / alone:.2f}  ({'better' if hybrid < alone else 'NOT better'})")
 
-    # uncertainty on a held-out config type
+
+def uncertainty(potential, dataset, splits: dict, descriptor, seed: int, args) -> None:
+    """The ensemble's force spread on held-out Surface frames over its spread on
+    in-distribution frames, trained without any Surface frame."""
     everything = _concatenate(read_frames(dataset.train.source), splits["test"]) if dataset.train.source else _concatenate(splits["train"], splits["test"])
     parts = split_by_config_type(everything, {"held_out": ["Surface"]})
-    inside = split_by_fraction(parts["train"], {"validation": 0.1, "test": 0.1}, config.seed)
+    inside = split_by_fraction(parts["train"], {"validation": 0.1, "test": 0.1}, seed)
     held = {"train": inside["train"], "validation": inside["validation"]}
     ensemble = CorrectionConfig(ensemble=args.uncertainty_ensemble, epochs=args.uncertainty_epochs, hidden=args.hidden, patience=args.patience,
                                 device=args.device, batch_frames=args.batch_frames)
     start = time.perf_counter()
-    correction, _ = train_hybrid(potential, held, ensemble, descriptor, config.seed, progress=False)
+    correction, _ = train_hybrid(potential, held, ensemble, descriptor, seed, progress=False)
     model = Hybrid(potential, correction)
     seconds = time.perf_counter() - start
     spread_in = float(predict(model, inside["test"]).uncertainty.mean())

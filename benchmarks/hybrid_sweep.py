@@ -38,7 +38,7 @@ from evopot.potential import Potential
 from evopot.residual import ensemble_prediction, train_correction
 from evopot.rundir import member_potential
 
-DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "formula_inputs")
+DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "moment_channels", "formula_inputs")
 #: alone: DFT labels, symmetry functions only; hybrid: DFT minus the formula, with the
 #: formula's term energies as inputs unless formula_inputs=false; formula: the formula's
 #: own labels (how hard the formula is for the network)

@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     correct.add_argument("--member", type=int, help="front member to correct (default: the config's correction.member, else the recommended one)")
     correct.add_argument("--output", help="hybrid JSON path or folder (default RUN/corrections/member_K/hybrid.json)")
     correct.add_argument("--ensemble", type=int, help="networks in the ensemble (default 4)")
-    correct.add_argument("--epochs", type=int, help="most epochs per network (default 1000)")
-    correct.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths (default 64 64)")
+    correct.add_argument("--epochs", type=int, help="epochs per network (default 600)")
+    correct.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths (default 32 32)")
     correct.add_argument("--learning-rate", type=float, help="Adam's initial step (default 2e-3)")
     correct.add_argument("--device", help="cpu, cuda, … (default: CUDA when present)")
     correct.add_argument("--formula-inputs", action=argparse.BooleanOptionalAction, default=None,

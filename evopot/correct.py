@@ -58,7 +58,8 @@ def symmetry_functions(potential: Potential, settings: CorrectionConfig) -> Symm
     cutoff = settings.cutoff or max(5.0, potential.reach)
     if settings.angular_cutoff is not None and settings.angular_cutoff > cutoff:
         raise EvopotError(f"correction.angular_cutoff ({settings.angular_cutoff} Å) exceeds the cutoff ({cutoff} Å)")
-    return SymmetryFunctions.default(potential.species, cutoff, settings.angular_cutoff, settings.radial_functions, settings.angular_shells)
+    return SymmetryFunctions.default(potential.species, cutoff, settings.angular_cutoff, settings.radial_functions, settings.angular_shells,
+                                     settings.moment_channels)
 
 
 def descriptor_for(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions | FormulaInputs:
@@ -94,7 +95,7 @@ def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings
     """How :func:`evopot.residual.train_correction` learns, from a ``correction:`` section."""
     return TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
                             settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay,
-                            settings.loss)
+                            settings.loss, settings.schedule, settings.ema)
 
 
 def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions | FormulaInputs,

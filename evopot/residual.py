@@ -8,8 +8,10 @@ only on the bonds of atom i). A training step then needs only the network and it
 input gradient a = ∂E/∂G: the force on the atoms of bond b follows from
 g_b = Σ_f a[center(b), f] · J[b, f], exactly −∇E, without rebuilding the geometry.
 The loss is the mean absolute force and energy-per-atom error (or the mean squared).
-Mini-batches of frames, Adam with a plateau learning-rate schedule, early stopping on
-the validation split, an ensemble of M networks from M seeds.
+Mini-batches of frames, AdamW with a cosine decay of the step over a fixed number of
+epochs (or a plateau schedule with early stopping), optionally an exponential moving
+average of the weights; the weights (or their average) of the best validation epoch are
+kept. An ensemble of M networks from M seeds.
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ class TrainingSettings:
     seed: int
     weight_decay: float
     loss: str = "mae"
+    schedule: str = "plateau"
+    ema: float = 0.0
 
 
 @dataclass
@@ -199,7 +203,16 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
     torch.manual_seed(seed)
     _normalise(network, train)
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(settings.patience // 4, 2))
+    if settings.schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
+    else:
+        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(settings.patience // 4, 2))
+    average = None
+    if settings.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(settings.ema))
+    judged = network if average is None else average.module  # the weights validated and kept
     best, best_state, best_epoch, epoch = math.inf, copy.deepcopy(network.state_dict()), 0, 0
     validation_mae = math.nan
     for epoch in range(1, settings.epochs + 1):
@@ -209,18 +222,20 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        loss, forces = _loss(network, validation, settings, False)
+            if average is not None:
+                average.update_parameters(network)
+        loss, forces = _loss(judged, validation, settings, False)
         loss = float(loss)
         if not math.isfinite(loss):
             raise EvopotError(f"training diverged at epoch {epoch} (validation loss {loss}); lower learning_rate")
-        schedule.step(loss)
+        schedule.step() if settings.schedule == "cosine" else schedule.step(loss)
         if loss < best:
-            best, best_epoch, best_state = loss, epoch, copy.deepcopy(network.state_dict())
+            best, best_epoch, best_state = loss, epoch, copy.deepcopy(judged.state_dict())
             validation_mae = float((forces - validation.forces).abs().mean())
         if progress is not None:
             progress.update(1)
             progress.set_postfix(val_force_mae=f"{validation_mae:.4f}", lr=f"{optimiser.param_groups[0]['lr']:.1e}")
-        if epoch - best_epoch >= settings.patience:
+        if settings.schedule == "plateau" and epoch - best_epoch >= settings.patience:
             break
     network.load_state_dict(best_state)
     return {"epochs": epoch, "best_epoch": best_epoch, "validation_force_mae": validation_mae}

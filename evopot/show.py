@@ -86,9 +86,12 @@ def model_text(path: str | Path, as_json: bool = False) -> str:
     out = [terms_text(model.potential, f"{path} (hybrid: formula + neural correction)")]
     c, info = model.correction, model.correction.info
     d = c.descriptor
+    symmetry = getattr(d, "symmetry", d)
+    moments = len(symmetry.moment_invariants)
     out.append(f"correction: {len(c.networks)} Behler–Parrinello network(s), {'×'.join(str(h) for h in c.hidden)} {c.activation} per species, "
-               f"{c.parameters} parameters in all; {d.n_features} inputs: {getattr(d, 'symmetry', d).n_features} symmetry functions (radial to {d.cutoff:g} Å, "
-               f"angular to {d.angular_cutoff:g} Å)" + (f" and the energy per atom of each of the formula's {d.n_terms} term(s)" if hasattr(d, "n_terms") else ""))
+               f"{c.parameters} parameters in all; {d.n_features} inputs: {symmetry.n_features - moments} symmetry functions (radial to {d.cutoff:g} Å, "
+               f"angular to {d.angular_cutoff:g} Å)" + (f", {moments} moment-tensor invariants ({len(symmetry.moments)} channel(s) per species)" if moments else "")
+               + (f" and the energy per atom of each of the formula's {d.n_terms} term(s)" if hasattr(d, "n_terms") else ""))
     share = info.get("share") or {}
     if share:
         out.append(f"  size on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS = {share['energy_share']:.1%} of the formula's energy "
