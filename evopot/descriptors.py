@@ -26,6 +26,7 @@ columns' Jacobians can be taken one column at a time (:meth:`SymmetryFunctions.c
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -74,23 +75,15 @@ class SymmetryFunctions:
         radial = tuple((round(0.5 / spacing**2, 6), round(c, 6)) for c in centres)
         etas = (round(0.5 / angular_cutoff**2, 6), round(2.0 / angular_cutoff**2, 6))
         angular = tuple((float(z), float(l), e) for e in etas for z in (1, 2, 4, 8) for l in (1, -1))
-        shells = ()
-        if shell_count:
-            step = (angular_cutoff - 2.7) / max(shell_count - 1, 1)
-            eta = round(0.5 / max(step, 0.3) ** 2, 6)
-            shells = tuple((float(z), float(l), eta, round(2.0 + k * step, 6)) for k in range(shell_count) for z in (1, 2, 4, 8) for l in (1, -1))
-        moments = ()
-        if moment_count:
-            step = (angular_cutoff - 2.7) / max(moment_count - 1, 1)
-            moments = tuple((round(0.5 / max(step, 0.3) ** 2, 6), round(2.0 + k * step, 6)) for k in range(moment_count))
-        return cls(tuple(species), float(cutoff), float(angular_cutoff), radial, angular, shells, moments)
+        shells = tuple((float(z), float(l), eta, shift) for eta, shift in _shells(angular_cutoff, shell_count) for z in (1, 2, 4, 8) for l in (1, -1))
+        return cls(tuple(species), float(cutoff), float(angular_cutoff), radial, angular, shells, _shells(angular_cutoff, moment_count))
 
     @property
     def species_pairs(self) -> list[tuple[int, int]]:
         n = len(self.species)
         return list(itertools.combinations_with_replacement(range(n), 2))
 
-    @property
+    @functools.cached_property
     def moment_invariants(self) -> list[tuple[str, tuple[int, ...]]]:
         """(kind, channels) of each moment column: 'vv' (a ≤ b), 'tt' (a ≤ b), 'vtv'
         (b; a ≤ c), 'ttt' (a ≤ b ≤ c); channel = moment set × species."""
@@ -143,10 +136,9 @@ class SymmetryFunctions:
         }
         if self.moments:
             eta, shift = (torch.as_tensor([m[k] for m in self.moments], dtype=d.dtype, device=d.device) for k in (0, 1))
-            inside = r < self.angular_cutoff
             weight = torch.exp(-eta * (r[:, None] - shift) ** 2) * self._fc(r, self.angular_cutoff)[:, None]
             weight = (weight[:, None, :] * (hood["bond_species"][:, None, None] == torch.arange(n, device=d.device)[None, :, None])).reshape(len(r), -1)
-            unit = d / torch.where(inside, r, torch.ones_like(r))[:, None]
+            unit = d / r[:, None]
             outer = unit[:, :, None] * unit[:, None, :] - torch.eye(3, dtype=d.dtype, device=d.device) / 3
             channels = weight.shape[1]
             hood["V"] = r.new_zeros(n_atoms, channels, 3).index_add(0, center, weight[:, :, None] * unit[:, None, :])
@@ -187,3 +179,13 @@ class SymmetryFunctions:
         ``center`` to ``neighbor`` (full list sorted by centre) and species indices."""
         hood = self.neighbourhood(d, center, neighbor, species, n_atoms)
         return torch.stack([self.column(hood, k) for k in range(self.n_features)], dim=1)
+
+
+def _shells(angular_cutoff: float, count: int) -> tuple[tuple[float, float], ...]:
+    """(η Å⁻², r_s Å) of ``count`` neighbour shells from 2 Å to 0.7 Å inside the angular
+    cutoff, each as wide as the spacing (at least 0.3 Å)."""
+    if not count:
+        return ()
+    step = (angular_cutoff - 2.7) / max(count - 1, 1)
+    eta = round(0.5 / max(step, 0.3) ** 2, 6)
+    return tuple((eta, round(2.0 + k * step, 6)) for k in range(count))

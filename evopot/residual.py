@@ -165,8 +165,8 @@ class TrainingSettings:
     seed: int
     weight_decay: float
     loss: str = "mae"
-    schedule: str = "plateau"
-    ema: float = 0.0
+    schedule: str = "cosine"
+    ema: float = 0.995
 
 
 @dataclass
@@ -228,7 +228,10 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
         loss = float(loss)
         if not math.isfinite(loss):
             raise EvopotError(f"training diverged at epoch {epoch} (validation loss {loss}); lower learning_rate")
-        schedule.step() if settings.schedule == "cosine" else schedule.step(loss)
+        if settings.schedule == "cosine":
+            schedule.step()
+        else:
+            schedule.step(loss)
         if loss < best:
             best, best_epoch, best_state = loss, epoch, copy.deepcopy(judged.state_dict())
             validation_mae = float((forces - validation.forces).abs().mean())

@@ -193,14 +193,12 @@ def test_a_hybrid_learns_a_share_of_each_term(si_splits):
     """DFT = 0.7 × Stillinger–Weber: what the formula leaves is −0.3 of each of its two
     terms, which the hybrid, reading the term columns, learns to a tenth of the
     formula's error."""
-    from dataclasses import replace
+    from evopot.known import SW_SILICON
+    from evopot.synthetic import label
 
     formula = stillinger_weber()
-    labelled = {}
-    for name, frames in si_splits.items():
-        truth = evaluate(formula, build_geometry(frames, formula.reach, formula.species))
-        counts = np.cumsum([len(a) for a in frames.atoms])[:-1]
-        labelled[name] = replace(frames, energies=0.7 * truth.energies, forces=list(np.split(0.7 * truth.forces, counts)))
+    scaled = EvopotCalculator(stillinger_weber(constants={**SW_SILICON, "eps": 0.7 * SW_SILICON["eps"]}))
+    labelled = {name: label(frames.atoms, scaled) for name, frames in si_splits.items()}
     settings = CorrectionConfig(ensemble=1, epochs=40, hidden=[8], learning_rate=1e-2, radial_functions=4, angular_shells=0, moment_channels=0, ema=0)
     correction, _ = train_hybrid(formula, labelled, settings, descriptor_for(formula, settings), seed=0, progress=False)
     frames = labelled["validation"]
