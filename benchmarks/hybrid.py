@@ -87,7 +87,8 @@ def main() -> None:
                                 batch_frames=args.batch_frames, loss=args.loss)
     symmetry, descriptor = symmetry_functions(potential, settings), descriptor_for(potential, settings)
     print(f"formula: member {number} of {run.path}: {potential.formula()}")
-    print(f"{symmetry.n_features} symmetry functions and moment invariants (radial to {symmetry.cutoff} Å, angular to {symmetry.angular_cutoff} Å; the hybrid's network "
+    inputs = f"{len(symmetry.moment_invariants)} moment invariants" if symmetry.moments else "no moment invariants"
+    print(f"{symmetry.n_features} inputs: symmetry functions and {inputs} (radial to {symmetry.cutoff} Å, angular to {symmetry.angular_cutoff} Å; the hybrid's network "
           f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × MLP {args.hidden}, {args.loss} loss, "
           f"{args.epochs} epochs ({settings.schedule} schedule), best epoch on {len(splits['validation'])} validation frames")
 

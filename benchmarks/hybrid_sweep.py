@@ -6,8 +6,9 @@ CorrectionConfig field, e.g. ``seed=2 patience=1500 hidden=128,128 loss=mse
 formula_inputs=false``). The network inputs and their Jacobians are built once per
 descriptor and shared (memory-mapped) by the worker processes, so a sweep of a dozen
 variants on a many-core machine (or one GPU) costs little more than one. Prints each
-variant's Si test force and energy MAE, its best epoch and training time, then, for
-variants that differ only in their seed, the MAE of their mean prediction (an ensemble).
+variant's validation force MAE (to choose by), Si test force and energy MAE, its best
+epoch and training time, then, for variants that differ only in their seed, the MAE of
+their mean prediction (an ensemble).
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] \
         "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
@@ -16,10 +17,11 @@ variants that differ only in their seed, the MAE of their mean prediction (an en
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from dataclasses import replace
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -78,8 +80,14 @@ def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int)
     correction, log = train_correction(descriptor, splits["train"], splits["validation"], training_settings(settings, seed), progress=False)
     seconds = time.perf_counter() - start
     energies, forces = ensemble_prediction(correction, splits["test"])
-    return {"forces": forces.mean(0).cpu().numpy(), "energies": energies.mean(0).cpu().numpy(), "seconds": seconds,
+    validation = float((ensemble_prediction(correction, splits["validation"])[1].mean(0) - splits["validation"].forces).abs().mean())
+    return {"forces": forces.mean(0).cpu().numpy(), "energies": energies.mean(0).cpu().numpy(), "seconds": seconds, "validation": validation,
             "epochs": [n["best_epoch"] for n in log.networks]}
+
+
+def _train(job: tuple) -> tuple[str, str, dict]:
+    variant, model, data_file, seed, fields, threads = job
+    return variant, model, train_one(data_file, model, seed, fields, threads)
 
 
 def main() -> None:
@@ -147,25 +155,24 @@ def main() -> None:
                 {t: float(deviation[kind == t].mean()) for t in types})
 
     results = {}
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(train_one, files[data_key(model, fields)], model, seed, fields, args.threads): (variant, model)
-                   for variant, model, seed, fields in variants}
-        for future in as_completed(futures):
-            (variant, model), r = futures[future], future.result()
+    jobs = [(variant, model, files[data_key(model, fields)], seed, fields, args.threads) for variant, model, seed, fields in variants]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a kill leaves the with-block and its workers go too
+    with get_context("spawn").Pool(args.jobs) as pool:  # leaving the block (an error, ^C, SIGTERM) terminates the workers
+        for variant, model, r in pool.imap_unordered(_train, jobs):
             results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
             print(f"  {variant}: {results[variant]['force']:.4f} eV/Å, {results[variant]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
     print(f"\nSi test set ({len(splits['test'])} frames); device {args.device}, {args.jobs} at once")
-    print(f"{'variant':<50} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))
+    print(f"{'variant':<50} {'val F-MAE':>10} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))
     groups = {}
     for variant, model, seed, fields in variants:
         r = results[variant]
-        print(f"{variant:<50} {r['force']:11.4f} {r['energy']:13.2f} {r['seconds']:6.0f} {','.join(map(str, r['epochs'])):>11}   "
+        print(f"{variant:<50} {r['validation']:10.4f} {r['force']:11.4f} {r['energy']:13.2f} {r['seconds']:6.0f} {','.join(map(str, r['epochs'])):>11}   "
               + "  ".join(f"{r['by_type'][t]:.3f}" for t in types))
         groups.setdefault((model, " ".join(w for w in variant.split() if not w.startswith("seed="))), []).append(r)
     for (model, name), members in groups.items():
         if len(members) > 1:  # the seeds of one setting as an ensemble: the mean of their predictions
             force, energy, by_type = row(model, np.mean([m["forces"] for m in members], 0), np.mean([m["energies"] for m in members], 0))
-            print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
+            print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {'':>10} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
                   + "  ".join(f"{by_type[t]:.3f}" for t in types) + f"   (members' mean {np.mean([m['force'] for m in members]):.4f})")
 
 

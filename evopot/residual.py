@@ -197,16 +197,35 @@ def _normalise(network, train: ResidualData) -> None:
     network.energy_scale.fill_(max(float(train.forces.pow(2).mean().sqrt()), 1e-3))
 
 
+class _Schedule:
+    """The learning-rate schedule of ``settings.schedule``: cosine decays the step to zero
+    over all epochs; plateau halves it when the validation loss stalls and stops after
+    ``patience`` epochs without a gain."""
+
+    def __init__(self, optimiser, settings: TrainingSettings):
+        self.plateau, self.patience = settings.schedule == "plateau", settings.patience
+        if self.plateau:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(settings.patience // 4, 2))
+        else:
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
+
+    def step(self, validation_loss: float) -> None:
+        if self.plateau:
+            self.scheduler.step(validation_loss)
+        else:
+            self.scheduler.step()
+
+    def stop(self, epoch: int, best_epoch: int) -> bool:
+        return self.plateau and epoch - best_epoch >= self.patience
+
+
 def train_network(network, train: ResidualData, validation: ResidualData, settings: TrainingSettings, seed: int, progress=None) -> dict:
     """Fit one network; keeps the weights of the epoch with the lowest validation loss."""
     generator = np.random.default_rng(seed)
     torch.manual_seed(seed)
     _normalise(network, train)
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    if settings.schedule == "cosine":
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
-    else:
-        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(settings.patience // 4, 2))
+    schedule = _Schedule(optimiser, settings)
     average = None
     if settings.ema:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -228,17 +247,14 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
         loss = float(loss)
         if not math.isfinite(loss):
             raise EvopotError(f"training diverged at epoch {epoch} (validation loss {loss}); lower learning_rate")
-        if settings.schedule == "cosine":
-            schedule.step()
-        else:
-            schedule.step(loss)
+        schedule.step(loss)
         if loss < best:
             best, best_epoch, best_state = loss, epoch, copy.deepcopy(judged.state_dict())
             validation_mae = float((forces - validation.forces).abs().mean())
         if progress is not None:
             progress.update(1)
             progress.set_postfix(val_force_mae=f"{validation_mae:.4f}", lr=f"{optimiser.param_groups[0]['lr']:.1e}")
-        if settings.schedule == "plateau" and epoch - best_epoch >= settings.patience:
+        if schedule.stop(epoch, best_epoch):
             break
     network.load_state_dict(best_state)
     return {"epochs": epoch, "best_epoch": best_epoch, "validation_force_mae": validation_mae}
