@@ -3,20 +3,26 @@
 Each variant is one word list: ``alone``, ``hybrid`` or ``formula`` (see MODELS)
 followed by ``key=value`` pairs that override the `correction:` defaults (any
 CorrectionConfig field, e.g. ``seed=2 patience=1500 hidden=128,128 loss=mse
-formula_inputs=false``). The network inputs and their Jacobians are built once per
-descriptor and shared (memory-mapped) by the worker processes, so a sweep of a dozen
-variants on a many-core machine (or one GPU) costs little more than one. Prints each
+formula_inputs=false config_type_weights=Surface:4``). The network inputs and their
+Jacobians are built once per descriptor and shared (memory-mapped) by the worker
+processes, so a sweep of a dozen variants on a many-core machine (or one GPU) costs
+little more than one. Prints each
 variant's validation force MAE (to choose by), Si test force and energy MAE, its best
 epoch and training time, then, for variants that differ only in their seed, the MAE of
-their mean prediction (an ensemble).
+their mean prediction (an ensemble). With ``--cache DIR`` each finished training's
+predictions are kept in DIR under a hash of everything that decides them (run, member,
+model, seed, settings), and a later sweep reuses them: add seeds 5–8 to an ensemble
+without training 1–4 again.
 
-    .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] \
+    .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] [--cache DIR] \
         "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import signal
 import sys
 from dataclasses import replace
@@ -30,7 +36,7 @@ import torch
 
 from evopot.api import dataset_from_config
 from evopot.config import CorrectionConfig, load_config
-from evopot.correct import descriptor_for, residual_for, symmetry_functions, training_settings
+from evopot.correct import check_frame_weights, descriptor_for, frame_weights, residual_for, symmetry_functions, training_settings
 from evopot.evaluate import evaluate
 from evopot.geometry import build_geometry
 from evopot.forcefield import resolve_device
@@ -63,6 +69,8 @@ def parse(variant: str, defaults: dict) -> tuple[str, int, dict]:
             seed = int(value)
         elif key == "hidden":
             fields[key] = [int(v) for v in value.split(",")]
+        elif key == "config_type_weights":  # Surface:4,Vacancy:2
+            fields[key] = {name: float(w) for name, _, w in (pair.partition(":") for pair in value.split(","))}
         else:
             fields[key] = value
     return words[0], seed, CorrectionConfig(**fields).model_dump()
@@ -74,7 +82,9 @@ def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int)
     data = torch.load(data_file, mmap=True, weights_only=False)
     descriptor = network_inputs(data["descriptor"], data_file, formula_only(Potential.load(data["formula"])))
     device = resolve_device(settings.device)
-    splits = {split: replace(d, energies=data["targets"][model][split][0], forces=data["targets"][model][split][1]).to(device)
+    weights = {split: frame_weights(types, settings.config_type_weights) for split, types in data["config_types"].items()}
+    splits = {split: replace(d, energies=data["targets"][model][split][0], forces=data["targets"][model][split][1],
+                             frame_weights=None if weights[split] is None else torch.as_tensor(weights[split])).to(device)
               for split, d in data["splits"].items()}
     start = time.perf_counter()
     correction, log = train_correction(descriptor, splits["train"], splits["validation"], training_settings(settings, seed), progress=False)
@@ -101,6 +111,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=150)
     parser.add_argument("--ensemble", type=int, default=1)
     parser.add_argument("--batch-frames", type=int, default=8)
+    parser.add_argument("--cache", type=Path, help="folder where finished trainings are kept and found again")
     parser.add_argument("variants", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,32 +126,12 @@ def main() -> None:
     splits = dataset_from_config(config, str(run.config)).splits()
     defaults = {"epochs": args.epochs, "patience": args.patience, "ensemble": args.ensemble, "device": args.device, "batch_frames": args.batch_frames}
     variants = [(v, *parse(v, defaults)) for v in args.variants]
+    for _, _, _, fields in variants:
+        check_frame_weights(fields["config_type_weights"], splits["train"], splits["validation"])
     print(f"formula: member {number} of {run.path}: {potential.formula()}", flush=True)
 
-    folder = Path(tempfile.mkdtemp())
-    potential.save(folder / "formula.json")  # the workers rebuild the network's inputs from it (lambdified functions do not pickle)
-    files = {}
     types = sorted(set(splits["test"].config_types))
     formulas = {split: evaluate(potential, build_geometry(splits[split], potential.reach, potential.species)) for split in ("train", "validation", "test")}
-    for _, model, _, fields in variants:
-        key = data_key(model, fields)
-        if key in files:
-            continue
-        settings = CorrectionConfig(**fields)
-        descriptor = symmetry_functions(potential, settings) if model == "alone" else descriptor_for(potential, settings)
-        start = time.perf_counter()
-        data = {"descriptor": descriptor.to_dict(), "formula": str(folder / "formula.json"), "splits": {}, "targets": {"alone": {}, "hybrid": {}, "formula": {}}}
-        for split in ("train", "validation", "test"):
-            dft = residual_for(None, splits[split], descriptor)
-            formula = formulas[split]
-            data["splits"][split] = dft
-            data["targets"]["alone"][split] = (dft.energies, dft.forces)
-            data["targets"]["hybrid"][split] = (dft.energies - torch.as_tensor(formula.energies), dft.forces - torch.as_tensor(formula.forces))
-            data["targets"]["formula"][split] = (torch.as_tensor(formula.energies), torch.as_tensor(formula.forces))
-        files[key] = str(folder / f"data{len(files)}.pt")
-        torch.save(data, files[key])
-        print(f"  {descriptor.n_features} inputs {dict(zip(DESCRIPTOR_KEYS, key))}: {time.perf_counter() - start:.0f} s", flush=True)
-
     test = splits["test"]
     counts = np.array([len(a) for a in test.atoms])
     kind = np.repeat(np.array(test.config_types), counts)
@@ -154,12 +145,59 @@ def main() -> None:
         return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
                 {t: float(deviation[kind == t].mean()) for t in types})
 
-    results = {}
-    jobs = [(variant, model, files[data_key(model, fields)], seed, fields, args.threads) for variant, model, seed, fields in variants]
+    def cached(model: str, seed: int, fields: dict) -> Path | None:
+        """Where the cache keeps this training (None without --cache); the device is left
+        out of the key (CUDA and CPU agree to rounding)."""
+        if args.cache is None:
+            return None
+        key = json.dumps([str(run.path.resolve()), number, model, seed, {k: v for k, v in fields.items() if k != "device"}], sort_keys=True)
+        return args.cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+    results, to_train = {}, []
+    for variant, model, seed, fields in variants:
+        path = cached(model, seed, fields)
+        if path is None or not path.exists():
+            to_train.append((variant, model, seed, fields))
+            continue
+        with np.load(path) as saved:
+            r = {"forces": saved["forces"], "energies": saved["energies"], "seconds": float(saved["seconds"]),
+                 "validation": float(saved["validation"]), "epochs": saved["epochs"].tolist()}
+        results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
+        print(f"  {variant}: {results[variant]['force']:.4f} eV/Å (kept in {path})", flush=True)
+    if args.cache is not None:
+        args.cache.mkdir(parents=True, exist_ok=True)
+
+    folder = Path(tempfile.mkdtemp())
+    potential.save(folder / "formula.json")  # the workers rebuild the network's inputs from it (lambdified functions do not pickle)
+    files = {}
+    for _, model, _, fields in to_train:
+        key = data_key(model, fields)
+        if key in files:
+            continue
+        settings = CorrectionConfig(**fields)
+        descriptor = symmetry_functions(potential, settings) if model == "alone" else descriptor_for(potential, settings)
+        start = time.perf_counter()
+        data = {"descriptor": descriptor.to_dict(), "formula": str(folder / "formula.json"), "splits": {}, "targets": {"alone": {}, "hybrid": {}, "formula": {}},
+                "config_types": {split: list(splits[split].config_types) for split in ("train", "validation", "test")}}
+        for split in ("train", "validation", "test"):
+            dft = residual_for(None, splits[split], descriptor)
+            formula = formulas[split]
+            data["splits"][split] = dft
+            data["targets"]["alone"][split] = (dft.energies, dft.forces)
+            data["targets"]["hybrid"][split] = (dft.energies - torch.as_tensor(formula.energies), dft.forces - torch.as_tensor(formula.forces))
+            data["targets"]["formula"][split] = (torch.as_tensor(formula.energies), torch.as_tensor(formula.forces))
+        files[key] = str(folder / f"data{len(files)}.pt")
+        torch.save(data, files[key])
+        print(f"  {descriptor.n_features} inputs {dict(zip(DESCRIPTOR_KEYS, key))}: {time.perf_counter() - start:.0f} s", flush=True)
+
+    jobs = [(variant, model, files[data_key(model, fields)], seed, fields, args.threads) for variant, model, seed, fields in to_train]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a kill leaves the with-block and its workers go too
     with get_context("spawn").Pool(args.jobs) as pool:  # leaving the block (an error, ^C, SIGTERM) terminates the workers
         for variant, model, r in pool.imap_unordered(_train, jobs):
             results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
+            path = cached(*next((m, seed, f) for v, m, seed, f in to_train if v == variant))
+            if path is not None:
+                np.savez(path, forces=r["forces"], energies=r["energies"], seconds=r["seconds"], validation=r["validation"], epochs=np.array(r["epochs"]))
             print(f"  {variant}: {results[variant]['force']:.4f} eV/Å, {results[variant]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
     print(f"\nSi test set ({len(splits['test'])} frames); device {args.device}, {args.jobs} at once")
     print(f"{'variant':<50} {'val F-MAE':>10} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))

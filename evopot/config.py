@@ -152,6 +152,8 @@ class CorrectionConfig(_Strict):
     loss: Literal["mae", "mse"] = Field("mae", description="mean absolute (the reported errors; a few large errors weigh less) or mean squared errors")
     force_weight: float = Field(1.0, ge=0, description="weight of the force term of the loss (eV/Å, squared for mse)")
     energy_weight: float = Field(0.1, ge=0, description="weight of the energy-per-atom term of the loss (eV, squared for mse)")
+    config_type_weights: dict[str, float] = Field({}, description="loss weight of the frames of each config_type named (the rest weigh 1), "
+                                                  "e.g. {Surface: 4}: in an absolute force error relaxed frames, whose forces are near zero, count for little")
     weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay")
     ema: float = Field(0.995, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated every step, that is validated and kept (0: the weights themselves)")
     device: str = Field("auto", description="cpu, cuda, … (auto: CUDA when present)")
@@ -161,6 +163,14 @@ class CorrectionConfig(_Strict):
     def _widths(cls, value):
         if any(w < 1 for w in value):
             raise ValueError(f"layer widths must be ≥ 1, got {value}")
+        return value
+
+    @field_validator("config_type_weights")
+    @classmethod
+    def _frame_weights(cls, value):
+        negative = {k: w for k, w in value.items() if not w >= 0}
+        if negative:
+            raise ValueError(f"weights must be ≥ 0 (0 leaves a config type out of the loss), got {negative}")
         return value
 
     @model_validator(mode="after")

@@ -7,7 +7,8 @@ are computed once, together with their Jacobian with respect to every bond vecto
 only on the bonds of atom i). A training step then needs only the network and its
 input gradient a = ∂E/∂G: the force on the atoms of bond b follows from
 g_b = Σ_f a[center(b), f] · J[b, f], exactly −∇E, without rebuilding the geometry.
-The loss is the mean absolute force and energy-per-atom error (or the mean squared).
+The loss is the mean absolute force and energy-per-atom error (or the mean squared),
+each frame weighted by its config type's weight (``correction.config_type_weights``).
 Mini-batches of frames, AdamW with a cosine decay of the step over a fixed number of
 epochs (or a plateau schedule with early stopping), optionally an exponential moving
 average of the weights; the weights (or their average) of the best validation epoch are
@@ -39,7 +40,8 @@ class ResidualData:
     ``features (n_atoms, n_features)``; ``species, atom_frame (n_atoms,)``;
     ``center, neighbor (n_bonds,)``; ``jacobian (n_bonds, n_features, 3)`` Å⁻¹·[G];
     ``energies (n_frames,)`` eV and ``forces (n_atoms, 3)`` eV/Å to fit;
-    ``atoms_per_frame (n_frames,)``; ``atom_start, bond_start (n_frames + 1,)`` offsets.
+    ``atoms_per_frame (n_frames,)``; ``atom_start, bond_start (n_frames + 1,)`` offsets;
+    ``frame_weights (n_frames,)``, each frame's weight in the loss (None: all alike).
     """
 
     features: torch.Tensor
@@ -53,6 +55,7 @@ class ResidualData:
     atoms_per_frame: torch.Tensor
     atom_start: np.ndarray
     bond_start: np.ndarray
+    frame_weights: torch.Tensor | None = None
 
     @property
     def n_frames(self) -> int:
@@ -77,13 +80,15 @@ class ResidualData:
             self.features[atoms_t], self.species[atoms_t], torch.repeat_interleave(torch.arange(len(frames), device=counts.device), counts),
             local[self.center[bonds_t]], local[self.neighbor[bonds_t]], self.jacobian[bonds_t],
             self.energies[torch.as_tensor(frames, device=counts.device)], self.forces[atoms_t], counts,
-            np.concatenate([[0], np.cumsum(counts.cpu().numpy())]), np.concatenate([[0], np.cumsum([self.bond_start[f + 1] - self.bond_start[f] for f in frames])]))
+            np.concatenate([[0], np.cumsum(counts.cpu().numpy())]), np.concatenate([[0], np.cumsum([self.bond_start[f + 1] - self.bond_start[f] for f in frames])]),
+            None if self.frame_weights is None else self.frame_weights[torch.as_tensor(frames, device=counts.device)])
 
 
 def residual_data(frames: Frames, descriptor: SymmetryFunctions, energies: np.ndarray, forces: np.ndarray,
-                  device="cpu", chunk_atoms: int = 4000) -> ResidualData:
+                  device="cpu", chunk_atoms: int = 4000, frame_weights: np.ndarray | None = None) -> ResidualData:
     """Symmetry functions and their Jacobians of ``frames``, with targets ``energies``
-    (n_frames,) eV and ``forces`` (n_atoms, 3) eV/Å (the residuals to fit)."""
+    (n_frames,) eV and ``forces`` (n_atoms, 3) eV/Å (the residuals to fit) and the
+    frames' weights in the loss (default 1)."""
     geometry = build_geometry(frames, descriptor.cutoff, descriptor.species)
     bonds = geometry.bonds
     order = np.argsort(bonds.center, kind="stable")
@@ -117,7 +122,8 @@ def residual_data(frames: Frames, descriptor: SymmetryFunctions, energies: np.nd
 
     return ResidualData(tensor(features), tensor(geometry.atom_species, torch.long), tensor(geometry.atom_frame, torch.long),
                         tensor(center, torch.long), tensor(neighbor, torch.long), tensor(jacobian), tensor(energies),
-                        tensor(np.asarray(forces).reshape(-1, 3)), tensor(geometry.atoms_per_frame, torch.long), atom_start, bond_start)
+                        tensor(np.asarray(forces).reshape(-1, 3)), tensor(geometry.atoms_per_frame, torch.long), atom_start, bond_start,
+                        None if frame_weights is None else tensor(frame_weights))
 
 
 def network_prediction(network, data: ResidualData, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,9 +184,17 @@ class TrainingLog:
 
 
 def _loss(network, data: ResidualData, settings: TrainingSettings, create_graph: bool):
+    """The mean force and energy-per-atom error, each frame weighing its
+    ``frame_weights`` when there are any, and the forces predicted."""
     energies, forces = network_prediction(network, data, create_graph)
-    errors = (forces - data.forces, (energies - data.energies) / data.atoms_per_frame)
-    force_term, energy_term = (e.abs().mean() if settings.loss == "mae" else e.pow(2).mean() for e in errors)
+    measure = torch.abs if settings.loss == "mae" else torch.square
+    force_errors, energy_errors = measure(forces - data.forces), measure((energies - data.energies) / data.atoms_per_frame)
+    if data.frame_weights is None:
+        force_term, energy_term = force_errors.mean(), energy_errors.mean()
+    else:
+        atom_weights = data.frame_weights[data.atom_frame]
+        force_term = (force_errors.sum(1) * atom_weights).sum() / (3 * atom_weights.sum())
+        energy_term = (energy_errors * data.frame_weights).sum() / data.frame_weights.sum()
     return settings.force_weight * force_term + settings.energy_weight * energy_term, forces
 
 

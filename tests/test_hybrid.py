@@ -10,7 +10,7 @@ from conftest import GENERAL_THREEBODY, SI_TEST, TWO_SPECIES_PAIRS, cluster, cop
 
 from evopot.calculator import EvopotCalculator
 from evopot.config import CorrectionConfig
-from evopot.correct import descriptor_for, errors, train_hybrid
+from evopot.correct import descriptor_for, errors, residual_for, train_hybrid
 from evopot.data import read_frames, split_by_fraction, unlabelled
 from evopot.descriptors import SymmetryFunctions
 from evopot.errors import EvopotError
@@ -22,7 +22,7 @@ from evopot.hybrid import Hybrid, formula_only, load_model, predict, save_hybrid
 from evopot.known import stillinger_weber, sutton_chen
 from evopot.network import Correction
 from evopot.potential import Potential
-from evopot.residual import network_prediction, residual_data
+from evopot.residual import _loss, network_prediction, residual_data
 
 LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
 
@@ -203,6 +203,55 @@ def test_a_hybrid_learns_a_share_of_each_term(si_splits):
     correction, _ = train_hybrid(formula, labelled, settings, descriptor_for(formula, settings), seed=0, progress=False)
     frames = labelled["validation"]
     assert errors(predict(Hybrid(formula, correction), frames), frames)["force_mae"] < 0.1 * errors(predict(formula, frames), frames)["force_mae"]
+
+
+@pytest.mark.parametrize("loss", ["mae", "mse"])
+def test_config_type_weights_weigh_each_frame_in_the_loss(si_splits, loss):
+    """A frame of weight 0 drops out of the loss, so weights (1, 0, …, 0) give the first
+    frame's loss alone; equal weights give the unweighted loss; a config type weighted
+    3 counts as its frames three times over."""
+    from dataclasses import replace
+
+    from evopot.correct import training_settings
+
+    settings = CorrectionConfig(ensemble=1, hidden=[8], radial_functions=4, angular_shells=0, moment_channels=0, loss=loss)
+    descriptor = descriptor_for(LJ, settings)
+    frames = si_splits["validation"]
+    data = residual_for(LJ, frames, descriptor)
+    network = Correction.new(descriptor, 1, (8,), "silu", seed=3).networks[0]
+    train = training_settings(settings, 0)
+
+    def loss_of(weights):
+        return float(_loss(network, replace(data, frame_weights=None if weights is None else torch.as_tensor(weights, dtype=torch.float64)), train, False)[0])
+
+    first = np.eye(len(frames))[0]
+    assert loss_of(first) == pytest.approx(float(_loss(network, data.batch([0]), train, False)[0]), rel=1e-12)
+    assert loss_of(np.full(len(frames), 2.5)) == pytest.approx(loss_of(None), rel=1e-12)
+    assert loss_of(first) != pytest.approx(loss_of(None), rel=1e-3)
+
+    kind = frames.config_types[0]
+    energies, forces = (t.numpy() for t in network_prediction(network, data))
+    measure = np.abs if loss == "mae" else np.square
+    w = np.array([3.0 if t == kind else 1.0 for t in frames.config_types])
+    atoms = np.repeat(w, data.atoms_per_frame.numpy())
+    expected = (np.sum(measure(forces - data.forces.numpy()).sum(1) * atoms) / (3 * atoms.sum())
+                + settings.energy_weight * np.sum(measure((energies - data.energies.numpy()) / data.atoms_per_frame.numpy()) * w) / w.sum())
+    weighted = residual_for(LJ, frames, descriptor, weights={kind: 3.0})
+    assert float(_loss(network, weighted, train, False)[0]) == pytest.approx(expected, rel=1e-12)
+    assert len(set(frames.config_types)) > 1 and expected != pytest.approx(loss_of(None), rel=1e-4)
+
+
+def test_config_type_weights_with_mistakes_give_clear_errors(si_splits):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="weights must be ≥ 0"):
+        CorrectionConfig(config_type_weights={"Surface": -1})
+    types = sorted(set(si_splits["train"].config_types))
+    for weights, message in (({"Surfce": 2}, r"names \['Surfce'\], which no training frame has; the training frames' config types are"),
+                             ({t: 0 for t in types}, "gives every training frame weight 0")):
+        settings = CorrectionConfig(ensemble=1, epochs=1, config_type_weights=weights)
+        with pytest.raises(EvopotError, match=message):
+            train_hybrid(LJ, si_splits, settings, descriptor_for(LJ, settings), seed=0, progress=False)
 
 
 def test_saved_hybrid_loads_with_the_same_predictions(tmp_path, case):
