@@ -6,13 +6,12 @@ CorrectionConfig field, e.g. ``seed=2 patience=1500 hidden=128,128 loss=mse
 formula_inputs=false config_type_weights=Surface:4``). The network inputs and their
 Jacobians are built once per descriptor and shared (memory-mapped) by the worker
 processes, so a sweep of a dozen variants on a many-core machine (or one GPU) costs
-little more than one. Prints each
-variant's validation force MAE (to choose by), Si test force and energy MAE, its best
-epoch and training time, then, for variants that differ only in their seed, the MAE of
-their mean prediction (an ensemble). With ``--cache DIR`` each finished training's
-predictions are kept in DIR under a hash of everything that decides them (run, member,
-model, seed, settings), and a later sweep reuses them: add seeds 5–8 to an ensemble
-without training 1–4 again.
+little more than one. Prints each variant's validation force MAE (to choose by), Si
+test force and energy MAE, its best epoch and training time, then, for variants that
+differ only in their seed, the MAE of their mean prediction (an ensemble). With
+``--cache DIR`` each finished training's predictions are kept in DIR under a hash of
+everything that decides them (run, member, model, seed, settings), and a later sweep
+reuses them: add seeds 5–8 to an ensemble without training 1–4 again.
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] [--cache DIR] \
         "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
@@ -154,8 +153,9 @@ def main() -> None:
         return args.cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
     results, to_train = {}, []
+    paths = {variant: cached(model, seed, fields) for variant, model, seed, fields in variants}
     for variant, model, seed, fields in variants:
-        path = cached(model, seed, fields)
+        path = paths[variant]
         if path is None or not path.exists():
             to_train.append((variant, model, seed, fields))
             continue
@@ -195,9 +195,8 @@ def main() -> None:
     with get_context("spawn").Pool(args.jobs) as pool:  # leaving the block (an error, ^C, SIGTERM) terminates the workers
         for variant, model, r in pool.imap_unordered(_train, jobs):
             results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
-            path = cached(*next((m, seed, f) for v, m, seed, f in to_train if v == variant))
-            if path is not None:
-                np.savez(path, forces=r["forces"], energies=r["energies"], seconds=r["seconds"], validation=r["validation"], epochs=np.array(r["epochs"]))
+            if paths[variant] is not None:
+                np.savez(paths[variant], forces=r["forces"], energies=r["energies"], seconds=r["seconds"], validation=r["validation"], epochs=np.array(r["epochs"]))
             print(f"  {variant}: {results[variant]['force']:.4f} eV/Å, {results[variant]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
     print(f"\nSi test set ({len(splits['test'])} frames); device {args.device}, {args.jobs} at once")
     print(f"{'variant':<50} {'val F-MAE':>10} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))

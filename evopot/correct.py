@@ -78,10 +78,10 @@ def errors(prediction, frames: Frames) -> dict:
             "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000)}
 
 
-def frame_weights(config_types: list[str], weights: dict[str, float]) -> np.ndarray | None:
+def frame_weights(config_types: list[str], weights: dict[str, float] | None) -> np.ndarray | None:
     """The weight in the loss of frames of these ``config_types``: each one's in
     ``weights`` (``correction.config_type_weights``), 1 for the rest; None when
-    ``weights`` is empty."""
+    there are no ``weights``."""
     if not weights:
         return None
     return np.array([weights.get(t, 1.0) for t in config_types], dtype=float)
@@ -90,13 +90,15 @@ def frame_weights(config_types: list[str], weights: dict[str, float]) -> np.ndar
 def check_frame_weights(weights: dict[str, float], train: Frames, validation: Frames) -> None:
     """``correction.config_type_weights`` must name config types the training frames
     have and leave some training and some validation frames a weight."""
+    if not weights:
+        return
     present = sorted(set(train.config_types))
     unknown = sorted(set(weights) - set(present))
     if unknown:
         raise EvopotError(f"correction.config_type_weights names {unknown}, which no training frame has; the training frames' "
                           f"config types are {present} (a frame's config_type is its extxyz info entry)")
     for name, frames in (("training", train), ("validation", validation)):
-        if weights and not frame_weights(frames.config_types, weights).any():
+        if not frame_weights(frames.config_types, weights).any():
             raise EvopotError(f"correction.config_type_weights gives every {name} frame weight 0 ({weights}); leave some of "
                               f"{sorted(set(frames.config_types))} a positive weight")
 
@@ -113,7 +115,7 @@ def residual_for(potential: Potential | None, frames: Frames, descriptor: Symmet
     if potential is not None:
         formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
         energies, forces = energies - formula.energies, forces - formula.forces
-    return residual_data(frames, descriptor, energies, forces, device, frame_weights=frame_weights(frames.config_types, weights or {}))
+    return residual_data(frames, descriptor, energies, forces, device, frame_weights=frame_weights(frames.config_types, weights))
 
 
 def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings:
