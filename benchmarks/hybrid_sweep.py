@@ -3,15 +3,18 @@
 Each variant is one word list: ``alone``, ``hybrid`` or ``formula`` (see MODELS)
 followed by ``key=value`` pairs that override the `correction:` defaults (any
 CorrectionConfig field, e.g. ``seed=2 patience=1500 hidden=128,128 loss=mse
-formula_inputs=false config_type_weights=Surface:4``). The network inputs and their
+formula_inputs=false config_type_weights=Surface:4``), and ``train_fraction=0.25``
+to train on that share of each config type's training frames (the same frames for
+every model and seed: a learning curve). The network inputs and their
 Jacobians are built once per descriptor and shared (memory-mapped) by the worker
 processes, so a sweep of a dozen variants on a many-core machine (or one GPU) costs
 little more than one. Prints each variant's validation force MAE (to choose by), Si
 test force and energy MAE, its best epoch and training time, then, for variants that
 differ only in their seed, the MAE of their mean prediction (an ensemble). With
 ``--cache DIR`` each finished training's predictions are kept in DIR under a hash of
-everything that decides them (run, member, model, seed, settings), and a later sweep
-reuses them: add seeds 5–8 to an ensemble without training 1–4 again.
+everything that decides them (run, member, model, seed, settings, train_fraction),
+and a later sweep reuses them: add seeds 5–8 to an ensemble without training 1–4
+again, or compare another member with the network alone without training that again.
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN [--member K] [--jobs J] [--device cuda] [--cache DIR] \
         "alone seed=1" "hybrid seed=1" "hybrid seed=1 energy_weight=1"
@@ -29,6 +32,7 @@ import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,25 +61,45 @@ def data_key(model: str, fields: dict) -> tuple:
     return (*(fields[k] for k in DESCRIPTOR_KEYS[:-1]), model != "alone" and fields["formula_inputs"])
 
 
-def parse(variant: str, defaults: dict) -> tuple[str, int, dict]:
+class Variant(NamedTuple):
+    name: str
+    model: str
+    seed: int
+    fraction: float  # of each config type's training frames
+    fields: dict  # CorrectionConfig
+
+
+def parse(variant: str, defaults: dict) -> Variant:
     words = variant.split()
     if not words or words[0] not in MODELS:
         raise SystemExit(f"variant '{variant}': start with one of {MODELS}")
-    fields, seed = dict(defaults), 1
+    fields, seed, fraction = dict(defaults), 1, 1.0
     for word in words[1:]:
         key, _, value = word.partition("=")
         if key == "seed":
             seed = int(value)
+        elif key == "train_fraction":
+            fraction = float(value)
+            if not 0 < fraction <= 1:
+                raise SystemExit(f"variant '{variant}': train_fraction must be in (0, 1]")
         elif key == "hidden":
             fields[key] = [int(v) for v in value.split(",")]
         elif key == "config_type_weights":  # Surface:4,Vacancy:2
             fields[key] = {name: float(w) for name, _, w in (pair.partition(":") for pair in value.split(","))}
         else:
             fields[key] = value
-    return words[0], seed, CorrectionConfig(**fields).model_dump()
+    return Variant(variant, words[0], seed, fraction, CorrectionConfig(**fields).model_dump())
 
 
-def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int) -> dict:
+def subset(config_types: list[str], fraction: float) -> np.ndarray:
+    """Frame indices: ``fraction`` of each config type's frames (at least one), drawn
+    with a fixed seed so that every model and seed trains on the same ones."""
+    rng, types = np.random.default_rng(0), np.array(config_types)
+    chosen = [rng.permutation(np.flatnonzero(types == t))[:max(1, round(fraction * np.sum(types == t)))] for t in sorted(set(config_types))]
+    return np.sort(np.concatenate(chosen))
+
+
+def train_one(data_file: str, model: str, seed: int, fraction: float, fields: dict, threads: int) -> dict:
     torch.set_num_threads(threads)
     settings = CorrectionConfig(**fields)
     data = torch.load(data_file, mmap=True, weights_only=False)
@@ -85,18 +109,20 @@ def train_one(data_file: str, model: str, seed: int, fields: dict, threads: int)
     splits = {split: replace(d, energies=data["targets"][model][split][0], forces=data["targets"][model][split][1],
                              frame_weights=None if weights[split] is None else torch.as_tensor(weights[split])).to(device)
               for split, d in data["splits"].items()}
+    if fraction < 1:
+        splits["train"] = splits["train"].batch(subset(data["config_types"]["train"], fraction))
     start = time.perf_counter()
     correction, log = train_correction(descriptor, splits["train"], splits["validation"], training_settings(settings, seed), progress=False)
     seconds = time.perf_counter() - start
     energies, forces = ensemble_prediction(correction, splits["test"])
     validation = float((ensemble_prediction(correction, splits["validation"])[1].mean(0) - splits["validation"].forces).abs().mean())
     return {"forces": forces.mean(0).cpu().numpy(), "energies": energies.mean(0).cpu().numpy(), "seconds": seconds, "validation": validation,
-            "epochs": [n["best_epoch"] for n in log.networks]}
+            "epochs": [n["best_epoch"] for n in log.networks], "frames": splits["train"].n_frames}
 
 
-def _train(job: tuple) -> tuple[str, str, dict]:
-    variant, model, data_file, seed, fields, threads = job
-    return variant, model, train_one(data_file, model, seed, fields, threads)
+def _train(job: tuple) -> tuple[Variant, dict]:
+    variant, data_file, threads = job
+    return variant, train_one(data_file, variant.model, variant.seed, variant.fraction, variant.fields, threads)
 
 
 def main() -> None:
@@ -124,9 +150,9 @@ def main() -> None:
     config = load_config(run.config)
     splits = dataset_from_config(config, str(run.config)).splits()
     defaults = {"epochs": args.epochs, "patience": args.patience, "ensemble": args.ensemble, "device": args.device, "batch_frames": args.batch_frames}
-    variants = [(v, *parse(v, defaults)) for v in args.variants]
-    for _, _, _, fields in variants:
-        check_frame_weights(fields["config_type_weights"], splits["train"], splits["validation"])
+    variants = [parse(v, defaults) for v in args.variants]
+    for v in variants:
+        check_frame_weights(v.fields["config_type_weights"], splits["train"], splits["validation"])
     print(f"formula: member {number} of {run.path}: {potential.formula()}", flush=True)
 
     types = sorted(set(splits["test"].config_types))
@@ -144,38 +170,44 @@ def main() -> None:
         return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
                 {t: float(deviation[kind == t].mean()) for t in types})
 
-    def cached(model: str, seed: int, fields: dict) -> Path | None:
+    def cached(v: Variant) -> Path | None:
         """Where the cache keeps this training (None without --cache); the device is left
-        out of the key (CUDA and CPU agree to rounding)."""
+        out of the key (CUDA and CPU agree to rounding). The network alone does not see
+        the formula, so its key names the symmetry functions instead of the member: one
+        training serves every member's comparison."""
         if args.cache is None:
             return None
-        key = json.dumps([str(run.path.resolve()), number, model, seed, {k: v for k, v in fields.items() if k != "device"}], sort_keys=True)
+        source = symmetry_functions(potential, CorrectionConfig(**v.fields)).to_dict() if v.model == "alone" else number
+        settings = {k: value for k, value in v.fields.items() if k != "device"}
+        key = [str(run.path.resolve()), source, v.model, v.seed, settings] + ([v.fraction] if v.fraction < 1 else [])
+        key = json.dumps(key, sort_keys=True)
         return args.cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
     results, to_train = {}, []
-    paths = {variant: cached(model, seed, fields) for variant, model, seed, fields in variants}
-    for variant, model, seed, fields in variants:
-        path = paths[variant]
+    paths = {v.name: cached(v) for v in variants}
+    for v in variants:
+        path = paths[v.name]
         if path is None or not path.exists():
-            to_train.append((variant, model, seed, fields))
+            to_train.append(v)
             continue
         with np.load(path) as saved:
             r = {"forces": saved["forces"], "energies": saved["energies"], "seconds": float(saved["seconds"]),
-                 "validation": float(saved["validation"]), "epochs": saved["epochs"].tolist()}
-        results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
-        print(f"  {variant}: {results[variant]['force']:.4f} eV/Å (kept in {path})", flush=True)
+                 "validation": float(saved["validation"]), "epochs": saved["epochs"].tolist(),
+                 "frames": int(saved["frames"]) if "frames" in saved else len(splits["train"])}
+        results[v.name] = r | dict(zip(("force", "energy", "by_type"), row(v.model, r["forces"], r["energies"])))
+        print(f"  {v.name}: {results[v.name]['force']:.4f} eV/Å (kept in {path})", flush=True)
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
 
     folder = Path(tempfile.mkdtemp())
     potential.save(folder / "formula.json")  # the workers rebuild the network's inputs from it (lambdified functions do not pickle)
     files = {}
-    for _, model, _, fields in to_train:
-        key = data_key(model, fields)
+    for v in to_train:
+        key = data_key(v.model, v.fields)
         if key in files:
             continue
-        settings = CorrectionConfig(**fields)
-        descriptor = symmetry_functions(potential, settings) if model == "alone" else descriptor_for(potential, settings)
+        settings = CorrectionConfig(**v.fields)
+        descriptor = symmetry_functions(potential, settings) if v.model == "alone" else descriptor_for(potential, settings)
         start = time.perf_counter()
         data = {"descriptor": descriptor.to_dict(), "formula": str(folder / "formula.json"), "splits": {}, "targets": {"alone": {}, "hybrid": {}, "formula": {}},
                 "config_types": {split: list(splits[split].config_types) for split in ("train", "validation", "test")}}
@@ -190,26 +222,27 @@ def main() -> None:
         torch.save(data, files[key])
         print(f"  {descriptor.n_features} inputs {dict(zip(DESCRIPTOR_KEYS, key))}: {time.perf_counter() - start:.0f} s", flush=True)
 
-    jobs = [(variant, model, files[data_key(model, fields)], seed, fields, args.threads) for variant, model, seed, fields in to_train]
+    jobs = [(v, files[data_key(v.model, v.fields)], args.threads) for v in to_train]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a kill leaves the with-block and its workers go too
     with get_context("spawn").Pool(args.jobs) as pool:  # leaving the block (an error, ^C, SIGTERM) terminates the workers
-        for variant, model, r in pool.imap_unordered(_train, jobs):
-            results[variant] = r | dict(zip(("force", "energy", "by_type"), row(model, r["forces"], r["energies"])))
-            if paths[variant] is not None:
-                np.savez(paths[variant], forces=r["forces"], energies=r["energies"], seconds=r["seconds"], validation=r["validation"], epochs=np.array(r["epochs"]))
-            print(f"  {variant}: {results[variant]['force']:.4f} eV/Å, {results[variant]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
+        for v, r in pool.imap_unordered(_train, jobs):
+            results[v.name] = r | dict(zip(("force", "energy", "by_type"), row(v.model, r["forces"], r["energies"])))
+            if paths[v.name] is not None:
+                np.savez(paths[v.name], forces=r["forces"], energies=r["energies"], seconds=r["seconds"], validation=r["validation"],
+                         epochs=np.array(r["epochs"]), frames=r["frames"])
+            print(f"  {v.name}: {results[v.name]['force']:.4f} eV/Å, {results[v.name]['energy']:.2f} meV/atom, {r['seconds']:.0f} s", flush=True)
     print(f"\nSi test set ({len(splits['test'])} frames); device {args.device}, {args.jobs} at once")
-    print(f"{'variant':<50} {'val F-MAE':>10} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))
+    print(f"{'variant':<50} {'frames':>6} {'val F-MAE':>10} {'F-MAE eV/Å':>11} {'E-MAE meV/at':>13} {'s':>6} {'best epoch':>11}   " + "  ".join(types))
     groups = {}
-    for variant, model, seed, fields in variants:
-        r = results[variant]
-        print(f"{variant:<50} {r['validation']:10.4f} {r['force']:11.4f} {r['energy']:13.2f} {r['seconds']:6.0f} {','.join(map(str, r['epochs'])):>11}   "
+    for v in variants:
+        r = results[v.name]
+        print(f"{v.name:<50} {r['frames']:6d} {r['validation']:10.4f} {r['force']:11.4f} {r['energy']:13.2f} {r['seconds']:6.0f} {','.join(map(str, r['epochs'])):>11}   "
               + "  ".join(f"{r['by_type'][t]:.3f}" for t in types))
-        groups.setdefault((model, " ".join(w for w in variant.split() if not w.startswith("seed="))), []).append(r)
+        groups.setdefault((v.model, " ".join(w for w in v.name.split() if not w.startswith("seed="))), []).append(r)
     for (model, name), members in groups.items():
         if len(members) > 1:  # the seeds of one setting as an ensemble: the mean of their predictions
             force, energy, by_type = row(model, np.mean([m["forces"] for m in members], 0), np.mean([m["energies"] for m in members], 0))
-            print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {'':>10} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
+            print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {'':>6} {'':>10} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
                   + "  ".join(f"{by_type[t]:.3f}" for t in types) + f"   (members' mean {np.mean([m['force'] for m in members]):.4f})")
 
 
