@@ -46,8 +46,9 @@ def probes() -> dict[str, list[Atoms]]:
 
 
 def closest_pair(frames: Frames) -> float:
-    """The shortest interatomic distance (Å) in ``frames``."""
-    return min(float(neighbor_list("d", atoms, 3.0).min()) for atoms in frames.atoms)
+    """The shortest interatomic distance (Å) in ``frames`` (inf when no two atoms are
+    within 3 Å)."""
+    return min((float(d.min()) for d in (neighbor_list("d", atoms, 3.0) for atoms in frames.atoms) if len(d)), default=np.inf)
 
 
 def main() -> None:
