@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evopot.api import dataset_from_config
 from evopot.config import CorrectionConfig, load_config
 from evopot.correct import descriptor_for, errors, symmetry_functions, train_hybrid
 from evopot.data import Frames, read_frames, split_by_config_type, split_by_fraction
 from evopot.hybrid import Hybrid, predict
-from evopot.rundir import RunDirectory, member_potential
+from run_member import load_member
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.06
@@ -75,13 +74,7 @@ def main() -> None:
         config = config.model_copy(update={"output": Path(tempfile.mkdtemp()) / "run"})
         print(f"searching with examples/silicon_threebody.yaml into {config.output} …", flush=True)
         run_path = search(config, progress=False).run_directory
-    run = RunDirectory(Path(run_path))
-    member = args.member
-    if member is None:
-        member = int(min(run.read_front(), key=lambda row: row["validation_force_mae"])["member"])
-    number, potential = member_potential(run.path, member)
-    config = load_config(run.config)
-    dataset = dataset_from_config(config, str(run.config))
+    run, number, potential, config, dataset = load_member(run_path, args.member)
     splits = dataset.splits()
     settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, hidden=args.hidden, patience=args.patience, device=args.device,
                                 batch_frames=args.batch_frames, loss=args.loss)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 import time
 
 import numpy as np
@@ -27,12 +26,11 @@ from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from evopot.api import dataset_from_config
-from evopot.config import CorrectionConfig, load_config
+from evopot.config import CorrectionConfig
 from evopot.correct import descriptor_for, symmetry_functions, train_hybrid
 from evopot.data import Frames
 from evopot.hybrid import Hybrid, predict
-from evopot.rundir import RunDirectory, member_potential
+from run_member import load_member
 
 #: nearest-neighbour distances (Å) of the probes: diamond's equilibrium is 2.35
 DISTANCES = np.round(np.arange(1.2, 2.61, 0.1), 2)
@@ -63,13 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    run = RunDirectory(Path(args.run))
-    member = args.member
-    if member is None:
-        member = int(min(run.read_front(), key=lambda row: row["validation_force_mae"])["member"])
-    number, potential = member_potential(run.path, member)
-    config = load_config(run.config)
-    splits = dataset_from_config(config, str(run.config)).splits()
+    run, number, potential, config, dataset = load_member(args.run, args.member)
+    splits = dataset.splits()
     settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, device=args.device)
     print(f"formula: member {number} of {run.path}: {potential.formula()}", flush=True)
     nearest = min(closest_pair(splits[s]) for s in ("train", "validation"))

@@ -37,8 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from evopot.api import dataset_from_config
-from evopot.config import CorrectionConfig, load_config
+from evopot.config import CorrectionConfig
 from evopot.correct import check_frame_weights, descriptor_for, frame_weights, residual_for, symmetry_functions, training_settings
 from evopot.evaluate import evaluate
 from evopot.geometry import build_geometry
@@ -47,7 +46,7 @@ from evopot.hybrid import formula_only
 from evopot.network import network_inputs
 from evopot.potential import Potential
 from evopot.residual import ensemble_prediction, train_correction
-from evopot.rundir import member_potential
+from run_member import load_member
 
 DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "moment_channels", "formula_inputs")
 #: alone: DFT labels, symmetry functions only; hybrid: DFT minus the formula, with the
@@ -140,15 +139,8 @@ def main() -> None:
     parser.add_argument("variants", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from evopot.rundir import RunDirectory
-
-    run = RunDirectory(Path(args.run))
-    member = args.member
-    if member is None:
-        member = int(min(run.read_front(), key=lambda row: row["validation_force_mae"])["member"])
-    number, potential = member_potential(run.path, member)
-    config = load_config(run.config)
-    splits = dataset_from_config(config, str(run.config)).splits()
+    run, number, potential, _, dataset = load_member(args.run, args.member)
+    splits = dataset.splits()
     defaults = {"epochs": args.epochs, "patience": args.patience, "ensemble": args.ensemble, "device": args.device, "batch_frames": args.batch_frames}
     variants = [parse(v, defaults) for v in args.variants]
     for v in variants:
