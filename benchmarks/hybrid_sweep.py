@@ -10,7 +10,10 @@ Jacobians are built once per descriptor and shared (memory-mapped) by the worker
 processes, so a sweep of a dozen variants on a many-core machine (or one GPU) costs
 little more than one. Prints each variant's validation force MAE (to choose by), Si
 test force and energy MAE, its best epoch and training time, then, for variants that
-differ only in their seed, the MAE of their mean prediction (an ensemble). With
+differ only in their seed, the MAE of their mean prediction (an ensemble), and for a
+hybrid setting beside the network alone's same setting, the gap between their (mean)
+predictions' force MAE with a 95 % bootstrap interval over the test frames: how much of
+the gap which frames the test set happens to hold could explain. With
 ``--cache DIR`` each finished training's predictions are kept in DIR under a hash of
 everything that decides them (run, member, model, seed, settings, train_fraction),
 and a later sweep reuses them: add seeds 5–8 to an ensemble without training 1–4
@@ -46,6 +49,7 @@ from evopot.hybrid import formula_only
 from evopot.network import network_inputs
 from evopot.potential import Potential
 from evopot.residual import ensemble_prediction, train_correction
+from paired import paired_gap, verdict
 from run_member import load_member
 
 DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "moment_channels", "formula_inputs")
@@ -155,12 +159,16 @@ def main() -> None:
     labels = {"alone": (test.energies, np.concatenate(test.forces)), "hybrid": (test.energies - formulas["test"].energies, np.concatenate(test.forces) - formulas["test"].forces),
               "formula": (formulas["test"].energies, formulas["test"].forces)}
 
+    def deviation(model: str, forces: np.ndarray) -> np.ndarray:
+        """Each test atom's mean absolute force-component error (eV/Å): the hybrid's (its
+        network's prediction plus the formula) against DFT."""
+        return np.abs(forces - labels[model][1]).mean(1)
+
     def row(model: str, forces: np.ndarray, energies: np.ndarray) -> tuple[float, float, dict]:
-        """Test force MAE, energy MAE (meV/atom) and force MAE per config type: the
-        hybrid's (its network's prediction plus the formula) against DFT."""
-        deviation = np.abs(forces - labels[model][1]).mean(1)
-        return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
-                {t: float(deviation[kind == t].mean()) for t in types})
+        """Test force MAE, energy MAE (meV/atom) and force MAE per config type."""
+        deviation_ = deviation(model, forces)
+        return (float(deviation_.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
+                {t: float(deviation_[kind == t].mean()) for t in types})
 
     def cached(v: Variant) -> Path | None:
         """Where the cache keeps this training (None without --cache); the device is left
@@ -236,6 +244,18 @@ def main() -> None:
             force, energy, by_type = row(model, np.mean([m["forces"] for m in members], 0), np.mean([m["energies"] for m in members], 0))
             print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {'':>6} {'':>10} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
                   + "  ".join(f"{by_type[t]:.3f}" for t in types) + f"   (members' mean {np.mean([m['force'] for m in members]):.4f})")
+    frame = np.repeat(np.arange(len(counts)), counts)
+    for (model, name), members in groups.items():
+        setting = name.split(maxsplit=1)[1:]
+        alone = groups.get(("alone", " ".join(["alone"] + setting)))
+        if model != "hybrid" or alone is None:
+            continue
+        # the same comparison on test sets drawn from this one: is the gap more than which frames happen to be in it?
+        errors = [deviation(m, np.mean([r["forces"] for r in rs], 0)) for m, rs in (("hybrid", members), ("alone", alone))]
+        gap, low, high = paired_gap(errors[0], errors[1], frame)
+        seeds = f"{len(members)} and {len(alone)} seeds" if len(members) > 1 or len(alone) > 1 else "one seed each"
+        print(f"{name} minus {' '.join(['alone'] + setting)} ({seeds}): {gap:+.4f} eV/Å, 95 % interval over resampled test frames "
+              f"{low:+.4f} … {high:+.4f}: {verdict(gap, low, high)}")
 
 
 if __name__ == "__main__":
