@@ -159,16 +159,16 @@ def main() -> None:
     labels = {"alone": (test.energies, np.concatenate(test.forces)), "hybrid": (test.energies - formulas["test"].energies, np.concatenate(test.forces) - formulas["test"].forces),
               "formula": (formulas["test"].energies, formulas["test"].forces)}
 
-    def deviation(model: str, forces: np.ndarray) -> np.ndarray:
+    def atom_errors(model: str, forces: np.ndarray) -> np.ndarray:
         """Each test atom's mean absolute force-component error (eV/Å): the hybrid's (its
         network's prediction plus the formula) against DFT."""
         return np.abs(forces - labels[model][1]).mean(1)
 
     def row(model: str, forces: np.ndarray, energies: np.ndarray) -> tuple[float, float, dict]:
         """Test force MAE, energy MAE (meV/atom) and force MAE per config type."""
-        deviation_ = deviation(model, forces)
-        return (float(deviation_.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
-                {t: float(deviation_[kind == t].mean()) for t in types})
+        deviation = atom_errors(model, forces)
+        return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
+                {t: float(deviation[kind == t].mean()) for t in types})
 
     def cached(v: Variant) -> Path | None:
         """Where the cache keeps this training (None without --cache); the device is left
@@ -251,8 +251,8 @@ def main() -> None:
         if model != "hybrid" or alone is None:
             continue
         # the same comparison on test sets drawn from this one: is the gap more than which frames happen to be in it?
-        errors = [deviation(m, np.mean([r["forces"] for r in rs], 0)) for m, rs in (("hybrid", members), ("alone", alone))]
-        gap, low, high = paired_gap(errors[0], errors[1], frame)
+        hybrid_errors, alone_errors = (atom_errors(m, np.mean([r["forces"] for r in rs], 0)) for m, rs in (("hybrid", members), ("alone", alone)))
+        gap, low, high = paired_gap(hybrid_errors, alone_errors, frame)
         seeds = f"{len(members)} and {len(alone)} seeds" if len(members) > 1 or len(alone) > 1 else "one seed each"
         print(f"{name} minus {' '.join(['alone'] + setting)} ({seeds}): {gap:+.4f} eV/Å, 95 % interval over resampled test frames "
               f"{low:+.4f} … {high:+.4f}: {verdict(gap, low, high)}")
