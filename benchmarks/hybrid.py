@@ -119,8 +119,7 @@ def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descr
         by_type = "  ".join(f"{t} {e['by_type'][t]:.3f}" for t in types)
         print(f"{name:<15} {e['force_mae']:15.4f} {e['energy_mae']:20.2f} {seconds:11.0f}   {by_type}")
     hybrid, alone = rows[2][1], rows[1][1]  # the plain hybrid, if any, is row 3
-    frame = np.repeat(np.arange(len(splits["test"])), [len(a) for a in splits["test"].atoms])
-    gap, low, high = paired_gap(hybrid["by_atom"], alone["by_atom"], frame)
+    gap, low, high = paired_gap(hybrid["by_atom"], alone["by_atom"], [len(a) for a in splits["test"].atoms])
     print(f"hybrid / target {TARGET}: {hybrid['force_mae'] / TARGET:.2f}  ({'met' if hybrid['force_mae'] <= TARGET else 'NOT met'});  "
           f"hybrid / network alone: {hybrid['force_mae'] / alone['force_mae']:.2f}, hybrid minus network alone {gap:+.4f} eV/Å "
           f"(95 % interval over resampled test frames {low:+.4f} … {high:+.4f}): {verdict(gap, low, high)}")

@@ -244,17 +244,16 @@ def main() -> None:
             force, energy, by_type = row(model, np.mean([m["forces"] for m in members], 0), np.mean([m["energies"] for m in members], 0))
             print(f"{f'{name}: ensemble of {len(members)} seeds':<50} {'':>6} {'':>10} {force:11.4f} {energy:13.2f} {'':>6} {'':>11}   "
                   + "  ".join(f"{by_type[t]:.3f}" for t in types) + f"   (members' mean {np.mean([m['force'] for m in members]):.4f})")
-    frame = np.repeat(np.arange(len(counts)), counts)
     for (model, name), members in groups.items():
-        setting = name.split(maxsplit=1)[1:]
-        alone = groups.get(("alone", " ".join(["alone"] + setting)))
+        alone_name = " ".join(["alone"] + name.split(maxsplit=1)[1:])
+        alone = groups.get(("alone", alone_name))
         if model != "hybrid" or alone is None:
             continue
         # the same comparison on test sets drawn from this one: is the gap more than which frames happen to be in it?
         hybrid_errors, alone_errors = (atom_errors(m, np.mean([r["forces"] for r in rs], 0)) for m, rs in (("hybrid", members), ("alone", alone)))
-        gap, low, high = paired_gap(hybrid_errors, alone_errors, frame)
+        gap, low, high = paired_gap(hybrid_errors, alone_errors, counts)
         seeds = f"{len(members)} and {len(alone)} seeds" if len(members) > 1 or len(alone) > 1 else "one seed each"
-        print(f"{name} minus {' '.join(['alone'] + setting)} ({seeds}): {gap:+.4f} eV/Å, 95 % interval over resampled test frames "
+        print(f"{name} minus {alone_name} ({seeds}): {gap:+.4f} eV/Å, 95 % interval over resampled test frames "
               f"{low:+.4f} … {high:+.4f}: {verdict(gap, low, high)}")
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def paired_gap(first: np.ndarray, second: np.ndarray, frame: np.ndarray, draws: int = 10000) -> tuple[float, float, float]:
+def paired_gap(first: np.ndarray, second: np.ndarray, atoms: np.ndarray, draws: int = 10000) -> tuple[float, float, float]:
     """Force MAE of ``first`` minus that of ``second`` (per-atom errors of two models on
-    the same atoms, ``frame`` the test frame of each atom) and its 95 % bootstrap interval:
-    whole frames drawn with replacement, the same draw for both models."""
-    sums = np.array([np.bincount(frame, weights=e) for e in (first, second)])
-    atoms = np.bincount(frame)
+    the same atoms, frame after frame, ``atoms`` in each frame) and its 95 % bootstrap
+    interval: whole frames drawn with replacement, the same draw for both models."""
+    atoms = np.asarray(atoms)
+    frame = np.repeat(np.arange(len(atoms)), atoms)
+    sums = np.array([np.bincount(frame, weights=e, minlength=len(atoms)) for e in (first, second)])
     draw = np.random.default_rng(0).integers(0, len(atoms), (draws, len(atoms)))
     gaps = (sums[0][draw].sum(1) - sums[1][draw].sum(1)) / atoms[draw].sum(1)
     low, high = np.percentile(gaps, [2.5, 97.5])
