@@ -9,7 +9,10 @@ V3(r_ij, r_ik, cos θ); embedding: F(ρ) and f(r)). :func:`decompose` turns them
   factors become free coefficients a_k, fitted exactly by least squares, since energies
   and forces are linear in them;
 - a *shape* slot (h, f) keeps its form, without a constant overall factor for h
-  (that is already in g's coefficients);
+  (that is already in g's coefficients), nor for f when every basis of F is a power
+  of ρ: F(s·ρ) = Σ_k a_k s^p_k ρ^p_k is then F with other coefficients, so f's scale
+  would be a flat direction of the fit, free to wander to 1e18 with F's coefficient
+  to 1e-21 and print an unreadable formula;
 - inside every basis and shape, each largest sub-expression of constants alone
   (``k1 + 1``, ``2*k3/k4``) becomes one free nonlinear parameter ``b<n>``, so accidental
   ties between a tree's constants do not constrain the fit.
@@ -311,7 +314,8 @@ def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: di
             if slot.linear:
                 bases = _linear_bases(expr, variables, params)
             else:
-                shape = _shape(expr, variables, params, drop_factor=(term.kind == "threebody"))
+                scale_free = term.kind == "threebody" or (term.kind == "embedding" and all(_power_of(b, RHO) for b in bases))
+                shape = _shape(expr, variables, params, drop_factor=scale_free)
         components.append(Component(term, bases, shape))
     symbols = list(params.symbols)
     initial = tuple(_real_value(sub, values) for sub in symbols)
@@ -334,6 +338,12 @@ def _linear_bases(expr, variables, params) -> tuple[sympy.Expr, ...]:
             bases.append(basis)
     freed = [params.free(_tidy(b, variables), variables) for b in bases]
     return tuple(dict.fromkeys(freed))
+
+
+def _power_of(expr: sympy.Expr, variable: sympy.Symbol) -> bool:
+    """``expr`` is ``variable``**p for a p free of it (1, ρ, √ρ, ρ^b0)."""
+    base, exponent = expr.as_base_exp()
+    return expr == 1 or (base == variable and variable not in exponent.free_symbols)
 
 
 def _shape(expr, variables, params, drop_factor: bool) -> sympy.Expr:

@@ -59,6 +59,29 @@ def test_separable_threebody_keeps_h_as_a_shape_without_its_scale():
     assert term.free_symbols == {c, rij, rik, b["b0"], b["b1"]}
 
 
+def test_embedding_density_loses_its_scale_only_when_F_is_made_of_powers_of_rho():
+    """F(s·ρ) with F = Σ a_k ρ^p_k is F with other coefficients, so a constant factor of
+    f would be a flat direction of the fit (it wandered to 1e18 on Si); with any other
+    basis in F (log ρ) the factor changes the energy and stays."""
+    rho = sympy.Symbol("rho")
+    k = sympy.symbols("k0_1 k0_2 k1_1 k1_2")
+    embedding = TermShape("embedding")
+    values = {k[0]: -2.0, k[1]: 0.5, k[2]: 3.0, k[3]: 1.5}
+    f = k[2] * sympy.exp(-k[3] * r)
+    powers = decompose([[k[0] * sympy.sqrt(rho) + rho**k[1], f]], [embedding], values)
+    (component,) = powers.components
+    b = {str(s): s for s in powers.parameters}
+    assert set(component.bases) == {sympy.sqrt(rho), rho ** b["b0"]}
+    assert component.shape == sympy.exp(b["b1"] * r)  # no factor: 3.0 is gone (b1 = −k1_2)
+    assert powers.initial == (0.5, -1.5)
+    # the Si case: F linear in ρ and f a constant, so ρ is a (smooth) coordination number
+    (coordination,) = decompose([[k[0] * rho, k[2]]], [embedding], values).components
+    assert coordination.bases == (rho,) and coordination.shape == 1
+    with_log = decompose([[sympy.log(rho) + rho, f]], [embedding], values)
+    assert with_log.components[0].shape.free_symbols == {r, *with_log.parameters}
+    assert len(with_log.parameters) == 2 and 3.0 in with_log.initial  # f keeps its scale
+
+
 def test_candidate_without_a_basis_drops_its_parameters():
     c = Candidate((Component(PAIR, (sympy.exp(sympy.Symbol("b0") * r), r**-6)),), (sympy.Symbol("b0"),), (-1.0,), ("0:3",))
     smaller = c.without(0, [-2.0])
