@@ -102,6 +102,20 @@ def subset(config_types: list[str], fraction: float) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def cache_file(cache: Path | None, run_path: Path, potential: Potential, number: int, v: Variant) -> Path | None:
+    """Where the cache keeps this training (None without a ``cache`` folder); the device
+    is left out of the key (CUDA and CPU agree to rounding). The network alone does not
+    see the formula, so its key names the symmetry functions instead of the member: one
+    training serves every member's comparison."""
+    if cache is None:
+        return None
+    source = symmetry_functions(potential, CorrectionConfig(**v.fields)).to_dict() if v.model == "alone" else number
+    settings = {k: value for k, value in v.fields.items() if k != "device"}
+    key = [str(run_path.resolve()), source, v.model, v.seed, settings] + ([v.fraction] if v.fraction < 1 else [])
+    key = json.dumps(key, sort_keys=True)
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
 def train_one(data_file: str, model: str, seed: int, fraction: float, fields: dict, threads: int) -> dict:
     torch.set_num_threads(threads)
     settings = CorrectionConfig(**fields)
@@ -170,21 +184,8 @@ def main() -> None:
         return (float(deviation.mean()), float(np.mean(np.abs(energies - labels[model][0]) / counts)) * 1000,
                 {t: float(deviation[kind == t].mean()) for t in types})
 
-    def cached(v: Variant) -> Path | None:
-        """Where the cache keeps this training (None without --cache); the device is left
-        out of the key (CUDA and CPU agree to rounding). The network alone does not see
-        the formula, so its key names the symmetry functions instead of the member: one
-        training serves every member's comparison."""
-        if args.cache is None:
-            return None
-        source = symmetry_functions(potential, CorrectionConfig(**v.fields)).to_dict() if v.model == "alone" else number
-        settings = {k: value for k, value in v.fields.items() if k != "device"}
-        key = [str(run.path.resolve()), source, v.model, v.seed, settings] + ([v.fraction] if v.fraction < 1 else [])
-        key = json.dumps(key, sort_keys=True)
-        return args.cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-
     results, to_train = {}, []
-    paths = {v.name: cached(v) for v in variants}
+    paths = {v.name: cache_file(args.cache, run.path, potential, number, v) for v in variants}
     for v in variants:
         path = paths[v.name]
         if path is None or not path.exists():
