@@ -208,7 +208,7 @@ class Candidate:
         """A candidate of ``components`` keeping only the parameters they still use,
         started at their entries of ``values`` (a shape counts while its term has bases)."""
         # a term left without bases contributes nothing: its shape goes too
-        components = tuple(c if c.bases else Component(c.shape_of, (), None) for c in components)
+        components = tuple(_scale_free(c) if c.bases else Component(c.shape_of, (), None) for c in components)
         used = set()
         for c in components:
             for e in list(c.bases) + ([c.shape] if c.shape is not None else []):
@@ -344,6 +344,15 @@ def _power_of(expr: sympy.Expr, variable: sympy.Symbol) -> bool:
     """``expr`` is ``variable``**p for a p free of it (1, ρ, √ρ, ρ^b0)."""
     base, exponent = expr.as_base_exp()
     return expr == 1 or (base == variable and variable not in exponent.free_symbols)
+
+
+def _scale_free(component: "Component") -> "Component":
+    """``component`` without a constant factor in f once its F is made of powers of ρ
+    (as :func:`decompose` builds it): dropping F's one other basis must not leave
+    f's scale to wander."""
+    if component.shape_of.kind != "embedding" or component.shape is None or not all(_power_of(b, RHO) for b in component.bases):
+        return component
+    return Component(component.shape_of, component.bases, component.shape.as_independent(R, as_Add=False)[1])
 
 
 def _shape(expr, variables, params, drop_factor: bool) -> sympy.Expr:

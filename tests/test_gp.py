@@ -80,6 +80,11 @@ def test_embedding_density_loses_its_scale_only_when_F_is_made_of_powers_of_rho(
     with_log = decompose([[sympy.log(rho) + rho, f]], [embedding], values)
     assert with_log.components[0].shape.free_symbols == {r, *with_log.parameters}
     assert len(with_log.parameters) == 2 and 3.0 in with_log.initial  # f keeps its scale
+    # until the pruning drops log ρ: then the scale goes with it
+    pruned = with_log.without([b for _, b in with_log.bases].index(sympy.log(rho)), with_log.initial)
+    (rate,) = pruned.parameters
+    assert pruned.components[0].bases == (rho,) and pruned.components[0].shape == sympy.exp(rate * r)
+    assert pruned.initial == (-1.5,)
 
 
 def test_candidate_without_a_basis_drops_its_parameters():
