@@ -107,7 +107,7 @@ class Bonds:
         """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å."""
         with torch.enable_grad():
             d = self.d.clone().requires_grad_(True)
-            atoms = model.atom_energies(d, self.center, self.n_atoms) + model._constants(model.theta)[-1]
+            atoms = model.atom_energies(d, self.center, self.n_atoms) + model.theta[NAMES.index("E0")]
             (gradient,) = torch.autograd.grad(atoms.sum(), d, create_graph=create_graph)  # ∂E/∂d per bond
         forces = torch.zeros_like(self.forces).index_add(0, self.center, gradient).index_add(0, self.neighbor, -gradient)
         energies = atoms.new_zeros(self.n_frames).index_add(0, self.atom_frame, atoms)
@@ -120,7 +120,7 @@ def fit(model: Tersoff, data: Bonds, surface_weight: float, energy_weight: float
     weight = torch.as_tensor(np.where(data.atom_types == "Surface", surface_weight, 1.0))
     with torch.no_grad():  # start E0 at the mean offset
         energies, _ = data.predict(model)
-        model.theta[-1] += ((data.energies - energies) / data.counts).mean()
+        model.theta[NAMES.index("E0")] += ((data.energies - energies) / data.counts).mean()
     model.theta.requires_grad_(True)
 
     def loss():
