@@ -314,8 +314,7 @@ def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: di
             if slot.linear:
                 bases = _linear_bases(expr, variables, params)
             else:
-                scale_free = term.kind == "threebody" or (term.kind == "embedding" and all(_power_of(b, RHO) for b in bases))
-                shape = _shape(expr, variables, params, drop_factor=scale_free)
+                shape = _shape(expr, variables, params, drop_factor=term.kind == "threebody" or _density_scale_free(term, bases))
         components.append(Component(term, bases, shape))
     symbols = list(params.symbols)
     initial = tuple(_real_value(sub, values) for sub in symbols)
@@ -346,11 +345,17 @@ def _power_of(expr: sympy.Expr, variable: sympy.Symbol) -> bool:
     return expr == 1 or (base == variable and variable not in exponent.free_symbols)
 
 
+def _density_scale_free(term: TermShape, bases) -> bool:
+    """An embedding whose F ``bases`` are all powers of ρ: F(s·ρ) is then F with other
+    coefficients, so a constant factor of f would be a flat direction of the fit."""
+    return term.kind == "embedding" and all(_power_of(b, RHO) for b in bases)
+
+
 def _scale_free(component: "Component") -> "Component":
     """``component`` without a constant factor in f once its F is made of powers of ρ
     (as :func:`decompose` builds it): dropping F's one other basis must not leave
     f's scale to wander."""
-    if component.shape_of.kind != "embedding" or component.shape is None or not all(_power_of(b, RHO) for b in component.bases):
+    if component.shape is None or not _density_scale_free(component.shape_of, component.bases):
         return component
     return Component(component.shape_of, component.bases, component.shape.as_independent(R, as_Add=False)[1])
 
