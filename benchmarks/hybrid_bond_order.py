@@ -93,10 +93,7 @@ class Bonds:
 
     def __init__(self, frames, reach: float):
         geometry = build_geometry(frames, reach, ("Si",))
-        bonds = geometry.bonds
-        order = np.argsort(bonds.center, kind="stable")
-        self.center, self.neighbor = torch.as_tensor(bonds.center[order]), torch.as_tensor(bonds.neighbor[order])
-        self.d = torch.as_tensor(geometry.pair_vectors[bonds.pair[order]] * bonds.sign[order, None])
+        self.center, self.neighbor, self.d = (torch.as_tensor(a) for a in geometry.centred_bonds())
         self.atom_frame = torch.as_tensor(geometry.atom_frame)
         self.n_atoms, self.n_frames = geometry.n_atoms, geometry.n_frames
         self.counts = torch.as_tensor(geometry.atoms_per_frame, dtype=torch.float64)

@@ -102,6 +102,14 @@ class Geometry:
             sign=np.concatenate([np.ones(n), -np.ones(n)]),
         )
 
+    def centred_bonds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The full neighbour list sorted by centre atom (stable): ``center``,
+        ``neighbor`` (n_bonds,) and the bond vectors (n_bonds, 3) Å from centre to
+        neighbour, the layout atom-centred functions read."""
+        bonds = self.bonds
+        order = np.argsort(bonds.center, kind="stable")
+        return bonds.center[order], bonds.neighbor[order], self.pair_vectors[bonds.pair[order]] * bonds.sign[order, None]
+
     def cutoff_values(self, cutoff) -> tuple[np.ndarray, np.ndarray]:
         """fc and dfc/dr of a :class:`~evopot.cutoff.Cutoff` at every pair distance,
         ``(n_pairs,)`` each; cached per cutoff, since every candidate needs them."""

@@ -90,10 +90,7 @@ def residual_data(frames: Frames, descriptor: SymmetryFunctions, energies: np.nd
     (n_frames,) eV and ``forces`` (n_atoms, 3) eV/Å (the residuals to fit) and the
     frames' weights in the loss (default 1)."""
     geometry = build_geometry(frames, descriptor.cutoff, descriptor.species)
-    bonds = geometry.bonds
-    order = np.argsort(bonds.center, kind="stable")
-    center, neighbor = bonds.center[order], bonds.neighbor[order]
-    vectors = geometry.pair_vectors[bonds.pair[order]] * bonds.sign[order, None]
+    center, neighbor, vectors = geometry.centred_bonds()
     features = np.zeros((geometry.n_atoms, descriptor.n_features))
     jacobian = np.zeros((len(center), descriptor.n_features, 3))
     atom_start = np.concatenate([[0], np.cumsum(geometry.atoms_per_frame)])
