@@ -14,7 +14,9 @@ constant leaves the pair columns alone). Rows are weighted so that the loss is
     w_F · mean(ΔF²) + w_E · mean((ΔE / n_atoms)²)
 
 with forces in eV/Å and energies per atom in eV. A fit that produces non-finite numbers
-anywhere is reported as failed, never raised.
+anywhere is reported as failed, never raised; so is one that leaves an embedding's F
+infinite at ρ = 0, where an isolated atom must still have a finite energy (the frames'
+atoms all have neighbours, so only this check sees it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sympy
 from evopot.candidate import Candidate
 from evopot.cutoff import Cutoff
 from evopot.data import Frames
-from evopot.evaluate import term_prediction
+from evopot.evaluate import embedding_curve, term_prediction
 from evopot.geometry import Geometry, build_geometry
 from evopot.potential import Term
 
@@ -77,6 +79,12 @@ class FitProblem:
         """The weighted design-matrix column of one term: energy rows then force rows."""
         part = term_prediction(term, term.cutoff or self.cutoff, self.geometry)
         return np.concatenate([part.energies, part.forces.ravel()]) * self.row_scale
+
+
+def _finite_alone(term: Term) -> bool:
+    """F(0) of an embedding ``term`` is a finite number."""
+    value, _ = embedding_curve(term, np.zeros(1))
+    return bool(np.all(np.isfinite(value)) and not np.iscomplexobj(value))
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
     energies) are solved exactly; θ is refined from ``candidate.initial`` by
     ``least_squares`` on what that leaves (``max_evaluations=0`` keeps θ fixed).
     Returns a, θ, the reference energies and the loss; ``ok`` is False when any
-    number went non-finite or the formula cannot be evaluated.
+    number went non-finite, the formula cannot be evaluated, or F(0) is not finite.
     """
     n = len(candidate.bases)
     initial = np.asarray(candidate.initial, dtype=float)
@@ -197,5 +205,7 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         return failed(str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):
         return failed("non-finite values")
+    if not all(_finite_alone(term) for term in candidate.basis_terms(theta) if term.kind == "embedding"):
+        return failed("F(ρ) is not finite at ρ = 0: an isolated atom would have no finite energy")
     loss = float(np.sqrt(np.sum(res**2)))
     return FitResult(True, loss, coefficients[:n], theta, coefficients[n:])

@@ -127,3 +127,34 @@ def test_a_large_constant_is_rounded_to_infinity_when_it_only_sets_a_scale(morse
     assert scored.loss < 1e-4
     clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
     assert clean and clean[0].loss < 1e-10
+
+
+def test_an_embedding_that_diverges_for_an_isolated_atom_does_not_fit():
+    """F must be finite at ρ = 0 (an atom with no neighbours): F = a·log ρ + c·ρ fits
+    the frames (every atom has neighbours) but fails, and so does ρ^b held at b < 0;
+    the refinement may pass through b < 0 (the frames' ρ is never 0) and, from there,
+    finds Finnis–Sinclair's b = 1/2."""
+    rho = sympy.Symbol("rho")
+    cutoff = Cutoff(5.0, 4.0)
+    names = ["r", "rho"]
+    truth = Potential(
+        (Term("pair", parse_formula("300*exp(-2.6*r)", names)), Term("embedding", parse_formula("-sqrt(rho)", names), density=parse_formula("exp(-1.5*r)", names))),
+        cutoff,
+        ("Si",),
+    )
+    problem = FitProblem.from_frames(labelled_by(truth), cutoff, ("Si",))
+    pair = Component(PAIR, (sympy.exp(-2.6 * r),))
+
+    def fit(bases, shape=sympy.exp(-1.5 * r), start=(), evaluations=100):
+        embedding = Component(TermShape("embedding"), bases, shape)
+        parameters = (b0, b1)[: len(start)]
+        return fit_constants(problem, Candidate((pair, embedding), parameters, start, ("",) * len(start)), evaluations)
+
+    exact = fit((sympy.sqrt(rho),), sympy.exp(b0 * r), (-1.2,))
+    assert exact.ok and exact.loss < 1e-6 and exact.nonlinear[0] == pytest.approx(-1.5, rel=1e-4)
+    with_log = fit((sympy.log(rho), rho))
+    assert not with_log.ok and with_log.loss == float("inf")
+    held = fit((rho**b0,), start=(-0.3,), evaluations=0)
+    assert not held.ok and "isolated atom" in held.message
+    power = fit((rho**b0,), start=(-0.3,))
+    assert power.ok and power.loss < 1e-6 and power.nonlinear[0] == pytest.approx(0.5, rel=1e-4)

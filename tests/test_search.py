@@ -193,7 +193,7 @@ def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
     """eam.yaml: pair (a/r)^n and F = −εc√ρ with ρ = Σ (a/r)^m come back from the
     forces and energies of Sutton–Chen copper (embedding checked up to the scale of ρ).
     Seed 7: one of the seeds `benchmarks/rediscovery.py --problems sutton-chen` finds
-    (19 generations); the rate over seeds is the benchmark's to report."""
+    (16 generations); the rate over seeds is the benchmark's to report."""
     outcome = run(PROBLEMS["sutton-chen"](), tmp_path, seed=7)
     assert outcome.success, outcome.found
 
