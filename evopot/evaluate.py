@@ -27,6 +27,7 @@ import sympy
 
 from evopot.cutoff import Cutoff
 from evopot.data import unlabelled
+from evopot.formula import fold_numbers
 from evopot.geometry import Geometry, build_geometry
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
@@ -43,7 +44,8 @@ class Prediction:
 def compile_function(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"):
     """The function ``value(*variables, *constants)`` of ``expression``."""
     args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
-    return sympy.lambdify(args, expression, modules=module, cse=True)
+    # torch's functions take tensors only: exp(-1) must reach torch as a number
+    return sympy.lambdify(args, fold_numbers(expression) if module == "torch" else expression, modules=module, cse=True)
 
 
 @lru_cache(maxsize=4096)

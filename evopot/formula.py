@@ -113,3 +113,22 @@ def tidy(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     )
     expr = sympy.powsimp(expr)
     return expr.replace(lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.collect(sympy.expand(e.args[0]), variable)))
+
+
+def fold_numbers(expression: sympy.Expr) -> sympy.Expr:
+    """``expression`` with every constant subexpression that is not a plain rational
+    (``exp(-1)``, ``pi``, ``E``, ``sqrt(2)``, ``log(3)``) replaced by its float value:
+    torch's functions take tensors, not Python numbers, so ``torch.exp(-1)`` would fail."""
+    if expression.is_Rational or expression.is_Float:
+        return expression
+    if expression.is_number:
+        try:
+            value = complex(sympy.N(expression, 17))
+        except TypeError:  # zoo, nan: no complex value
+            value = complex(float("nan"))
+        if value.imag != 0 or value.real != value.real or abs(value.real) == float("inf"):
+            raise EvopotError(f"the constant {expression} in a formula is not a finite real number")
+        return sympy.Float(value.real, 17)
+    if not expression.args:
+        return expression
+    return expression.func(*(fold_numbers(a) for a in expression.args))

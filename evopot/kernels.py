@@ -33,6 +33,7 @@ import sympy
 from sympy.printing.pytorch import torch_code
 
 from evopot.cutoff import PROFILES, Cutoff
+from evopot.formula import fold_numbers
 from evopot.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
 
 _S = sympy.Symbol("s")
@@ -52,7 +53,7 @@ def _function(name: str, variables: tuple[str, ...], expression: sympy.Expr, con
     """Source of ``name(*variables) -> (value, d/dvariable…)`` with constants inlined."""
     symbols = [sympy.Symbol(v) for v in variables]
     expr = expression.xreplace({sympy.Symbol(k): sympy.Float(v, 17) for k, v in constants.items()})
-    outputs = [expr] + ([sympy.diff(expr, s) for s in symbols] if derivatives else [])
+    outputs = [fold_numbers(e) for e in [expr] + ([sympy.diff(expr, s) for s in symbols] if derivatives else [])]
     shared, reduced = sympy.cse(outputs, symbols=sympy.numbered_symbols("t"))
     # an output free of the variables (a constant) is broadcast to their shape by adding zero
     constant = [not (full.free_symbols & set(symbols)) for full in outputs]

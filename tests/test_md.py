@@ -18,6 +18,8 @@ from ase.md.verlet import VelocityVerlet
 
 from conftest import GENERAL_THREEBODY, PAIR_FORMULAS, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell, unlabelled
 from evopot.calculator import EvopotCalculator
+from evopot.cutoff import Cutoff
+from evopot.formula import parse_formula
 from evopot.cli import main
 from evopot.errors import EvopotError
 from evopot.evaluate import evaluate
@@ -48,6 +50,25 @@ KERNEL_CASES = {
     # separable, g not a polynomial in cos θ: the triplet loop
     "threebody-separable-exp": lambda: threebody("A*exp(c*costheta)*exp(-b*rij)*exp(-b*rik)", SPECIES),
 }
+
+
+# constant subexpressions as a search writes them (the recommended member of a short
+# silicon_pair search held exp(-1)): torch's functions take no Python numbers
+CONSTANT_SUBEXPRESSIONS = ["A*exp(-1)*exp(-r)", "A*(pi - r)**2 + exp(1)", "sqrt(2)*A/r**6 - log(3)*exp(-r)", "A*r**(3/2)*exp(-2*r)/7"]
+
+
+@pytest.mark.parametrize("formula", CONSTANT_SUBEXPRESSIONS)
+def test_constant_subexpressions_compile_in_kernel_and_autograd(formula):
+    expression = parse_formula(formula, ["r", "A"])
+    potential = Potential((Term("pair", expression, {"A": 0.7}),), Cutoff(4.0, 3.0), SPECIES)
+    atoms = periodic_cell(seed=3, species=SPECIES)
+    geometry = build_geometry(unlabelled([atoms]), potential.cutoff.radius, potential.species)
+    reference, autograd = evaluate(potential, geometry), evaluate_torch(potential, geometry)
+    energy, forces, _ = kernel_prediction(potential, atoms)
+    scale = max(1.0, np.abs(reference.forces).max())
+    assert abs(energy - reference.energies[0]) <= 1e-10 * max(1.0, abs(energy))
+    assert np.abs(forces - reference.forces).max() <= 1e-10 * scale
+    assert np.abs(autograd.forces - reference.forces).max() <= 1e-10 * scale
 
 
 def kernel_prediction(potential, atoms, dtype=torch.float64):
