@@ -6,7 +6,7 @@ STAMP := $(VENV)/.evopot-installed
 # The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-all browser bench clean
+.PHONY: install lint demo test test-all browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/evopot search examples/silicon_pair.yaml --overwrite
 
-test: install
+# style (ruff) and the one-way flow of imports (import-linter) first: a violation fails the test
+lint: install
+	$(VENV)/bin/ruff check evopot tests benchmarks
+	$(VENV)/bin/ruff format --check evopot tests benchmarks
+	$(VENV)/bin/lint-imports
+
+test: install lint
 	$(PY) -m pytest -q -m "not slow"
 
 # headless Chromium for the slow test that renders the HTML report (Debian package)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from evopot.api import dataset_from_config
-from evopot.config import CorrectionConfig, load_config
-from evopot.correct import residual_for, training_settings
-from evopot.descriptors import SymmetryFunctions
-from evopot.residual import train_correction
+from evopot.config.schema import CorrectionConfig, load_config
+from evopot.data.dataset import dataset_from_config
+from evopot.neural.correct import residual_for, training_settings
+from evopot.neural.descriptors import SymmetryFunctions
+from evopot.neural.residual import train_correction
 
 ROOT = Path(__file__).resolve().parents[1]
 

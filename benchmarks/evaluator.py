@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 from deap import gp
 
-from evopot.candidate import TermShape, decompose
-from evopot.cutoff import Cutoff
-from evopot.data import read_frames
-from evopot.engines.expression import build_primitive_set, tree_to_sympy
-from evopot.engines.space import load_search_space, resolve_search_space_path
-from evopot.evaluate import evaluate
-from evopot.fitting import FitProblem
-from evopot.geometry import build_geometry
-from evopot.potential import Potential
-from evopot.scoring import Scorer
+from evopot.data.dataset import read_frames
+from evopot.data.geometry import build_geometry
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate
+from evopot.model.potential import Potential
+from evopot.search.candidate import TermShape, decompose
+from evopot.search.engines.expression import build_primitive_set, tree_to_sympy
+from evopot.search.engines.space import load_search_space, resolve_search_space_path
+from evopot.search.fitting import FitProblem
+from evopot.search.scoring import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from evopot.api import cutoff_from_config, dataset_from_config
-from evopot.config import GuidedConfig, load_config
-from evopot.engines.distill import slot_samples
-from evopot.engines.guided import fit_separable_network
-from evopot.engines.space import load_search_space, resolve_search_space_path
-from evopot.fitting import FitProblem
-from evopot.known import SW_SILICON as SW
-from evopot.rediscovery import PROBLEMS, write_problem
+from evopot.config.schema import GuidedConfig, load_config
+from evopot.data.dataset import dataset_from_config
+from evopot.model.cutoff import cutoff_from_config
+from evopot.search.engines.distill import slot_samples
+from evopot.search.engines.guided import fit_separable_network
+from evopot.search.engines.space import load_search_space, resolve_search_space_path
+from evopot.search.fitting import FitProblem
+from evopot.testing.known import SW_SILICON as SW
+from evopot.testing.rediscovery import PROBLEMS, write_problem
 
 RC = SW["a"] * SW["sig"]
 
@@ -55,7 +56,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             config = load_config(write_problem(problem, Path(folder), seed))
             dataset = dataset_from_config(config)
-            cutoff = cutoff_from_config(config)
+            cutoff = cutoff_from_config(config.cutoff)
             fit_problem = FitProblem.from_frames(dataset.train, cutoff, tuple(dataset.species), config.fitness.forces, config.fitness.energies)
             start = time.perf_counter()
             network, data, fit = fit_separable_network(space, fit_problem, cutoff, settings, seed)

@@ -4,9 +4,9 @@ Each seed is searched twice, once per engine, with the same population and the s
 ``engine.time_limit`` (the guided engine's network training and distillation count
 against it; the search stops after the generation that passes it):
 
-- ``stillinger-weber``: evopot.rediscovery's problem (Si snapshots labelled by
+- ``stillinger-weber``: evopot.testing.rediscovery's problem (Si snapshots labelled by
   matscipy's Stillinger–Weber, ``stillinger_weber.yaml``). Success: the exact SW form on
-  the front (evopot.equivalence, constants to 1e-3). Time to success: the run's wall
+  the front (evopot.testing.equivalence, constants to 1e-3). Time to success: the run's wall
   time (a run stops ``patience`` generations after reaching the target error).
 - ``silicon``: ``examples/silicon_threebody.yaml`` on the bundled mlearn Si DFT data. The
   test force MAE of the front member with the lowest validation error.
@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import evopot
-from evopot.config import load_config
-from evopot.rediscovery import PROBLEMS, run
+from evopot.config.schema import load_config
+from evopot.testing.rediscovery import PROBLEMS, run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("gp", "guided")

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from evopot.config import CorrectionConfig, load_config
-from evopot.correct import descriptor_for, errors, symmetry_functions, train_hybrid
-from evopot.data import Frames, read_frames, split_by_config_type, split_by_fraction
-from evopot.hybrid import Hybrid, predict
 from paired import paired_gap, verdict
 from run_member import load_member
+
+from evopot.config.schema import CorrectionConfig, load_config
+from evopot.data.dataset import Frames, read_frames, split_by_config_type, split_by_fraction
+from evopot.neural.correct import descriptor_for, errors, symmetry_functions, train_hybrid
+from evopot.neural.hybrid import Hybrid, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.06
@@ -71,7 +71,7 @@ def main() -> None:
 
     run_path = args.run
     if run_path is None:
-        from evopot.api import search
+        from evopot.search.run import search
 
         config = load_config(ROOT / "examples" / "silicon_threebody.yaml")
         config = config.model_copy(update={"output": Path(tempfile.mkdtemp()) / "run"})

@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from evopot.config import CorrectionConfig
-from evopot.correct import symmetry_functions, training_settings
-from evopot.export.lammps_run import run_lammps
-from evopot.geometry import build_geometry
-from evopot.neighbors import angle_pairs
-from evopot.residual import ensemble_prediction, residual_data, train_correction
 from hybrid_sweep import Variant, cache_file
 from paired import paired_gap, verdict
 from run_member import load_member
+
+from evopot.config.schema import CorrectionConfig
+from evopot.data.geometry import build_geometry
+from evopot.data.neighbors import angle_pairs
+from evopot.export.lammps_run import run_lammps
+from evopot.neural.correct import symmetry_functions, training_settings
+from evopot.neural.residual import ensemble_prediction, residual_data, train_correction
 
 #: the constants in LAMMPS's order (A, B, λ1, λ2 in eV and Å⁻¹; h = cos θ0) and Tersoff's
 #: Si(C) values, the fit's start; E0 is the energy per atom of the DFT reference
@@ -161,7 +161,7 @@ def check(model: Tersoff, frames) -> tuple[float, float, float]:
 
 class TersoffInputs:
     """The network's symmetry functions and one more column: the fitted Tersoff energy
-    of each atom (what :class:`evopot.formula_inputs.FormulaInputs` does for a searched
+    of each atom (what :class:`evopot.neural.formula_inputs.FormulaInputs` does for a searched
     formula's terms)."""
 
     def __init__(self, symmetry, model: Tersoff):

@@ -17,20 +17,20 @@ fall into).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
-
-from evopot.config import CorrectionConfig
-from evopot.correct import descriptor_for, symmetry_functions, train_hybrid
-from evopot.data import Frames
-from evopot.hybrid import Hybrid, predict
 from run_member import load_member
+
+from evopot.config.schema import CorrectionConfig
+from evopot.data.dataset import Frames
+from evopot.neural.correct import descriptor_for, symmetry_functions, train_hybrid
+from evopot.neural.hybrid import Hybrid, predict
 
 #: nearest-neighbour distances (Å) of the probes: diamond's equilibrium is 2.35
 DISTANCES = np.round(np.arange(1.2, 2.61, 0.1), 2)

@@ -30,27 +30,34 @@ import hashlib
 import json
 import signal
 import sys
-from dataclasses import replace
 import tempfile
 import time
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from evopot.config import CorrectionConfig
-from evopot.correct import check_frame_weights, descriptor_for, frame_weights, residual_for, symmetry_functions, training_settings
-from evopot.evaluate import evaluate
-from evopot.geometry import build_geometry
-from evopot.forcefield import resolve_device
-from evopot.hybrid import formula_only
-from evopot.network import network_inputs
-from evopot.potential import Potential
-from evopot.residual import ensemble_prediction, train_correction
 from paired import paired_gap, verdict
 from run_member import load_member
+
+from evopot.config.schema import CorrectionConfig
+from evopot.data.geometry import build_geometry
+from evopot.devices import resolve_device
+from evopot.model.evaluate import evaluate
+from evopot.model.potential import Potential
+from evopot.neural.correct import (
+    check_frame_weights,
+    descriptor_for,
+    frame_weights,
+    residual_for,
+    symmetry_functions,
+    training_settings,
+)
+from evopot.neural.hybrid import formula_only
+from evopot.neural.network import network_inputs
+from evopot.neural.residual import ensemble_prediction, train_correction
 
 DESCRIPTOR_KEYS = ("cutoff", "angular_cutoff", "radial_functions", "angular_shells", "moment_channels", "formula_inputs")
 #: alone: DFT labels, symmetry functions only; hybrid: DFT minus the formula, with the

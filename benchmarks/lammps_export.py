@@ -24,11 +24,11 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import GENERAL_THREEBODY, copper_cell, pair_potential, periodic_cell  # noqa: E402
 
-from evopot.evaluate import evaluate_atoms  # noqa: E402
+from evopot.data.sampling import probe_cell  # noqa: E402
 from evopot.export.lammps import export_lammps  # noqa: E402
 from evopot.export.lammps_run import run_lammps  # noqa: E402
-from evopot.known import stillinger_weber, sutton_chen  # noqa: E402
-from evopot.synthetic import probe_cell  # noqa: E402
+from evopot.model.evaluate import evaluate_atoms  # noqa: E402
+from evopot.testing.known import stillinger_weber, sutton_chen  # noqa: E402
 
 BAR = 1e-4
 

@@ -26,7 +26,6 @@ import re
 import tempfile
 import time
 
-import numpy as np
 import torch
 from ase import units
 from ase.build import bulk
@@ -34,10 +33,10 @@ from ase.md.verlet import VelocityVerlet
 
 from evopot.export.lammps import export_lammps
 from evopot.export.lammps_run import run_lammps
-from evopot.forcefield import ForceField
-from evopot.kernels import compile_kernel
-from evopot.known import stillinger_weber
-from evopot.md import MolecularDynamics, thermalized
+from evopot.md.dynamics import MolecularDynamics, thermalized
+from evopot.md.forcefield import ForceField
+from evopot.md.kernels import compile_kernel
+from evopot.testing.known import stillinger_weber
 
 
 def silicon(n_atoms: int):

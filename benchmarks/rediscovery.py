@@ -1,7 +1,7 @@
 """Rediscovery benchmark: Lennard-Jones, Morse, Stillinger–Weber and Sutton–Chen, 10 seeds each.
 
 Prints, per problem, the success rate (exact functional form recovered, checked by
-evopot.equivalence at 1e-3 relative on constants), the median wall time of a run, and
+evopot.testing.equivalence at 1e-3 relative on constants), the median wall time of a run, and
 that of the runs that found it.
 Goals: LJ 10/10, Morse ≥ 8/10 (issue 2); Stillinger–Weber and Sutton–Chen ≥ 8/10
 (issue 3). ``--time-limit`` caps each run's wall time (the problem's population and
@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from evopot.rediscovery import PROBLEMS, run
+from evopot.testing.rediscovery import PROBLEMS, run
 
 GOALS = {"lennard-jones": 10, "morse": 8, "stillinger-weber": 8, "sutton-chen": 8}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evopot.api import dataset_from_config
-from evopot.config import load_config
-from evopot.rundir import RunDirectory, member_potential
+from evopot.config.schema import load_config
+from evopot.data.dataset import dataset_from_config
+from evopot.search.rundir import RunDirectory, member_potential
 
 
 def load_member(run_path: str | Path, member: int | None):

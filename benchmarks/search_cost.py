@@ -1,7 +1,7 @@
 """Where a rediscovery search spends its time: wall time of the first population plus
 N generations, and the share of the stages that dominate it.
 
-Runs one problem of ``evopot.rediscovery`` (default Stillinger–Weber, seed 3,
+Runs one problem of ``evopot.testing.rediscovery`` (default Stillinger–Weber, seed 3,
 2 generations) under cProfile and prints the cumulative time of: fitting constants,
 three-body columns, compiling formulas to NumPy, and building candidates from trees
 (sympy: decompose and tidy). cProfile slows sympy-heavy code more than NumPy-heavy
@@ -21,9 +21,9 @@ import pstats
 import tempfile
 from pathlib import Path
 
-from evopot.evaluate import compile_function, compile_with_slopes
-from evopot.formula import tidy
-from evopot.rediscovery import PROBLEMS, run
+from evopot.model.evaluate import compile_function, compile_with_slopes
+from evopot.model.formula import tidy
+from evopot.testing.rediscovery import PROBLEMS, run
 
 STAGES = {
     "fitting constants": ("fitting.py", "fit_constants"),

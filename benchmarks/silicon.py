@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 import evopot
-from evopot.config import load_config
-from evopot.data import read_frames
-from evopot.metrics import zero_force_errors
+from evopot.config.schema import load_config
+from evopot.data.dataset import read_frames
+from evopot.model.metrics import zero_force_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 

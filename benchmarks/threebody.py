@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ase.build import bulk
 
-from evopot.data import read_frames, unlabelled
-from evopot.evaluate import build_angle_table, evaluate, term_prediction
-from evopot.geometry import build_geometry, build_triplets
-from evopot.known import stillinger_weber
+from evopot.data.dataset import read_frames, unlabelled
+from evopot.data.geometry import build_geometry, build_triplets
+from evopot.model.evaluate import build_angle_table, evaluate, term_prediction
+from evopot.testing.known import stillinger_weber
 
 ROOT = Path(__file__).resolve().parents[1]
 

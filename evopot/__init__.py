@@ -1,10 +1,25 @@
-"""evopot: discover interatomic potentials as short, readable formulas."""
+"""evopot: discover interatomic potentials as short, readable formulas.
 
-__version__ = "0.1.0"
+    import evopot
+    result = evopot.search("config.yaml")      # or a SearchConfig, or frames in memory
+    print(result.sympy())
+    atoms.calc = evopot.EvopotCalculator("runs/x/potentials/member_003.json")
+"""
+
+from evopot import search  # the subpackage; calling it runs a search
+from evopot.version import __version__
+
+__all__ = ["search", "Potential", "EvopotCalculator", "__version__"]
 
 
-def search(config, **kwargs):
-    """Run ``evopot search`` from Python; see :func:`evopot.api.search`."""
-    from evopot.api import search as _search
+def __getattr__(name):
+    # imported on first use: `import evopot` stays light (no torch)
+    if name == "Potential":
+        from evopot.model.potential import Potential
 
-    return _search(config, **kwargs)
+        return Potential
+    if name == "EvopotCalculator":
+        from evopot.md.calculator import EvopotCalculator
+
+        return EvopotCalculator
+    raise AttributeError(f"module 'evopot' has no attribute {name!r}")

@@ -11,8 +11,8 @@ import argparse
 import sys
 import warnings
 
-from evopot import __version__
 from evopot.errors import EvopotError
+from evopot.version import __version__
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "search":
             return _search(args)
         if args.command == "show":
-            from evopot import show as shows
-
             from pathlib import Path
+
+            from evopot.inspect import show as shows
 
             if Path(args.run).is_file():
                 if args.latex or args.member is not None:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(shows.front_table(args.run))
             return 0
         if args.command == "report":
-            from evopot.report import write_report
+            from evopot.inspect.report import write_report
 
             path = write_report(args.run, args.member, args.output)
             print(f"report: {path}  (open it in a browser; it needs no network)")
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 def _search(args) -> int:
     from pathlib import Path
 
-    from evopot.api import search
-    from evopot.config import load_config
-    from evopot.show import front_table
+    from evopot.config.schema import load_config
+    from evopot.inspect.show import front_table
+    from evopot.search.run import search
 
     overrides = {}
     if args.seed is not None:
@@ -180,8 +180,8 @@ def _load_potential(path: str, member: int | None):
     (potential, description)."""
     from pathlib import Path
 
-    from evopot.hybrid import load_model
-    from evopot.rundir import member_potential
+    from evopot.neural.hybrid import load_model
+    from evopot.search.rundir import member_potential
 
     if Path(path).is_dir():
         number, potential = member_potential(path, member)
@@ -192,9 +192,9 @@ def _load_potential(path: str, member: int | None):
 
 
 def _correct(args) -> int:
-    from evopot.correct import correct_run, flag_uncertain, hybrid_path
-    from evopot.data import read_frames
-    from evopot.hybrid import load_model
+    from evopot.data.dataset import read_frames
+    from evopot.neural.correct import correct_run, flag_uncertain, hybrid_path
+    from evopot.neural.hybrid import load_model
 
     for name in ("ensemble", "epochs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -227,7 +227,7 @@ def _correct(args) -> int:
 
 
 def _validate(args) -> int:
-    from evopot.validate import validate
+    from evopot.inspect.validate import validate
 
     if args.steps < 10:
         raise EvopotError(f"--steps must be at least 10, got {args.steps}")
@@ -244,8 +244,8 @@ def _md(args) -> int:
     import ase.io
     import torch
 
-    from evopot.forcefield import ForceField
-    from evopot.md import MolecularDynamics, thermalized
+    from evopot.md.dynamics import MolecularDynamics, thermalized
+    from evopot.md.forcefield import ForceField
 
     for name in ("steps", "every"):
         if getattr(args, name) < 1:
@@ -286,8 +286,8 @@ def _md(args) -> int:
 
 def _export(args) -> int:
     from evopot.export.lammps import export_lammps
-    from evopot.potential import Potential
-    from evopot.rundir import member_potential
+    from evopot.model.potential import Potential
+    from evopot.search.rundir import member_potential
 
     if (args.run is None) == (args.potential is None):
         raise EvopotError("give a run directory or --potential FILE (one of them)")
@@ -303,7 +303,7 @@ def _export(args) -> int:
         member, potential = member_potential(args.run, args.member)
         source = f"member {member} of {args.run}"
     if args.formula_only:
-        from evopot.hybrid import formula_only
+        from evopot.neural.hybrid import formula_only
 
         if not potential.metadata.get("correction"):
             raise EvopotError(f"{source} has no neural correction; --formula-only applies to hybrid potentials")

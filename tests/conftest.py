@@ -9,10 +9,10 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from evopot.cutoff import Cutoff
-from evopot.data import unlabelled  # noqa: F401  (tests import it from here)
-from evopot.formula import parse_formula
-from evopot.potential import Potential, Term
+from evopot.data.dataset import unlabelled  # noqa: F401  (tests import it from here)
+from evopot.model.cutoff import Cutoff
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
 
 ROOT = Path(__file__).resolve().parents[1]
 SI_TRAIN = ROOT / "examples" / "data" / "Si" / "training.extxyz"
@@ -63,7 +63,7 @@ def pair_potential(formula: str, constants: dict, species=("Si",), cutoff=Cutoff
 
 @pytest.fixture
 def si_frames():
-    from evopot.data import read_frames
+    from evopot.data.dataset import read_frames
 
     return read_frames(SI_TRAIN)
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, SI_TEST
+
 from evopot.cli import main
 
 GOOD = {

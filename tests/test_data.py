@@ -4,11 +4,11 @@ import ase.io
 import numpy as np
 import pytest
 from ase.build import bulk
-
 from conftest import SI_TEST, SI_TRAIN
-from evopot.data import load_dataset, read_frames
+
+from evopot.data.dataset import load_dataset, read_frames
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.geometry import build_geometry
 
 
 def test_bundled_silicon_data_reads_with_energies_forces_and_config_types():

@@ -12,20 +12,20 @@ import re
 import numpy as np
 import pytest
 from ase.build import bulk
-
 from conftest import GENERAL_THREEBODY, TWO_SPECIES_PAIRS, copper_cell, pair_potential, periodic_cell
+
 from evopot.cli import main
-from evopot.cutoff import Cutoff
+from evopot.data.sampling import probe_cell
 from evopot.errors import EvopotError
-from evopot.evaluate import evaluate_atoms
 from evopot.export.lammps import export_lammps
 from evopot.export.lammps_run import lammps_executable, run_lammps
 from evopot.export.lammps_sw import NotStillingerWeber, sw_parameters
 from evopot.export.lammps_threebody import AngleGrid, table_forces
-from evopot.formula import parse_formula
-from evopot.known import SW_SILICON, stillinger_weber, sutton_chen
-from evopot.potential import Potential, Term
-from evopot.synthetic import probe_cell
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate_atoms
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
+from evopot.testing.known import SW_SILICON, stillinger_weber, sutton_chen
 
 try:
     lammps_executable()

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 import sympy
-
 from conftest import GENERAL_THREEBODY, periodic_cell, unlabelled
-from evopot.candidate import Candidate, Component, TermShape
-from evopot.cutoff import Cutoff
-from evopot.data import Frames
-from evopot.evaluate import evaluate
-from evopot.fitting import FitProblem, VariableProjection, fit_constants
-from evopot.formula import parse_formula
-from evopot.geometry import build_geometry
-from evopot.potential import Potential, Term
+
+from evopot.data.dataset import Frames
+from evopot.data.geometry import build_geometry
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
+from evopot.search.candidate import Candidate, Component, TermShape
+from evopot.search.fitting import FitProblem, VariableProjection, fit_constants
 
 r, b0, b1 = sympy.symbols("r b0 b1")
 PAIR = TermShape("pair")
@@ -103,7 +103,7 @@ def test_rounding_removes_two_tiny_constants_that_cancel_at_the_noise_floor(mors
     set to zero raises the loss tenfold (from 1e-11); both set to zero give the exact
     formula. Rounding keeps such a zeroing (the rise is far below the data's size), so
     the formula without both comes back."""
-    from evopot.scoring import Scorer
+    from evopot.search.scoring import Scorer
 
     b2, b3 = sympy.symbols("b2 b3")
     bloated = pair_candidate([sympy.exp(b0 * r) * r**b2 * (r - b3) / r, sympy.exp(b1 * r)], (b0, b1, b2, b3), (-2.6, -1.1, 1e-9, -1.5e-9))
@@ -118,7 +118,7 @@ def test_a_large_constant_is_rounded_to_infinity_when_it_only_sets_a_scale(morse
     """(r + c)·exp(−2.6 r) with c = 9.7e5 (a Stillinger–Weber run left h = (r + 9.7e5)·e):
     over a 5 Å cutoff it is c·exp(−2.6 r) to 5e-6, so the formula with c → ∞, exp(−2.6 r)
     alone, fits as well and comes back from the pruning."""
-    from evopot.scoring import Scorer
+    from evopot.search.scoring import Scorer
 
     b2 = sympy.Symbol("b2")
     near = pair_candidate([sympy.exp(b0 * r) * (r + b2), sympy.exp(b1 * r)], (b0, b1, b2), (-2.6, -1.1, 9.7e5))

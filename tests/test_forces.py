@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from conftest import PAIR_FORMULAS, cluster, finite_difference_forces, pair_potential, periodic_cell, unlabelled
 from scipy.spatial.transform import Rotation
 
-from conftest import PAIR_FORMULAS, cluster, finite_difference_forces, pair_potential, periodic_cell, unlabelled
-from evopot.cutoff import Cutoff
-from evopot.evaluate import evaluate
-from evopot.evaluate_torch import evaluate_torch
-from evopot.formula import parse_formula
-from evopot.geometry import build_geometry
-from evopot.potential import Potential, Term
+from evopot.data.geometry import build_geometry
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate
+from evopot.model.evaluate_torch import evaluate_torch
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
 
 
 def energy_of(potential, atoms):

@@ -8,10 +8,10 @@ import sympy
 from deap import gp
 
 from evopot.errors import EvopotError
-from evopot.candidate import Candidate, Component, TermShape, complexity, decompose
-from evopot.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
-from evopot.engines.gp import Archive, GPEngine, GPSettings
-from evopot.engines.space import SearchSpace, load_search_space, resolve_search_space_path
+from evopot.search.candidate import Candidate, Component, TermShape, complexity, decompose
+from evopot.search.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.search.engines.gp import Archive, GPEngine, GPSettings
+from evopot.search.engines.space import SearchSpace, load_search_space, resolve_search_space_path
 
 r = sympy.Symbol("r")
 OPERATORS = ["add", "sub", "mul", "div", "pow", "neg", "inv", "square", "cube", "exp", "nexp"]
@@ -158,7 +158,7 @@ def test_variation_respects_the_size_limits():
 def test_crossover_also_swaps_a_whole_slot_between_parents():
     """A V found by one individual can meet the g and h of another: some crossovers
     hand over one slot's whole tree and leave the other slots alone."""
-    from evopot.engines.gp import SLOT_SWAP
+    from evopot.search.engines.gp import SLOT_SWAP
 
     space = _pair_and_separable_space()
     engine = GPEngine(space, GPSettings(population=8, seed=0), score=None)
@@ -183,8 +183,8 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
     search that keeps improving, or sits at its target, never restarts."""
     import numpy as np
 
-    from evopot.fitting import FitResult
-    from evopot.scoring import Scored
+    from evopot.search.fitting import FitResult
+    from evopot.search.scoring import Scored
 
     space = _pair_and_separable_space()
 
@@ -223,9 +223,10 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
 
 
 def test_archive_front_is_strictly_improving_with_complexity():
-    from evopot.scoring import Scored
-    from evopot.fitting import FitResult
     import numpy as np
+
+    from evopot.search.fitting import FitResult
+    from evopot.search.scoring import Scored
 
     def scored(loss, size):
         return Scored(Candidate((Component(PAIR, (r,)),)), FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1)), size)

@@ -10,16 +10,16 @@ import pytest
 import sympy
 import torch
 
-from evopot.candidate import TermShape
-from evopot.engines.distill import CurveProblem, regress_curve, rename_variable
-from evopot.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
-from evopot.engines.neural import NeuralData, SeparableNetwork, fit_network
-from evopot.engines.pysr_backend import available, equations_to_trees, sympy_to_tree
-from evopot.engines.space import load_search_space, resolve_search_space_path
-from evopot.equivalence import equivalent
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.geometry import build_geometry
-from evopot.rediscovery import lennard_jones
+from evopot.search.candidate import TermShape
+from evopot.search.engines.distill import CurveProblem, regress_curve, rename_variable
+from evopot.search.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.search.engines.neural import NeuralData, SeparableNetwork, fit_network
+from evopot.search.engines.pysr_backend import available, equations_to_trees, sympy_to_tree
+from evopot.search.engines.space import load_search_space, resolve_search_space_path
+from evopot.testing.equivalence import equivalent
+from evopot.testing.rediscovery import lennard_jones
 
 R = sympy.Symbol("r")
 PAIR = load_search_space(resolve_search_space_path("pair"))
@@ -30,7 +30,7 @@ def lj():
     problem = lennard_jones()
     frames = problem.frames(0)
     c = problem.cutoff
-    from evopot.cutoff import Cutoff
+    from evopot.model.cutoff import Cutoff
 
     cutoff = Cutoff(c["radius"], c["onset"], c["function"])
     geometry = build_geometry(frames, cutoff.radius)
@@ -64,7 +64,7 @@ def test_the_polish_stops_once_it_stops_paying(lj):
     """L-BFGS runs in chunks of POLISH_CHUNK iterations and stops after one that gains
     less than POLISH_GAIN: on labels with noise the loss floors and it stops within two
     chunks; on exact labels it goes on until the loss is orders of magnitude lower."""
-    from evopot.engines.neural import POLISH_CHUNK
+    from evopot.search.engines.neural import POLISH_CHUNK
 
     problem, cutoff, _ = lj
     frames = problem.frames(0)
@@ -105,7 +105,7 @@ def test_a_cos_theta_slot_is_a_cubic_hermite_table_of_its_mlp():
     """g(cos θ) is evaluated through a table of its MLP (values and slopes on
     TABLE_NODES nodes): it follows the MLP to 1e-9 in value and 1e-6 in slope, and the
     loss's gradient reaches the MLP's weights through it as through the MLP itself."""
-    from evopot.engines.neural import SlotNetwork
+    from evopot.search.engines.neural import SlotNetwork
 
     torch.manual_seed(3)
     slot = SlotNetwork(("costheta",), (16, 16)).double()
@@ -126,7 +126,7 @@ def test_the_simplest_formula_within_the_networks_error_is_the_one_seeded():
     """A learned Stillinger–Weber h(r) = exp(γσ/(r − aσ)), off by 0.5 % as a network's
     curve is: a longer tree follows the wiggles more closely, but the constant (times
     the envelope, SW's own h) is within the network's error and must be among the seeds."""
-    from evopot.known import SW_SILICON as c
+    from evopot.testing.known import SW_SILICON as c
 
     space = load_search_space(resolve_search_space_path("stillinger_weber"))
     radius = c["a"] * c["sig"]
@@ -143,7 +143,7 @@ def test_the_simplest_formula_within_the_networks_error_is_the_one_seeded():
 def test_seeds_pair_one_slots_best_tree_with_anothers_simplest():
     """The distilled V may only be right in its most accurate tree while g and h are
     right in their simplest (SW's own): the seeds must hold that combination early."""
-    from evopot.engines.distill import Distilled
+    from evopot.search.engines.distill import Distilled
 
     distilled = Distilled([{"trees": [("V_best", 1e-5), ("V_simple", 0.01)]}, {"trees": [("g_best", 0.003), ("g_simple", 0.004)]},
                            {"trees": [("h_best", 1e-5), ("h_simple", 2e-4), ("h_third", 3e-4)]}])
@@ -167,8 +167,8 @@ def test_curve_problem_offset_is_free_only_when_asked():
     """A constant offset costs nothing when the slot's constant is not the network's to
     know (the fitter's 'reference energy' column takes it); for g, h, f or an enveloped
     V it is part of the learned shape, so a formula must carry it itself."""
-    from evopot.candidate import decompose
-    from evopot.fitting import fit_constants
+    from evopot.search.candidate import decompose
+    from evopot.search.fitting import fit_constants
 
     x = np.linspace(1, 3, 50)
     candidate = decompose([[sympy.exp(-R)]], [TermShape("pair")], {})
@@ -210,9 +210,9 @@ def test_pysr_equations_become_seed_trees():
 
 
 def test_guided_search_seeds_the_population_and_records_it(tmp_path):
-    from evopot.api import search
-    from evopot.config import load_config
-    from evopot.rediscovery import write_problem
+    from evopot.config.schema import load_config
+    from evopot.search.run import search
+    from evopot.testing.rediscovery import write_problem
 
     engine = {"name": "guided", "population": 12, "generations": 1,
               "guided": {"epochs": 30, "polish": 10, "distill_population": 12, "distill_generations": 2, "seeds": 4}}
@@ -229,7 +229,7 @@ def test_guided_search_seeds_the_population_and_records_it(tmp_path):
 def test_guided_settings_are_validated(tmp_path):
     from test_config_cli import GOOD, write
 
-    from evopot.config import load_config
+    from evopot.config.schema import load_config
 
     path = write(tmp_path, dict(GOOD, engine={"name": "guided", "guided": {"distill_population": 10}}))
     with pytest.raises(EvopotError, match="distill_population.*multiple of 4"):
@@ -244,7 +244,7 @@ def test_pysr_distiller_is_refused_for_an_enveloped_search_space_before_any_work
     in again: refused up front, naming the field and the fix, the old run untouched."""
     from test_config_cli import GOOD, write
 
-    from evopot.api import search
+    from evopot.search.run import search
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("earlier work")
@@ -258,7 +258,7 @@ def test_pysr_missing_stops_a_search_before_it_replaces_the_old_run(tmp_path):
     """Without Julia, --overwrite must not have deleted the old run by the time it says so."""
     from test_config_cli import GOOD, write
 
-    from evopot.api import search
+    from evopot.search.run import search
 
     try:
         import pysr  # noqa: F401

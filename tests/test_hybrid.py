@@ -8,21 +8,21 @@ import torch
 from ase.build import bulk
 from conftest import GENERAL_THREEBODY, SI_TEST, TWO_SPECIES_PAIRS, cluster, copper_cell, pair_potential, periodic_cell
 
-from evopot.calculator import EvopotCalculator
-from evopot.config import CorrectionConfig
-from evopot.correct import descriptor_for, errors, residual_for, train_hybrid
-from evopot.data import read_frames, split_by_fraction, unlabelled
-from evopot.descriptors import SymmetryFunctions
+from evopot.config.schema import CorrectionConfig
+from evopot.data.dataset import read_frames, split_by_fraction, unlabelled
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.evaluate import evaluate
-from evopot.forcefield import ForceField
-from evopot.formula_inputs import FormulaInputs
-from evopot.geometry import build_geometry
-from evopot.hybrid import Hybrid, formula_only, load_model, predict, save_hybrid
-from evopot.known import stillinger_weber, sutton_chen
-from evopot.network import Correction
-from evopot.potential import Potential
-from evopot.residual import _loss, network_prediction, residual_data
+from evopot.md.calculator import EvopotCalculator
+from evopot.md.forcefield import ForceField
+from evopot.model.evaluate import evaluate
+from evopot.model.potential import Potential
+from evopot.neural.correct import descriptor_for, errors, residual_for, train_hybrid
+from evopot.neural.descriptors import SymmetryFunctions
+from evopot.neural.formula_inputs import FormulaInputs
+from evopot.neural.hybrid import Hybrid, formula_only, load_model, predict, save_hybrid
+from evopot.neural.network import Correction
+from evopot.neural.residual import _loss, network_prediction, residual_data
+from evopot.testing.known import stillinger_weber, sutton_chen
 
 LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
 
@@ -65,7 +65,7 @@ def case(request):
 def test_formula_inputs_are_each_atoms_share_of_the_formulas_energy(potential, atoms):
     """The term columns of all atoms add up to the formula's energy (the independent
     evaluator's, reference energies aside), term by term."""
-    from evopot.evaluate import term_prediction
+    from evopot.model.evaluate import term_prediction
 
     inputs = FormulaInputs(SymmetryFunctions.default(potential.species, max(5.0, potential.reach), radial_count=4), potential)
     frames = unlabelled([atoms])
@@ -193,8 +193,8 @@ def test_a_hybrid_learns_a_share_of_each_term(si_splits):
     """DFT = 0.7 × Stillinger–Weber: what the formula leaves is −0.3 of each of its two
     terms, which the hybrid, reading the term columns, learns to a tenth of the
     formula's error."""
-    from evopot.known import SW_SILICON
-    from evopot.synthetic import label
+    from evopot.data.sampling import label
+    from evopot.testing.known import SW_SILICON
 
     formula = stillinger_weber()
     scaled = EvopotCalculator(stillinger_weber(constants={**SW_SILICON, "eps": 0.7 * SW_SILICON["eps"]}))
@@ -212,7 +212,7 @@ def test_config_type_weights_weigh_each_frame_in_the_loss(si_splits, loss):
     3 counts as its frames three times over."""
     from dataclasses import replace
 
-    from evopot.correct import training_settings
+    from evopot.neural.correct import training_settings
 
     settings = CorrectionConfig(ensemble=1, hidden=[8], radial_functions=4, angular_shells=0, moment_channels=0, loss=loss)
     descriptor = descriptor_for(LJ, settings)
@@ -281,7 +281,7 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
     (tmp_path / "g.pt").unlink()
     with pytest.raises(EvopotError, match="weights file .* is missing"):
         load_model(path)
-    with pytest.raises(EvopotError, match="load it with evopot.hybrid.load_model"):
+    with pytest.raises(EvopotError, match="load it with evopot.neural.hybrid.load_model"):
         ForceField(Potential.load(path))
     assert ForceField(formula_only(Potential.load(path))).correction is None
     # a network that reads the formula's terms belongs to that formula
@@ -302,7 +302,7 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
 
 
 def test_md_runs_with_a_hybrid():
-    from evopot.md import MolecularDynamics, thermalized
+    from evopot.md.dynamics import MolecularDynamics, thermalized
 
     model = random_hybrid(LJ)
     atoms = thermalized(bulk("Si", "diamond", 5.43, cubic=True), 300, 0)

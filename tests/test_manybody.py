@@ -4,16 +4,16 @@ independent implementation (matscipy's Stillinger–Weber)."""
 import numpy as np
 import pytest
 from ase.build import bulk
+from conftest import cluster, finite_difference_forces, periodic_cell, unlabelled
 from scipy.spatial.transform import Rotation
 
-from conftest import cluster, finite_difference_forces, periodic_cell, unlabelled
-from evopot.cutoff import Cutoff
-from evopot.evaluate import evaluate
-from evopot.evaluate_torch import evaluate_torch
-from evopot.formula import parse_formula
-from evopot.geometry import build_geometry
-from evopot.known import stillinger_weber, sutton_chen
-from evopot.potential import Potential, Term
+from evopot.data.geometry import build_geometry
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate
+from evopot.model.evaluate_torch import evaluate_torch
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
+from evopot.testing.known import stillinger_weber, sutton_chen
 
 NAMES = ["r", "rij", "rik", "costheta", "rho", "A", "b", "c", "d"]
 

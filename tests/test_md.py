@@ -15,22 +15,30 @@ import torch
 from ase import units
 from ase.build import bulk
 from ase.md.verlet import VelocityVerlet
+from conftest import (
+    GENERAL_THREEBODY,
+    PAIR_FORMULAS,
+    TWO_SPECIES_PAIRS,
+    cluster,
+    pair_potential,
+    periodic_cell,
+    unlabelled,
+)
+from test_manybody import POTENTIALS, embedding, threebody
 
-from conftest import GENERAL_THREEBODY, PAIR_FORMULAS, TWO_SPECIES_PAIRS, cluster, pair_potential, periodic_cell, unlabelled
-from evopot.calculator import EvopotCalculator
-from evopot.cutoff import Cutoff
-from evopot.formula import parse_formula
 from evopot.cli import main
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.evaluate import evaluate
-from evopot.evaluate_torch import evaluate_torch
-from evopot.forcefield import ForceField
-from evopot.geometry import build_geometry
-from evopot.kernels import compile_kernel
-from evopot.known import stillinger_weber, sutton_chen
-from evopot.md import MolecularDynamics, thermalized
-from evopot.potential import Potential, Term
-from test_manybody import NAMES, POTENTIALS, embedding, threebody
+from evopot.md.calculator import EvopotCalculator
+from evopot.md.dynamics import MolecularDynamics, thermalized
+from evopot.md.forcefield import ForceField
+from evopot.md.kernels import compile_kernel
+from evopot.model.cutoff import Cutoff
+from evopot.model.evaluate import evaluate
+from evopot.model.evaluate_torch import evaluate_torch
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential, Term
+from evopot.testing.known import stillinger_weber, sutton_chen
 
 SPECIES = ("Ge", "Si")
 

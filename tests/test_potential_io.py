@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import sympy
-
 from conftest import PAIR_FORMULAS, pair_potential, periodic_cell, unlabelled
+
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.evaluate import evaluate
-from evopot.formula import parse_formula
-from evopot.geometry import build_geometry
-from evopot.potential import Potential
+from evopot.model.evaluate import evaluate
+from evopot.model.formula import parse_formula
+from evopot.model.potential import Potential
 
 
 def test_potential_round_trips_through_json_with_identical_predictions(tmp_path):

@@ -9,9 +9,9 @@ import shutil
 import subprocess
 
 import pytest
+from test_config_cli import GOOD, write
 
 from evopot.cli import main
-from test_config_cli import GOOD, write
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

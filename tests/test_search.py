@@ -7,8 +7,8 @@ import pytest
 import sympy
 
 import evopot
-from evopot.rediscovery import PROBLEMS, recovered, run, write_problem
-from evopot.engines.gp import GPEngine, GPSettings
+from evopot.search.engines.gp import GPEngine, GPSettings
+from evopot.testing.rediscovery import PROBLEMS, recovered, run, write_problem
 
 SMALL = {"population": 24, "generations": 4}
 
@@ -115,8 +115,8 @@ def test_a_wrong_formula_is_not_called_a_rediscovery(lj_folder):
 
 def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, capsys):
     from evopot.cli import main
-    from evopot.potential import Potential
-    from evopot.rediscovery import stillinger_weber
+    from evopot.model.potential import Potential
+    from evopot.testing.rediscovery import stillinger_weber
 
     problem = stillinger_weber()
     config = write_problem(problem, tmp_path, seed=0, engine={"population": 16, "generations": 2})
@@ -136,19 +136,20 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     check accepts it; a g of the wrong form is refused."""
     from types import SimpleNamespace
 
-    from evopot.api import cutoff_from_config, dataset_from_config
-    from evopot.config import load_config
-    from evopot.engines.space import load_search_space, resolve_search_space_path
-    from evopot.fitting import FitProblem
-    from evopot.scoring import Scorer
+    from evopot.config.schema import load_config
+    from evopot.data.dataset import dataset_from_config
+    from evopot.model.cutoff import cutoff_from_config
+    from evopot.search.engines.space import load_search_space, resolve_search_space_path
+    from evopot.search.fitting import FitProblem
+    from evopot.search.scoring import Scorer
 
     problem = PROBLEMS["stillinger-weber"]()
     config = load_config(write_problem(problem, tmp_path, seed=0))
-    cutoff = cutoff_from_config(config)
+    cutoff = cutoff_from_config(config.cutoff)
     dataset = dataset_from_config(config)
     fit = FitProblem.from_frames(dataset.train, cutoff, tuple(dataset.species))
     space = load_search_space(resolve_search_space_path("stillinger_weber"))
-    scorer = Scorer(fit, 60, 2 * space.limits.max_nodes)  # the search's own limit (evopot.api)
+    scorer = Scorer(fit, 60, 2 * space.limits.max_nodes)  # the search's own limit (evopot.search.run)
     members = []
     for g in ["square(add(costheta, 0.834))", "cube(add(costheta, 0.834))"]:
         engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, radius=cutoff.radius)
@@ -204,10 +205,10 @@ def test_species_specific_pair_terms_are_searched_on_two_species_data(tmp_path):
     the search beats predicting zero force by far."""
     import ase.io
     import yaml
-
     from conftest import TWO_SPECIES_PAIRS
-    from evopot.calculator import EvopotCalculator
-    from evopot.synthetic import label, random_dense_cells
+
+    from evopot.data.sampling import label, random_dense_cells
+    from evopot.md.calculator import EvopotCalculator
 
     images = random_dense_cells(10, 24, 0.045, 2.1, seed=5)
     rng = __import__("numpy").random.default_rng(5)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SI_TEST
-from evopot.calculator import EvopotCalculator
+
 from evopot.cli import main
-from evopot.known import stillinger_weber
-from evopot.validate import Check, Validation, crystal, cubic_elastic_constants, equation_of_state, validate
+from evopot.inspect.validate import Check, Validation, crystal, cubic_elastic_constants, equation_of_state, validate
+from evopot.md.calculator import EvopotCalculator
+from evopot.testing.known import stillinger_weber
 
 
 def test_stillinger_weber_lattice_constant_and_elastic_constants_match_matscipy():
@@ -39,8 +39,8 @@ def test_validate_writes_a_table_and_figures(tmp_path):
 
 
 def test_validate_refuses_data_with_species_the_potential_lacks(tmp_path, capsys):
-    from ase.build import bulk
     import ase.io
+    from ase.build import bulk
 
     stillinger_weber().save(tmp_path / "sw.json")
     atoms = bulk("Cu", "fcc", 3.61)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evopot.evaluate import evaluate_atoms
+from evopot.data.sampling import probe_cell
 from evopot.export.lammps_run import run_lammps
-from evopot.potential import Potential
-from evopot.synthetic import probe_cell
+from evopot.model.evaluate import evaluate_atoms
+from evopot.model.potential import Potential
 
 FORCE_TOLERANCE = 1e-4  # eV/Å, the bar for analytic styles and tables
 

@@ -17,8 +17,8 @@ import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 
 from evopot.errors import EvopotError
-from evopot.evaluate import density_curve, embedding_curve, pair_curve
-from evopot.potential import Potential
+from evopot.model.evaluate import density_curve, embedding_curve, pair_curve
+from evopot.model.potential import Potential
 
 
 def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float | None = None):

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from evopot.data.sampling import probe_cell
 from evopot.errors import EvopotError
 from evopot.export.eam_setfl import write_setfl
 from evopot.export.lammps_sw import NotStillingerWeber, sw_parameters, write_sw
 from evopot.export.lammps_table import write_pair_tables
 from evopot.export.lammps_threebody import AngleGrid, table_forces, threebody_radius, write_threebody_table
-from evopot.synthetic import probe_cell
 from evopot.export.metadata import header_lines
-from evopot.potential import Potential
+from evopot.model.potential import Potential
 
 DEFAULT_POINTS = 5000
 DEFAULT_ANGLE_POINTS = 40

@@ -22,7 +22,7 @@ import numpy as np
 import sympy
 
 from evopot.errors import EvopotError
-from evopot.potential import Potential, Term
+from evopot.model.potential import Potential, Term
 
 R, RIJ, RIK, COS = sympy.symbols("r rij rik costheta")
 

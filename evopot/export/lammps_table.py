@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from evopot.errors import EvopotError
-from evopot.evaluate import pair_curve
-from evopot.potential import Potential
+from evopot.model.evaluate import pair_curve
+from evopot.model.potential import Potential
 
 
 @dataclass(frozen=True)

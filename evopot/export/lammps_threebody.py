@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evopot.evaluate import angle_energy_and_slopes, applies_to_angle, build_geometry
-from evopot.data import unlabelled
+from evopot.data.dataset import unlabelled
 from evopot.errors import EvopotError
-from evopot.potential import Potential
+from evopot.model.evaluate import angle_energy_and_slopes, applies_to_angle, build_geometry
+from evopot.model.potential import Potential
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import datetime
 
 import sympy
 
-from evopot import __version__
-from evopot.potential import Potential
+from evopot.model.potential import Potential
+from evopot.version import __version__
 
 
 def header_lines(potential: Potential, what: str) -> list[str]:

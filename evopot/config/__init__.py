@@ -1,0 +1,1 @@
+"""The YAML schema of configs (pydantic) and the YAML reader."""

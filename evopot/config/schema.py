@@ -1,0 +1,228 @@
+"""The search config: one YAML file names the data, the search space, the engine and
+the fitness, validated by pydantic. Relative paths are read from the config file's
+folder. Every mistake becomes one :class:`EvopotError` line naming the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evopot.config.yamlfile import read_mapping, validate
+from evopot.errors import EvopotError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    """How validation (and test, when no test file is given) frames are held out.
+
+    ``by: fraction`` takes ``validation``/``test`` as fractions of the training file's
+    frames (shuffled with the seed); ``by: config_type`` takes them as lists of
+    ``config_type`` names."""
+
+    by: Literal["fraction", "config_type"] = "fraction"
+    validation: Union[float, list[str]] = 0.1
+    test: Union[float, list[str], None] = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for name in ("validation", "test"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.by == "fraction":
+                if not isinstance(value, (int, float)):
+                    raise ValueError(f"{name}: with by: fraction give a number between 0 and 1, got {value!r}")
+                if not 0 <= value < 1:
+                    raise ValueError(f"{name}: fraction must be in [0, 1), got {value}")
+            elif not isinstance(value, list):
+                raise ValueError(f"{name}: with by: config_type give a list of config_type names, got {value!r}")
+        if self.by == "fraction" and self.validation + (self.test or 0) >= 1:
+            raise ValueError("validation + test fractions leave no training frames; keep their sum below 1")
+        return self
+
+
+class DataConfig(_Strict):
+    train: Path
+    validation: Path | None = None
+    test: Path | None = None
+    split: SplitConfig = SplitConfig()
+
+
+class CutoffConfig(_Strict):
+    radius: float = Field(gt=0, description="cutoff radius in Å")
+    onset: float | None = Field(None, ge=0, description="where the switch starts, Å (default radius − 1 Å, or 0 if the radius is ≤ 1 Å)")
+    function: str = Field("quintic", description="the switching function's profile (evopot.model.cutoff.PROFILES)")
+
+    @model_validator(mode="after")
+    def _onset(self):
+        if self.onset is None:
+            self.onset = max(self.radius - 1.0, 0.0)
+        if self.onset >= self.radius:
+            raise ValueError(f"onset ({self.onset} Å) must be below radius ({self.radius} Å)")
+        return self
+
+
+def _multiple_of_four(value: int) -> int:
+    if value % 4:
+        raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
+    return value
+
+
+#: A GP population size: NSGA-II's tournament takes individuals in fours.
+Population = Annotated[int, Field(ge=4), AfterValidator(_multiple_of_four)]
+
+
+class GuidedConfig(_Strict):
+    """The neural-guided start (``engine.name: guided``): the separable network and the
+    distillation of its functions into the first individuals of the search."""
+
+    hidden: list[int] = Field([32, 32], min_length=1, description="hidden layer widths of each slot's MLP")
+    epochs: int = Field(1000, ge=1, description="Adam epochs (full batch) of the separable network")
+    polish: int = Field(1000, ge=0, description="most L-BFGS iterations after Adam, in chunks of 100 that stop once one gains < 2 % "
+                        "(on the SW data 500 stopped two seeds of eight mid-way, in a poor basin)")
+    distill_population: Population = Field(100, description="population of each slot's symbolic regression (a multiple of 4)")
+    distill_generations: int = Field(15, ge=1)
+    keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")
+    distill_with: Literal["deap", "pysr"] = Field("deap", description="deap (built in) or pysr (optional; needs Julia)")
+    seeds: int = Field(20, ge=1, description="most seeded individuals")
+
+
+class EngineConfig(_Strict):
+    name: Literal["gp", "guided"] = "gp"
+    population: Population = Field(100, description="individuals kept each generation (a multiple of 4)")
+    generations: int = Field(20, ge=0)
+    crossover: float = Field(0.6, ge=0, le=1)
+    mutation: float = Field(0.3, ge=0, le=1)
+    target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
+    patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
+    restart: int = Field(0, ge=0, description="start the population afresh from random trees when the best loss has gained less than 1 % "
+                         "in this many generations (the front keeps what was found); 0: never")
+    time_limit: float | None = Field(None, gt=0, description="stop after the generation that passes this many seconds of search (the guided engine's "
+                                     "network training included); the result then depends on the machine's speed, generations does not")
+    guided: GuidedConfig = GuidedConfig()
+
+
+
+class FitnessConfig(_Strict):
+    forces: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
+    energies: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
+    frames: int | None = Field(None, ge=1, description="training frames used to score candidates during the search (default all)")
+    max_evaluations: int = Field(40, ge=1, description="budget of the nonlinear constant refinement per candidate")
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.forces == 0 and self.energies == 0:
+            raise ValueError("forces and energies weights are both 0; give at least one a positive weight")
+        return self
+
+
+class CorrectionConfig(_Strict):
+    """The residual network of ``evopot correct`` (command-line flags override these)."""
+
+    member: int | None = Field(None, ge=0, description="front member to correct (default: the recommended one)")
+    ensemble: int = Field(4, ge=1, description="networks trained from different seeds; their spread is the uncertainty")
+    hidden: list[int] = Field([32, 32], min_length=1, description="widths of the hidden layers of each species' MLP")
+    activation: Literal["tanh", "silu", "softplus"] = Field("silu", description="hidden-layer activation (silu measured best on Si; tanh is Behler's)")
+    cutoff: float | None = Field(None, gt=0, description="symmetry-function cutoff in Å (default: the formula's cutoff, at least 5 Å)")
+    angular_cutoff: float | None = Field(None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)")
+    radial_functions: int = Field(16, ge=2, description="radial Gaussians per neighbour species")
+    angular_shells: int = Field(6, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
+    moment_channels: int = Field(4, ge=0, description="radial channels per species of the moment-tensor invariants (three- and four-body; 0: none)")
+    formula_inputs: bool = Field(True, description="give the network each formula term's energy per atom as one more input, so it need not learn the formula's shape")
+    epochs: int = Field(600, ge=1, description="epochs per network (the plateau schedule's early stopping may end sooner)")
+    batch_frames: int = Field(8, ge=1, description="frames per mini-batch")
+    learning_rate: float = Field(2e-3, gt=0, description="Adam's initial step")
+    schedule: Literal["plateau", "cosine"] = Field("cosine", description="plateau: halve the step when the validation loss stalls and stop after `patience` epochs without a gain; cosine: decay the step to zero over all `epochs` (no early stop)")
+    patience: int = Field(100, ge=1, description="epochs without validation improvement before stopping (plateau schedule)")
+    loss: Literal["mae", "mse"] = Field("mae", description="mean absolute (the reported errors; a few large errors weigh less) or mean squared errors")
+    force_weight: float = Field(1.0, ge=0, description="weight of the force term of the loss (eV/Å, squared for mse)")
+    energy_weight: float = Field(0.1, ge=0, description="weight of the energy-per-atom term of the loss (eV, squared for mse)")
+    config_type_weights: dict[str, float] = Field({}, description="loss weight of the frames of each config_type named (the rest weigh 1), "
+                                                  "e.g. {Surface: 4}: in an absolute force error relaxed frames, whose forces are near zero, count for little")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay")
+    ema: float = Field(0.995, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated every step, that is validated and kept (0: the weights themselves)")
+    device: str = Field("auto", description="cpu, cuda, … (auto: CUDA when present)")
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, value):
+        if any(w < 1 for w in value):
+            raise ValueError(f"layer widths must be ≥ 1, got {value}")
+        return value
+
+    @field_validator("config_type_weights")
+    @classmethod
+    def _frame_weights(cls, value):
+        negative = {k: w for k, w in value.items() if not w >= 0}
+        if negative:
+            raise ValueError(f"weights must be ≥ 0 (0 leaves a config type out of the loss), got {negative}")
+        return value
+
+    @model_validator(mode="after")
+    def _cutoffs(self):
+        if self.angular_cutoff is not None and self.cutoff is not None and self.angular_cutoff > self.cutoff:
+            raise ValueError(f"angular_cutoff ({self.angular_cutoff} Å) must not exceed cutoff ({self.cutoff} Å)")
+        if self.force_weight == 0 and self.energy_weight == 0:
+            raise ValueError("force_weight and energy_weight are both 0; give at least one a positive weight")
+        return self
+
+
+class SearchConfig(_Strict):
+    """A whole experiment: ``evopot search`` reproduces it from this and the seed."""
+
+    seed: int = 0
+    output: Path = Path("runs/evopot")
+    species: list[str] | None = None
+    data: DataConfig
+    cutoff: CutoffConfig
+    search_space: str = "pair"
+    engine: EngineConfig = EngineConfig()
+    fitness: FitnessConfig = FitnessConfig()
+    correction: CorrectionConfig | None = None
+
+    @field_validator("species")
+    @classmethod
+    def _elements(cls, value):
+        from ase.data import chemical_symbols
+
+        if value is not None:
+            unknown = [s for s in value if s not in chemical_symbols[1:]]
+            if unknown:
+                raise ValueError(f"{unknown} are not element symbols")
+            if not value:
+                raise ValueError("give at least one species, or leave the field out to take them from the data")
+        return value
+
+    def resolved(self, folder: Path) -> "SearchConfig":
+        """A copy with relative paths made absolute against ``folder``."""
+        def absolute(p):
+            return None if p is None else (p if p.is_absolute() else (folder / p).resolve())
+
+        data = self.data.model_copy(update={"train": absolute(self.data.train), "validation": absolute(self.data.validation), "test": absolute(self.data.test)})
+        return self.model_copy(update={"data": data, "output": absolute(self.output)})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig:
+    """Read, validate and resolve a search config. ``overrides`` maps dotted field
+    names (``"engine.generations"``) to values given on the command line."""
+    path = Path(path)
+    data = read_mapping(path, "config file not found", "a config must be a YAML mapping (data, cutoff, search_space, engine, …)")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise EvopotError(f"{path}: field '{key}' must be a mapping to take --{dotted.replace('.', '-')}")
+        node[leaf] = value
+    return validate(SearchConfig, data, path).resolved(path.resolve().parent)

@@ -1,0 +1,230 @@
+"""Dataset: DFT frames read with ``ase.io``, validated, split and summarised.
+
+A frame is an :class:`ase.Atoms` with a total energy (eV) and per-atom forces (eV/Å)
+attached the way ASE stores them (extxyz ``energy=`` / ``forces`` columns, or a
+calculator's results). Splits are lists of frames; they are reproducible from the seed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+from evopot.config.schema import SearchConfig
+from evopot.errors import EvopotError
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Frames with their DFT labels.
+
+    ``energies`` has shape ``(n_frames,)`` in eV; ``forces[k]`` has shape
+    ``(len(atoms[k]), 3)`` in eV/Å; ``config_types[k]`` is the frame's ``config_type``
+    (``"unknown"`` when the file has none).
+    """
+
+    atoms: list[Atoms]
+    energies: np.ndarray
+    forces: list[np.ndarray]
+    config_types: list[str]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def n_atoms(self) -> int:
+        return sum(len(a) for a in self.atoms)
+
+    @property
+    def species(self) -> list[str]:
+        return sorted({s for a in self.atoms for s in a.get_chemical_symbols()})
+
+    def subset(self, indices) -> "Frames":
+        indices = [int(k) for k in indices]
+        return Frames(
+            atoms=[self.atoms[k] for k in indices],
+            energies=self.energies[indices],
+            forces=[self.forces[k] for k in indices],
+            config_types=[self.config_types[k] for k in indices],
+            source=self.source,
+        )
+
+    def summary(self) -> dict:
+        """Counts and label statistics: frames, atoms, species, config types,
+        energy per atom (eV) and force component spread (eV/Å)."""
+        if len(self) == 0:
+            return {"frames": 0, "atoms": 0}
+        per_atom = self.energies / np.array([len(a) for a in self.atoms])
+        all_forces = np.concatenate(self.forces)
+        return {
+            "frames": len(self),
+            "atoms": self.n_atoms,
+            "species": self.species,
+            "config_types": dict(sorted(Counter(self.config_types).items())),
+            "energy_per_atom_mean": float(per_atom.mean()),
+            "energy_per_atom_std": float(per_atom.std()),
+            "force_component_rms": float(np.sqrt(np.mean(all_forces**2))),
+            "force_component_mae": float(np.mean(np.abs(all_forces))),
+        }
+
+
+def unlabelled(atoms_list) -> Frames:
+    """Frames of structures without DFT labels (zero energies and forces): for
+    evaluating a potential on them."""
+    atoms_list = list(atoms_list)
+    return Frames(atoms_list, np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["unlabelled"] * len(atoms_list))
+
+
+def read_frames(path: str | Path, index: str = ":") -> Frames:
+    """Read every frame of ``path`` with ``ase.io`` and check its labels.
+
+    Raises :class:`EvopotError` naming the file and the frame for a missing file,
+    an unreadable file, or a frame without energy or forces.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EvopotError(f"{path}: data file not found; check the path (relative paths are read from the config file's folder)")
+    try:
+        images = ase.io.read(path, index=index)
+    except Exception as exc:  # ase raises many kinds for a bad file
+        raise EvopotError(f"{path}: ASE could not read this file ({type(exc).__name__}: {exc}); give an extxyz or another format ase.io reads") from exc
+    if isinstance(images, Atoms):
+        images = [images]
+    if not images:
+        raise EvopotError(f"{path}: the file holds no frames")
+    energies, forces, config_types = [], [], []
+    for k, atoms in enumerate(images):
+        energy, frame_forces = _labels(atoms)
+        if energy is None:
+            raise EvopotError(f"{path}: frame {k} has no energy; every frame needs a total energy (extxyz: energy=... in the comment line)")
+        if frame_forces is None:
+            raise EvopotError(f"{path}: frame {k} has no forces; every frame needs per-atom forces (extxyz: a 'forces' column)")
+        frame_forces = np.asarray(frame_forces, dtype=float)
+        if frame_forces.shape != (len(atoms), 3) or not np.all(np.isfinite(frame_forces)):
+            raise EvopotError(f"{path}: frame {k} has forces of shape {frame_forces.shape} or non-finite values; expected ({len(atoms)}, 3) finite numbers")
+        if not np.isfinite(energy):
+            raise EvopotError(f"{path}: frame {k} has a non-finite energy")
+        energies.append(float(energy))
+        forces.append(frame_forces)
+        config_types.append(str(atoms.info.get("config_type", "unknown")))
+    return Frames(images, np.array(energies), forces, config_types, source=str(path))
+
+
+def _labels(atoms: Atoms):
+    energy = atoms.info.get("energy")
+    frame_forces = atoms.arrays.get("forces")
+    if atoms.calc is not None:
+        results = getattr(atoms.calc, "results", {})
+        energy = results.get("energy", energy)
+        frame_forces = results.get("forces", frame_forces)
+    return energy, frame_forces
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train, validation and (optional) test frames, each a :class:`Frames`."""
+
+    train: Frames
+    validation: Frames
+    test: Frames | None = None
+    species: list[str] = field(default_factory=list)
+
+    def splits(self) -> dict[str, Frames]:
+        out = {"train": self.train, "validation": self.validation}
+        if self.test is not None:
+            out["test"] = self.test
+        return out
+
+    def summary(self) -> dict:
+        return {name: frames.summary() for name, frames in self.splits().items()}
+
+
+def split_by_fraction(frames: Frames, fractions: dict[str, float], seed: int) -> dict[str, Frames]:
+    """Shuffle with ``seed`` and cut off the named fractions; the rest is ``"train"``.
+
+    ``fractions`` maps split name to a fraction of all frames, for example
+    ``{"validation": 0.1, "test": 0.1}``. A split asked for with a positive fraction
+    gets at least one frame.
+    """
+    order = np.random.default_rng(seed).permutation(len(frames))
+    out, start = {}, 0
+    for name, fraction in fractions.items():
+        count = int(round(fraction * len(frames)))
+        if fraction > 0:
+            count = max(count, 1)
+        out[name] = frames.subset(sorted(order[start:start + count]))
+        start += count
+    out["train"] = frames.subset(sorted(order[start:]))
+    return out
+
+
+def split_by_config_type(frames: Frames, held_out: dict[str, list[str]]) -> dict[str, Frames]:
+    """Frames whose ``config_type`` is listed under a split name go to that split;
+    every other frame is ``"train"``."""
+    assignment = {}
+    for name, types in held_out.items():
+        for config_type in types:
+            assignment[config_type] = name
+    out = {name: [] for name in held_out}
+    out["train"] = []
+    for k, config_type in enumerate(frames.config_types):
+        out[assignment.get(config_type, "train")].append(k)
+    return {name: frames.subset(idx) for name, idx in out.items()}
+
+
+def load_dataset(
+    train: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    by: str = "fraction",
+    validation_part: float | list[str] = 0.1,
+    test_part: float | list[str] | None = None,
+    seed: int = 0,
+    species: list[str] | None = None,
+    where: str = "config",
+) -> Dataset:
+    """Read the data files and make the splits.
+
+    Validation (and test, when no ``test`` file is given) frames are held out of the
+    ``train`` file by fraction (shuffled with ``seed``) or by ``config_type`` (``by``).
+    ``where`` names the config file for error messages. Every split must be non-empty,
+    and every species in the data must be in ``species`` when that is given.
+    """
+    train_frames = read_frames(train)
+    parts = {}
+    if validation is None:
+        parts["validation"] = validation_part
+    if test is None and test_part:
+        parts["test"] = test_part
+    if by == "fraction":
+        splits = split_by_fraction(train_frames, parts, seed)
+    else:
+        splits = split_by_config_type(train_frames, parts)
+    if validation is not None:
+        splits["validation"] = read_frames(validation)
+    if test is not None:
+        splits["test"] = read_frames(test)
+    for name in ("train", "validation", "test"):
+        if name in splits and len(splits[name]) == 0:
+            present = sorted(set(train_frames.config_types))
+            hint = f"the config types present are {present}" if by == "config_type" else "raise the fraction or give a file"
+            raise EvopotError(f"{where}: data.split gives an empty {name} split ({hint})")
+    all_species = sorted({s for frames in splits.values() for s in frames.species})
+    if species is not None:
+        unknown = sorted(set(all_species) - set(species))
+        if unknown:
+            raise EvopotError(f"{where}: field 'species' lists {species} but the data contains {unknown}; add them or remove those frames")
+        all_species = list(species)
+    return Dataset(splits["train"], splits["validation"], splits.get("test"), all_species)
+
+
+def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
+    """The :class:`Dataset` a search config's ``data:`` section names, split by its seed."""
+    d = config.data
+    return load_dataset(d.train, d.validation, d.test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where)

@@ -1,0 +1,1 @@
+"""Show, report and validate: reading and judging results."""

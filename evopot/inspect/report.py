@@ -1,0 +1,245 @@
+"""``evopot report RUN``: a self-contained HTML page with PNG figures of a finished run.
+
+The page (``report.html``) and its figures sit in one folder and reference each other
+by relative paths: it opens in a browser with no network. Figures (matplotlib, Agg):
+the Pareto front, the chosen member's formula rendered by mathtext, each of its terms
+(V(r) with the cutoff region; for three-body terms g(cos θ) and h(r), or slices of
+V3; F(ρ) and f(r)), force parity per config_type and the error distribution on the
+test split (validation when there is no test split), and the search history.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from evopot.data.geometry import build_geometry
+from evopot.errors import EvopotError
+from evopot.model.evaluate import density_curve, embedding_curve, evaluate, pair_curve
+from evopot.model.formula import round_floats
+from evopot.model.potential import Potential
+from evopot.search.rundir import RunDirectory, member_potential
+
+SPLIT_COLUMNS = [("train", "train"), ("validation", "valid."), ("test", "test")]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def formula_image(potential: Potential, path: Path) -> bool:
+    """The member's terms as LaTeX through matplotlib's mathtext; False when mathtext
+    cannot draw them (the page then shows the plain formula only)."""
+    plt = _plt()
+    labels = {"pair": "V(r)", "threebody": r"V_3(r_{ij}, r_{ik}, \cos\theta)", "embedding": r"F(\rho)"}
+    lines = []
+    for term in potential.terms:
+        rounded = round_floats(term.numeric(), 4)
+        lines.append(f"${labels[term.kind]} = {sympy.latex(rounded)}$")
+        if term.density is not None:
+            lines.append(f"$f(r) = {sympy.latex(term.numeric(term.density))}$")
+    figure = plt.figure(figsize=(9, 0.55 * len(lines) + 0.3))
+    for k, line in enumerate(lines):
+        figure.text(0.01, 1 - (k + 0.8) / (len(lines) + 0.3), line.replace("costheta", r"\cos\theta"), fontsize=13)
+    try:
+        figure.savefig(path, dpi=110)
+        return True
+    except (ValueError, RuntimeError):  # mathtext cannot parse every LaTeX sympy writes
+        return False
+    finally:
+        plt.close(figure)
+
+
+def term_figures(potential: Potential, folder: Path) -> list[Path]:
+    """One PNG per term of ``potential``."""
+    plt = _plt()
+    shortest = float(potential.metadata.get("shortest_distance") or 0.5 * potential.cutoff.radius)
+    out = []
+    for k, term in enumerate(potential.terms):
+        cutoff = potential.cutoff_of(term)
+        r = np.linspace(0.9 * shortest, cutoff.radius, 400)
+        figure, axes = plt.subplots(1, 2 if term.kind != "pair" else 1, figsize=(9 if term.kind != "pair" else 5, 3.4), squeeze=False)
+        axes = axes[0]
+        if term.kind == "pair":
+            species = term.species or (potential.species[0], potential.species[0])
+            single = Potential((term,), potential.cutoff, potential.species)
+            energy, _ = pair_curve(single, tuple(species), r)
+            axes[0].plot(r, energy)
+            axes[0].set_xlabel("r (Å)")
+            axes[0].set_ylabel("V(r)·fc(r) (eV)")
+            axes[0].set_title(f"pair term {k}" + (f" ({'-'.join(term.species)})" if term.species else ""))
+        elif term.kind == "embedding":
+            density, _ = density_curve(term, cutoff, r)
+            axes[1].plot(r, density)
+            axes[1].set_xlabel("r (Å)")
+            axes[1].set_ylabel("f(r)·fc(r)")
+            rho = np.linspace(0, max(1e-6, 14 * float(np.max(np.abs(density)))), 400)
+            with np.errstate(all="ignore"):
+                axes[0].plot(rho, embedding_curve(term, rho)[0])
+            axes[0].set_xlabel("ρ")
+            axes[0].set_ylabel("F(ρ) (eV)")
+            axes[0].set_title(f"embedding term {k}")
+        else:
+            rij, rik, cos = sympy.symbols("rij rik costheta")
+            expr = term.numeric()
+            r0 = float(r[np.argmin(np.abs(r - 1.1 * shortest))])
+            angles = np.linspace(-1, 1, 300)
+            with np.errstate(all="ignore"):
+                angular = sympy.lambdify([cos], expr.subs({rij: r0, rik: r0}), "numpy")(angles) + 0 * angles
+                radial = sympy.lambdify([rij], expr.subs({rik: r0, cos: -1 / 3}), "numpy")(r) + 0 * r
+            axes[0].plot(angles, angular)
+            axes[0].set_xlabel("cos θ")
+            axes[0].set_ylabel(f"V3({r0:.2f}, {r0:.2f}, cos θ) (eV)")
+            axes[0].set_title(f"three-body term {k}: angular")
+            axes[1].plot(r, radial * cutoff.value(r) * float(cutoff.value(np.array([r0]))[0]))
+            axes[1].set_xlabel("r_ij (Å)")
+            axes[1].set_ylabel(f"V3·fc·fc at r_ik = {r0:.2f}, cos θ = −1/3")
+            axes[1].set_title("radial")
+        for axis in axes:
+            if axis.get_xlabel().startswith("r"):
+                if cutoff.onset > 0 and cutoff.kind != "none":
+                    axis.axvspan(cutoff.onset, cutoff.radius, color="0.9", label="cutoff switching")
+                axis.axvline(cutoff.radius, color="0.5", lw=0.8)
+                axis.axhline(0, color="0.7", lw=0.6)
+        figure.tight_layout()
+        path = folder / f"term_{k}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        out.append(path)
+    return out
+
+
+def write_report(run_path: str | Path, member: int | None = None, output: str | Path | None = None) -> Path:
+    """Write ``report.html`` and its figures; returns the HTML path."""
+    from evopot.config.schema import load_config
+    from evopot.data.dataset import dataset_from_config
+
+    plt = _plt()
+    run = RunDirectory(Path(run_path))
+    rows = run.read_front()
+    number, potential = member_potential(run.path, member)
+    folder = Path(output) if output else run.path / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = [(s, label) for s, label in SPLIT_COLUMNS if rows[0].get(f"{s}_force_mae") is not None]
+    figures: dict[str, Path] = {}
+
+    # Pareto front
+    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    for split, label in splits:
+        axis.plot([r["complexity"] for r in rows], [r[f"{split}_force_mae"] for r in rows], "o-", label=label)
+    chosen = next(r for r in rows if int(r["member"]) == number)
+    axis.plot([chosen["complexity"]], [chosen[f"{splits[-1][0]}_force_mae"]], "*", ms=16, color="k", label=f"member {number}")
+    axis.set_xlabel("complexity (nodes)")
+    axis.set_ylabel("force MAE (eV/Å)")
+    axis.set_title("Pareto front")
+    axis.legend()
+    figure.tight_layout()
+    figures["front"] = folder / "pareto_front.png"
+    figure.savefig(figures["front"], dpi=110)
+    plt.close(figure)
+
+    # search history
+    if run.history.is_file():
+        history = list(csv.DictReader(run.history.open()))
+        figure, axis = plt.subplots(figsize=(5.5, 3.4))
+        axis.semilogy([int(h["generation"]) for h in history], [float(h["best_loss"]) for h in history], "-o", ms=3)
+        axis.set_xlabel("generation")
+        axis.set_ylabel("best search loss")
+        axis.set_title("search history")
+        figure.tight_layout()
+        figures["history"] = folder / "history.png"
+        figure.savefig(figures["history"], dpi=110)
+        plt.close(figure)
+
+    # the chosen member: formula, terms, parity and error distribution
+    figures["formula"] = folder / "formula.png"
+    if not formula_image(potential, figures["formula"]):
+        figures.pop("formula")
+    terms = term_figures(potential, folder)
+    config = load_config(run.config)
+    dataset = dataset_from_config(config, str(run.config))
+    name = "test" if dataset.test is not None and len(dataset.test) else "validation"
+    frames = dataset.splits()[name]
+    prediction = evaluate(potential, build_geometry(frames, potential.cutoff.radius, potential.species))
+    truth = np.concatenate(frames.forces)
+    kinds = np.repeat(np.array(frames.config_types), [len(a) for a in frames.atoms])
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    limit = float(np.abs(truth).max()) * 1.05
+    for kind in sorted(set(kinds)):
+        rows_of_kind = kinds == kind
+        axes[0].plot(truth[rows_of_kind].ravel(), prediction.forces[rows_of_kind].ravel(), ".", ms=3, label=kind)
+    axes[0].plot([-limit, limit], [-limit, limit], "k-", lw=0.8)
+    axes[0].set_xlabel("DFT force component (eV/Å)")
+    axes[0].set_ylabel("evopot (eV/Å)")
+    axes[0].set_title(f"force parity, {name} split")
+    axes[0].legend(fontsize=8, markerscale=3)
+    error = (prediction.forces - truth).ravel()
+    axes[1].hist(error, bins=80)
+    axes[1].set_xlabel("force error (eV/Å)")
+    axes[1].set_ylabel("components")
+    axes[1].set_title(f"error distribution (MAE {np.mean(np.abs(error)):.4f} eV/Å)")
+    figure.tight_layout()
+    figures["parity"] = folder / "parity.png"
+    figure.savefig(figures["parity"], dpi=110)
+    plt.close(figure)
+
+    path = folder / "report.html"
+    path.write_text(_page(run, rows, splits, number, potential, figures, terms, name, frames))
+    return path
+
+
+def _image(path: Path, alt: str) -> str:
+    return f'<img src="{html.escape(path.name)}" alt="{html.escape(alt)}">'
+
+
+def _page(run, rows, splits, number, potential, figures, terms, split_name, frames) -> str:
+    summary = {}
+    if run.summary.is_file():
+        try:
+            summary = json.loads(run.summary.read_text())
+        except json.JSONDecodeError:
+            raise EvopotError(f"{run.summary}: corrupt summary file") from None
+    head = ["member", "nodes"] + [f"{label} F-MAE (eV/Å)" for _, label in splits] + [f"{label} E-MAE (meV/atom)" for _, label in splits] + ["formula"]
+    body = []
+    for row in rows:
+        cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
+        cells += [f"{row[f'{s}_force_mae']:.6g}" for s, _ in splits] + [f"{row[f'{s}_energy_mae']:.6g}" for s, _ in splits]
+        mark = ' class="chosen"' if int(row["member"]) == number else ""
+        body.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td><code>{html.escape(row['formula'])}</code></td></tr>")
+    constants = "".join(f"<li>term {k} ({t.kind}): " + ", ".join(f"<code>{html.escape(n)} = {v:.10g}</code>" for n, v in t.constants.items()) + "</li>" for k, t in enumerate(potential.terms))
+    dataset = summary.get("dataset", {})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>evopot report: {html.escape(str(run.path))}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }} td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+td:last-child {{ text-align: left; }} tr.chosen {{ background: #fff3c4; }} img {{ max-width: 100%; }} code {{ font-size: 0.95em; }}
+</style></head><body>
+<h1>evopot report</h1>
+<p>Run <code>{html.escape(str(run.path))}</code>; {len(rows)} front members; generations {summary.get("generations", "?")}; seed {summary.get("seed", "?")};
+training frames {dataset.get("train", {}).get("frames", "?")}.</p>
+<h2>Pareto front</h2>
+{_image(figures["front"], "Pareto front: force MAE against complexity")}
+<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>
+{"".join(body)}</table>
+<h2>Member {number}</h2>
+<p><code>{html.escape(potential.formula())}</code></p>
+{_image(figures["formula"], "formula") if "formula" in figures else ""}
+<p>Constants (a… are linear coefficients solved exactly by least squares; b… and named constants are nonlinear, refined by least squares from the search's values):</p>
+<ul>{constants}</ul>
+{"".join(_image(t, f"term {k}") for k, t in enumerate(terms))}
+<h2>Forces on the {split_name} split ({len(frames)} frames)</h2>
+{_image(figures["parity"], "force parity and error distribution")}
+{("<h2>Search history</h2>" + _image(figures["history"], "best loss per generation")) if "history" in figures else ""}
+</body></html>
+"""

@@ -1,0 +1,1 @@
+"""Compiled kernels, the force field, molecular dynamics, the ASE calculator."""

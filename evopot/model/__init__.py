@@ -1,0 +1,1 @@
+"""Formulas, cutoffs, terms, potentials and their evaluation."""

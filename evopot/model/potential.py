@@ -1,0 +1,200 @@
+"""Terms and potentials, and their JSON form.
+
+A :class:`Term` is one sympy expression of named variables (a pair term: ``r`` in Å)
+with named constants, applied to the species it names. A :class:`Potential` is a set of
+terms, a smooth cutoff and per-species reference energies:
+
+    E = Σ_pairs Σ_terms V(r_ij) · fc(r_ij) + Σ_atoms e_ref(species_i)
+
+Saved as JSON holding formula strings and constants; loaded with the safe parser of
+:mod:`evopot.model.formula` (never ``eval``, never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import sympy
+
+from evopot.errors import EvopotError
+from evopot.model.cutoff import Cutoff
+from evopot.model.formula import formula_string, parse_formula
+from evopot.version import __version__
+
+#: Variables of each term kind, in the order the evaluator passes them.
+#: pair: V(r); threebody: V3(rij, rik, costheta) per angle j–i–k, each angle once;
+#: embedding: F(rho) per atom, with rho_i = Σ_j f(r_ij)·fc(r_ij) and f the term's density.
+TERM_VARIABLES = {"pair": ("r",), "threebody": ("rij", "rik", "costheta"), "embedding": ("rho",)}
+DENSITY_VARIABLES = ("r",)
+FORMAT = "evopot-potential"
+FORMAT_VERSION = 1
+
+
+@lru_cache(maxsize=8192)
+def symbol_names(expression: sympy.Expr) -> frozenset[str]:
+    """Names of the free symbols of ``expression`` (cached: a search builds the same
+    terms with new constants many times)."""
+    return frozenset(s.name for s in expression.free_symbols)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term: ``expression`` in ``TERM_VARIABLES[kind]`` and the names in ``constants``.
+
+    ``species`` is the tuple of species the term acts on (a sorted pair for pair terms),
+    or ``None`` for all species.
+    """
+
+    kind: str
+    expression: sympy.Expr
+    constants: dict[str, float] = field(default_factory=dict)
+    species: tuple[str, ...] | None = None
+    density: sympy.Expr | None = None
+    cutoff: Cutoff | None = None
+
+    def __post_init__(self):
+        if self.kind not in TERM_VARIABLES:
+            raise EvopotError(f"term kind '{self.kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        allowed = set(self.variables) | set(self.constants)
+        unknown = symbol_names(self.expression) - allowed
+        if unknown:
+            raise EvopotError(f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables {list(self.variables)} nor constants")
+        if (self.kind == "embedding") != (self.density is not None):
+            raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
+        if self.density is not None:
+            unknown = symbol_names(self.density) - set(DENSITY_VARIABLES) - set(self.constants)
+            if unknown:
+                raise EvopotError(f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return TERM_VARIABLES[self.kind]
+
+    def applies_to(self, species_pair: tuple[str, str]) -> bool:
+        return self.species is None or tuple(sorted(self.species)) == tuple(sorted(species_pair))
+
+    def numeric(self, expression: sympy.Expr | None = None) -> sympy.Expr:
+        """The expression (or ``expression``, e.g. the density) with its constants
+        substituted by their values."""
+        expression = self.expression if expression is None else expression
+        return expression.subs({sympy.Symbol(k): sympy.Float(v) for k, v in self.constants.items()})
+
+    def to_dict(self) -> dict:
+        out = {
+            "kind": self.kind,
+            "species": list(self.species) if self.species is not None else None,
+            "variables": list(self.variables),
+            "expression": formula_string(self.expression),
+            "constants": {k: float(v) for k, v in self.constants.items()},
+        }
+        if self.density is not None:
+            out["density"] = formula_string(self.density)
+        if self.cutoff is not None:
+            out["cutoff"] = self.cutoff.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "term") -> "Term":
+        if not isinstance(data, dict):
+            raise EvopotError(f"{where}: expected an object with kind, expression and constants")
+        kind = data.get("kind")
+        if kind not in TERM_VARIABLES:
+            raise EvopotError(f"{where}.kind: '{kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        constants = data.get("constants") or {}
+        if not isinstance(constants, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()):
+            raise EvopotError(f"{where}.constants: expected a mapping of names to numbers")
+        expr = parse_formula(data.get("expression"), list(TERM_VARIABLES[kind]) + list(constants), where=f"{where}.expression")
+        species = data.get("species")
+        if species is not None:
+            if not isinstance(species, list) or not all(isinstance(s, str) for s in species):
+                raise EvopotError(f"{where}.species: expected a list of element symbols or null")
+            species = tuple(species)
+        density = None
+        if data.get("density") is not None:
+            density = parse_formula(data["density"], list(DENSITY_VARIABLES) + list(constants), where=f"{where}.density")
+        cutoff = None
+        if data.get("cutoff") is not None:
+            try:
+                cutoff = Cutoff(**data["cutoff"])
+            except TypeError as exc:
+                raise EvopotError(f"{where}.cutoff: expected radius, onset and kind ({exc})") from exc
+        return cls(kind, expr, {k: float(v) for k, v in constants.items()}, species, density, cutoff)
+
+
+@dataclass(frozen=True)
+class Potential:
+    """Terms, cutoff, species and per-species reference energies (eV per atom)."""
+
+    terms: tuple[Term, ...]
+    cutoff: Cutoff
+    species: tuple[str, ...]
+    reference_energies: dict[str, float] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "evopot_version": __version__,
+            "units": {"energy": "eV", "distance": "Angstrom", "force": "eV/Angstrom"},
+            "species": list(self.species),
+            "cutoff": self.cutoff.to_dict(),
+            "reference_energies": dict(self.reference_energies),
+            "terms": [t.to_dict() for t in self.terms],
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Potential":
+        path = Path(path)
+        if not path.is_file():
+            raise EvopotError(f"{path}: potential file not found")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EvopotError(f"{path}: not a valid JSON potential ({exc})") from exc
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "potential") -> "Potential":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise EvopotError(f"{where}: not an evopot potential (expected \"format\": \"{FORMAT}\")")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise EvopotError(f"{where}: format_version {data.get('format_version')} is not supported by this evopot (reads {FORMAT_VERSION})")
+        try:
+            cutoff = Cutoff(**data["cutoff"])
+            species = tuple(data["species"])
+            terms = tuple(Term.from_dict(t, where=f"{where}: terms[{k}]") for k, t in enumerate(data["terms"]))
+            reference = {str(k): float(v) for k, v in (data.get("reference_energies") or {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EvopotError(f"{where}: missing or malformed field ({exc}); expected species, cutoff, terms") from exc
+        return cls(terms, cutoff, species, reference, data.get("metadata") or {})
+
+    def formula(self) -> str:
+        """A readable one-line formula of all terms with their constant values."""
+        def describe(t: Term) -> str:
+            species = "" if t.species is None else "[" + "-".join(t.species) + "]"
+            value = sympy.sstr(sympy.N(t.numeric(), 6))
+            if t.kind == "pair":
+                return f"pair{species}: V(r) = {value}"
+            if t.kind == "threebody":
+                return f"threebody{species}: V3(rij, rik, costheta) = {value}"
+            return f"embedding{species}: F(rho) = {value}, f(r) = {sympy.sstr(sympy.N(t.numeric(t.density), 6))}"
+
+        return "; ".join(describe(t) for t in self.terms)
+
+    def cutoff_of(self, term: Term) -> Cutoff:
+        """The term's own cutoff, or the potential's."""
+        return term.cutoff or self.cutoff
+
+    @property
+    def reach(self) -> float:
+        """The largest cutoff radius of the potential and its terms (Å): how far a
+        neighbour list must look."""
+        return max([self.cutoff.radius] + [self.cutoff_of(t).radius for t in self.terms])

@@ -1,0 +1,1 @@
+"""The neural correction: descriptors, networks, training, hybrids."""

@@ -1,0 +1,191 @@
+"""Behler–Parrinello symmetry functions: what the residual network sees of an atom's
+neighbourhood.
+
+With the cosine cutoff fc(r) = ½(cos(πr/rc) + 1) for r < rc:
+
+- radial G²_i = Σ_j exp(−η (r_ij − r_s)²) fc(r_ij), one column per (η, r_s) and
+  neighbour species;
+- angular G⁴_i = 2^(1−ζ) Σ_{j<k} (1 + λ cos θ_jik)^ζ exp(−η (r_ij² + r_ik² + r_jk²))
+  fc(r_ij) fc(r_ik) fc(r_jk), one column per (ζ, λ, η) and unordered pair of neighbour
+  species; each angle counts once;
+- angular shells (ANI's radial shells on G⁴): the same with exp(−η (½(r_ij + r_ik) − r_s)²)
+  fc(r_ij) fc(r_ik) instead, one column per (ζ, λ, η, r_s) and species pair: the angle
+  distribution of each neighbour shell on its own;
+- moment invariants (the moment tensors of Shapeev's MTP): per channel c = (η, r_s,
+  neighbour species), the vector V_c = Σ_j R_c(r_ij) r̂_ij and the traceless tensor
+  T_c = Σ_j R_c(r_ij) (r̂_ij r̂_ijᵀ − I/3), R_c = exp(−η (r − r_s)²) fc(r) to the angular
+  cutoff; their rotation invariants V_a·V_b and T_a:T_b (three-body) and V_aᵀ T_b V_c and
+  tr(T_a T_b T_c) (four-body: dihedral information the G⁴ functions lack). In a perfect
+  tetrahedron V and T vanish, so these measure exactly the distortions of a covalent
+  neighbourhood.
+
+Everything is torch, differentiable with respect to the bond vectors d (n_bonds, 3) Å of
+a full neighbour list sorted by centre atom, so forces follow by autograd and the
+columns' Jacobians can be taken one column at a time (:meth:`SymmetryFunctions.column`).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from evopot.data.neighbors import angle_pairs
+from evopot.errors import EvopotError
+
+
+@dataclass(frozen=True)
+class SymmetryFunctions:
+    """Radial (η Å⁻², r_s Å), angular (ζ, λ, η Å⁻²) and shell (ζ, λ, η Å⁻², r_s Å)
+    parameter sets, their cutoffs (Å) and the species order; ``n_features`` columns per
+    atom."""
+
+    species: tuple[str, ...]
+    cutoff: float
+    angular_cutoff: float
+    radial: tuple[tuple[float, float], ...]
+    angular: tuple[tuple[float, float, float], ...]
+    shells: tuple[tuple[float, float, float, float], ...] = ()
+    moments: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self):
+        if not 0 < self.angular_cutoff <= self.cutoff:
+            raise EvopotError(f"symmetry functions: angular cutoff {self.angular_cutoff} Å must be in (0, cutoff {self.cutoff} Å]")
+        for zeta, lam, eta, *_ in self.angular + self.shells:
+            if zeta < 1 or lam not in (-1.0, 1.0) or eta < 0:
+                raise EvopotError(f"symmetry functions: angular set (zeta {zeta}, lambda {lam}, eta {eta}) needs zeta ≥ 1, lambda ±1, eta ≥ 0")
+        if not self.radial:
+            raise EvopotError("symmetry functions: give at least one radial function")
+        if any(eta <= 0 for eta, _ in self.moments):
+            raise EvopotError(f"symmetry functions: moment channels {self.moments} need eta > 0")
+
+    @classmethod
+    def default(cls, species, cutoff: float, angular_cutoff: float | None = None, radial_count: int = 16, shell_count: int = 6,
+                moment_count: int = 0) -> "SymmetryFunctions":
+        """Evenly spaced radial Gaussians from 1 Å to the cutoff (width = spacing);
+        ζ ∈ {1, 2, 4, 8}, λ = ±1 with two η scaled by the angular cutoff; the same ζ and λ
+        on ``shell_count`` shells from 2 Å to 0.7 Å inside the angular cutoff; and
+        ``moment_count`` moment channels per species placed as the shells are."""
+        angular_cutoff = angular_cutoff or cutoff
+        centres = [1.0 + k * (cutoff - 1.0) / (radial_count - 1) for k in range(radial_count)]
+        spacing = (cutoff - 1.0) / (radial_count - 1)
+        radial = tuple((round(0.5 / spacing**2, 6), round(c, 6)) for c in centres)
+        etas = (round(0.5 / angular_cutoff**2, 6), round(2.0 / angular_cutoff**2, 6))
+        angular = tuple((float(z), float(l), e) for e in etas for z in (1, 2, 4, 8) for l in (1, -1))
+        shells = tuple((float(z), float(l), eta, shift) for eta, shift in _shells(angular_cutoff, shell_count) for z in (1, 2, 4, 8) for l in (1, -1))
+        return cls(tuple(species), float(cutoff), float(angular_cutoff), radial, angular, shells, _shells(angular_cutoff, moment_count))
+
+    @property
+    def species_pairs(self) -> list[tuple[int, int]]:
+        n = len(self.species)
+        return list(itertools.combinations_with_replacement(range(n), 2))
+
+    @functools.cached_property
+    def moment_invariants(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(kind, channels) of each moment column: 'vv' (a ≤ b), 'tt' (a ≤ b), 'vtv'
+        (b; a ≤ c), 'ttt' (a ≤ b ≤ c); channel = moment set × species."""
+        channels = range(len(self.moments) * len(self.species))
+        pairs = list(itertools.combinations_with_replacement(channels, 2))
+        return ([("vv", p) for p in pairs] + [("tt", p) for p in pairs] + [("vtv", (a, b, c)) for b in channels for a, c in pairs]
+                + [("ttt", t) for t in itertools.combinations_with_replacement(channels, 3)])
+
+    @property
+    def n_features(self) -> int:
+        return (len(self.radial) * len(self.species) + (len(self.angular) + len(self.shells)) * len(self.species_pairs)
+                + len(self.moment_invariants))
+
+    def to_dict(self) -> dict:
+        return {"species": list(self.species), "cutoff": self.cutoff, "angular_cutoff": self.angular_cutoff,
+                "radial": [list(p) for p in self.radial], "angular": [list(p) for p in self.angular], "shells": [list(p) for p in self.shells],
+                "moments": [list(p) for p in self.moments]}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "descriptor") -> "SymmetryFunctions":
+        try:
+            return cls(tuple(data["species"]), float(data["cutoff"]), float(data["angular_cutoff"]),
+                       tuple((float(a), float(b)) for a, b in data["radial"]),
+                       tuple((float(a), float(b), float(c)) for a, b, c in data["angular"]),
+                       tuple((float(a), float(b), float(c), float(e)) for a, b, c, e in data.get("shells", [])),
+                       tuple((float(a), float(b)) for a, b in data.get("moments", [])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EvopotError(f"{where}: malformed symmetry functions ({exc}); expected species, cutoff, angular_cutoff, radial, angular") from exc
+
+    def _fc(self, r: torch.Tensor, rc: float) -> torch.Tensor:
+        return torch.where(r < rc, 0.5 * (torch.cos(math.pi * r / rc) + 1.0), torch.zeros_like(r))
+
+    def neighbourhood(self, d: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, species: torch.Tensor, n_atoms: int) -> dict:
+        """The bonds and angles inside the cutoffs, shared by all columns."""
+        r = torch.linalg.norm(d, dim=1)
+        t1, t2 = angle_pairs(center, r, self.angular_cutoff, n_atoms)
+        d1, d2 = d[t1], d[t2]
+        r1, r2 = r[t1], r[t2]
+        r3 = torch.linalg.norm(d2 - d1, dim=1)
+        s1, s2 = species[neighbor[t1]], species[neighbor[t2]]
+        n = len(self.species)
+        hood = {
+            "r": r, "center": center, "n_atoms": n_atoms, "bond_species": species[neighbor],
+            "fc": self._fc(r, self.cutoff),
+            "angle_center": center[t1], "cos": ((d1 * d2).sum(1) / (r1 * r2)).clamp(-1.0, 1.0),
+            "squares": r1**2 + r2**2 + r3**2, "mean": 0.5 * (r1 + r2),
+            "fc2": self._fc(r1, self.angular_cutoff) * self._fc(r2, self.angular_cutoff),
+            "fc3": self._fc(r1, self.angular_cutoff) * self._fc(r2, self.angular_cutoff) * self._fc(r3, self.angular_cutoff),
+            "angle_species": torch.minimum(s1, s2) * n + torch.maximum(s1, s2),
+        }
+        if self.moments:
+            eta, shift = (torch.as_tensor([m[k] for m in self.moments], dtype=d.dtype, device=d.device) for k in (0, 1))
+            weight = torch.exp(-eta * (r[:, None] - shift) ** 2) * self._fc(r, self.angular_cutoff)[:, None]
+            weight = (weight[:, None, :] * (hood["bond_species"][:, None, None] == torch.arange(n, device=d.device)[None, :, None])).reshape(len(r), -1)
+            unit = d / r[:, None]
+            outer = unit[:, :, None] * unit[:, None, :] - torch.eye(3, dtype=d.dtype, device=d.device) / 3
+            channels = weight.shape[1]
+            hood["V"] = r.new_zeros(n_atoms, channels, 3).index_add(0, center, weight[:, :, None] * unit[:, None, :])
+            hood["T"] = r.new_zeros(n_atoms, channels, 3, 3).index_add(0, center, weight[:, :, None, None] * outer[:, None])
+        return hood
+
+    def column(self, hood: dict, k: int) -> torch.Tensor:
+        """Column ``k`` of the features, shape (n_atoms,)."""
+        n_radial = len(self.radial) * len(self.species)
+        out = hood["r"].new_zeros(hood["n_atoms"])
+        if k < n_radial:
+            (eta, shift), element = self.radial[k % len(self.radial)], k // len(self.radial)
+            value = torch.exp(-eta * (hood["r"] - shift) ** 2) * hood["fc"] * (hood["bond_species"] == element)
+            return out.index_add(0, hood["center"], value)
+        k -= n_radial
+        sets = self.angular + self.shells
+        if k >= len(sets) * len(self.species_pairs):
+            kind, c = self.moment_invariants[k - len(sets) * len(self.species_pairs)]
+            V, T = hood["V"], hood["T"]
+            if kind == "vv":
+                return (V[:, c[0]] * V[:, c[1]]).sum(1)
+            if kind == "tt":
+                return (T[:, c[0]] * T[:, c[1]]).sum((1, 2))
+            if kind == "vtv":
+                return torch.einsum("ni,nij,nj->n", V[:, c[0]], T[:, c[1]], V[:, c[2]])
+            return torch.einsum("nij,njk,nki->n", T[:, c[0]], T[:, c[1]], T[:, c[2]])
+        (zeta, lam, eta, *shift), (a, b) = sets[k % len(sets)], self.species_pairs[k // len(sets)]
+        value = (2.0 ** (1 - zeta)) * (1 + lam * hood["cos"]) ** zeta
+        if shift:
+            value = value * torch.exp(-eta * (hood["mean"] - shift[0]) ** 2) * hood["fc2"]
+        else:
+            value = value * torch.exp(-eta * hood["squares"]) * hood["fc3"]
+        value = value * (hood["angle_species"] == a * len(self.species) + b)
+        return out.index_add(0, hood["angle_center"], value)
+
+    def __call__(self, d, center, neighbor, species, n_atoms) -> torch.Tensor:
+        """Features (n_atoms, n_features) from bond vectors ``d`` (n_bonds, 3) Å from atom
+        ``center`` to ``neighbor`` (full list sorted by centre) and species indices."""
+        hood = self.neighbourhood(d, center, neighbor, species, n_atoms)
+        return torch.stack([self.column(hood, k) for k in range(self.n_features)], dim=1)
+
+
+def _shells(angular_cutoff: float, count: int) -> tuple[tuple[float, float], ...]:
+    """(η Å⁻², r_s Å) of ``count`` neighbour shells from 2 Å to 0.7 Å inside the angular
+    cutoff, each as wide as the spacing (at least 0.3 Å)."""
+    if not count:
+        return ()
+    step = (angular_cutoff - 2.7) / max(count - 1, 1)
+    eta = round(0.5 / max(step, 0.3) ** 2, 6)
+    return tuple((eta, round(2.0 + k * step, 6)) for k in range(count))

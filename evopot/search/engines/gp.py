@@ -1,0 +1,433 @@
+"""Genetic programming on DEAP: NSGA-II over (fitness, complexity).
+
+An individual is a list of trees, one per slot of the search space's terms (V(r);
+g(cos θ) and h(r); V3; F(ρ) and f(r)). The loop is the textbook (μ + λ) algorithm:
+parents are drawn by NSGA-II's crowded tournament, varied by crossover of one slot
+(its whole tree swapped between the parents, or one-point crossover of the two trees)
+and one of several mutations of one slot (subtree, node replacement, shrink,
+insertion, or a Gaussian nudge of the constants), and the next population is
+the NSGA-II selection of parents and offspring together, one individual per formula
+structure, topped up with fresh random ones. Bloat is held by static limits on each
+tree's height and node count. Fitted nonlinear constants are written back into the
+trees (Lamarckian), so offspring start from tuned constants. Every random choice comes
+from one ``random.Random`` seeded from the config; its state is saved in each
+checkpoint so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import sympy
+from deap import base, creator, gp, tools
+
+from evopot.errors import EvopotError
+from evopot.search.candidate import Candidate, decompose
+from evopot.search.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.search.engines.space import SearchSpace, term_shapes
+from evopot.search.fitting import FitResult
+from evopot.search.scoring import Scored
+
+if not hasattr(creator, "EvopotFitness"):
+    creator.create("EvopotFitness", base.Fitness, weights=(-1.0, -1.0))
+    creator.create("EvopotIndividual", list, fitness=creator.EvopotFitness)
+
+WORST_LOSS = 1e30
+WORST_SIZE = 10**6
+#: Share of crossovers that swap one slot's whole tree between two parents (when the
+#: search space has more than one slot); DEAP's one-point crossover never picks a root.
+SLOT_SWAP = 0.5
+#: A restart needs the best loss to have gained less than this share over the last
+#: ``restart`` generations.
+RESTART_GAIN = 0.01
+
+
+@dataclass
+class GPSettings:
+    population: int = 100
+    generations: int = 20
+    crossover: float = 0.6
+    mutation: float = 0.3
+    target_error: float = 0.0
+    seed: int = 0
+    patience: int = 3
+    restart: int = 0
+
+
+@dataclass
+class GenerationReport:
+    """What one generation did: best loss, front size, fits so far."""
+
+    generation: int
+    best_loss: float
+    best_formula: str
+    front_size: int
+    evaluations: int
+    restarted: bool = False
+
+
+@dataclass
+class Archive:
+    """Best scored formula at each complexity: the Pareto front is read from it."""
+
+    best: dict[int, Scored] = field(default_factory=dict)
+
+    def update(self, scored: Scored) -> bool:
+        """Keep ``scored`` if it beats what the archive has at its complexity."""
+        if not scored.fit.ok:
+            return False
+        current = self.best.get(scored.complexity)
+        if current is None or scored.loss < current.loss:
+            self.best[scored.complexity] = scored
+            return True
+        return False
+
+    def front(self) -> list[Scored]:
+        """Members in increasing complexity, each strictly better than all simpler ones."""
+        out, best_so_far = [], float("inf")
+        for size in sorted(self.best):
+            if self.best[size].loss < best_so_far:
+                out.append(self.best[size])
+                best_so_far = self.best[size].loss
+        return out
+
+
+@dataclass(frozen=True)
+class _Slot:
+    term: int
+    name: str
+    pset: gp.PrimitiveSet
+    envelope: float | None = None   # the radius rc when the slot is multiplied by exp(s/(r − rc))
+
+
+class GPEngine:
+    """The GP search. ``score(candidate)`` fits one formula; it is the only contact
+    with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
+    fitted one; they enter the archive (not the population), and are pruned in turn."""
+
+    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None, radius: float | None = None):
+        self.space = space
+        self.settings = settings
+        self.score = score
+        self.prune = prune
+        self.rng = random.Random(settings.seed)
+        self.shapes = term_shapes(space)
+        self.slots = []
+        for t, (spec, shape) in enumerate(zip(space.terms, self.shapes)):
+            rc = shape.cutoff.radius if shape.cutoff else radius
+            for slot in shape.slots:
+                enveloped = spec.envelope == "vanish" and slot.variables == ("r",)
+                if enveloped and rc is None:
+                    raise EvopotError(f"term {t + 1} of search space {space.name!r} has envelope: vanish, which needs the cutoff radius")
+                pset = build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}", rc)
+                self.slots.append(_Slot(t, slot.name, pset, rc if enveloped else None))
+        self.archive = Archive()
+        self.history: list[GenerationReport] = []
+        self.population: list = []
+        self.generation = 0
+        self.last_restart = 0
+        self.seeded: set[str] = set()
+
+    # -- operators -----------------------------------------------------------------
+    def new_individual(self):
+        """One random tree per slot, each within the size limits."""
+        return creator.EvopotIndividual([self._new_tree(slot.pset) for slot in self.slots])
+
+    def _new_tree(self, pset):
+        limits = self.space.limits
+        while True:
+            tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, limits.init_min_height, limits.init_max_height))
+            if self._fits(tree):
+                return tree
+
+    def _fits(self, tree) -> bool:
+        return len(tree) <= self.space.limits.max_nodes and tree.height <= self.space.limits.max_height
+
+    def mate(self, a, b):
+        """Crossover of one slot: with several slots, half the time the parents swap that
+        slot's whole tree (a V found by one meets the g, h or F, f of another), else
+        one-point crossover of the two trees; a child too big keeps its parent's tree."""
+        k = random.randrange(len(self.slots))
+        if len(self.slots) > 1 and random.random() < SLOT_SWAP:
+            a[k], b[k] = b[k], a[k]
+            return a, b
+        old_a, old_b = copy.deepcopy(a[k]), copy.deepcopy(b[k])
+        gp.cxOnePoint(a[k], b[k])
+        if not self._fits(a[k]):
+            a[k] = old_a
+        if not self._fits(b[k]):
+            b[k] = old_b
+        return a, b
+
+    def mutate(self, individual):
+        """One mutation of one slot's tree, kept only if it respects the limits."""
+        k = random.randrange(len(self.slots))
+        pset = self.slots[k].pset
+        old = copy.deepcopy(individual[k])
+        choice = random.randrange(5)
+        if choice == 0:
+            gp.mutUniform(individual[k], expr=lambda pset, type_: gp.genFull(pset, 0, 2, type_), pset=pset)
+        elif choice == 1:
+            gp.mutNodeReplacement(individual[k], pset=pset)
+        elif choice == 2:
+            gp.mutShrink(individual[k])
+        elif choice == 3:
+            gp.mutInsert(individual[k], pset=pset)
+        else:
+            self._mutate_constants(individual[k])
+        if not self._fits(individual[k]):
+            individual[k] = old
+        return individual
+
+    @staticmethod
+    def _mutate_constants(tree):
+        for k, node in enumerate(tree):
+            if isinstance(node, gp.Terminal) and not isinstance(node.value, str) and random.random() < 0.5:
+                tree[k] = _constant(node, round(node.value * (1 + random.gauss(0, 0.2)) + random.gauss(0, 0.1), 6))
+
+    # -- evaluation ------------------------------------------------------------------
+    def candidate(self, individual) -> Candidate:
+        parts: list[list] = [[] for _ in self.shapes]
+        values = {}
+        for k, (slot, tree) in enumerate(zip(self.slots, individual)):
+            expr, tree_values = tree_to_sympy(tree, k, slot.pset.context)
+            if slot.envelope is not None:
+                # the stiffness starts at rc/2 in every fit (it is not a tree constant)
+                stiffness = sympy.Symbol(f"s{k}")
+                expr = expr * sympy.exp(stiffness / (sympy.Symbol("r") - sympy.Float(slot.envelope)))
+                tree_values[stiffness] = slot.envelope / 2
+            parts[slot.term].append(expr)
+            values.update(tree_values)
+        return decompose(parts, self.shapes, values)
+
+    def evaluate(self, individuals) -> None:
+        for individual in individuals:
+            if individual.fitness.valid:
+                continue
+            try:
+                candidate = self.candidate(individual)
+            except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
+                individual.structure = str([str(t) for t in individual])
+                individual.fitness.values = (WORST_LOSS, WORST_SIZE)
+                continue
+            scored = self.score(candidate)
+            individual.structure = candidate.structure
+            if scored.fit.ok:
+                self._write_back(individual, candidate, scored)
+                individual.fitness.values = (scored.loss, scored.complexity)
+                if self.archive.update(scored) and self.prune is not None:
+                    self._prune_into_archive(scored)
+            else:
+                individual.fitness.values = (WORST_LOSS, WORST_SIZE)
+
+    def _prune_into_archive(self, scored: Scored) -> None:
+        """The simpler formulas inside ``scored`` into the archive; each that improves it
+        is pruned in turn, so a basis dropped and then a constant rounded both happen.
+        Ends: every entry lowers the archive's best loss at some complexity."""
+        pending = [scored]
+        while pending:
+            for simpler in self.prune(pending.pop()):
+                if self.archive.update(simpler):
+                    pending.append(simpler)
+
+    @staticmethod
+    def _write_back(individual, candidate: Candidate, scored: Scored) -> None:
+        # The candidate's own sources: a cached fit may come from a tree whose
+        # constants sit at other node indices.
+        for source, value in zip(candidate.sources, scored.fit.nonlinear):
+            if source:
+                tree, node = (int(x) for x in source.split(":"))
+                individual[tree][node] = _constant(individual[tree][node], float(value))
+
+    # -- the loop --------------------------------------------------------------------
+    def initialise(self, seeds: list[list[str]] | None = None) -> None:
+        """The first population: ``seeds`` (one tree string per slot, DEAP notation)
+        evaluated first, random individuals for the rest. The structures the seeds
+        were fitted as are kept in ``seeded``."""
+        pool = []
+        for trees in seeds or []:
+            if len(trees) != len(self.slots):
+                raise EvopotError(f"a seed has {len(trees)} trees but the search space has {len(self.slots)} slots")
+            individual = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(trees, self.slots)])
+            if all(self._fits(tree) for tree in individual):
+                pool.append(individual)
+        with _seeded(self.rng):
+            self.evaluate(pool)
+            self.seeded = {ind.structure for ind in pool if ind.fitness.values[0] < WORST_LOSS}
+            self.population = self._select(pool)
+        self._record()
+
+    def step(self) -> GenerationReport:
+        """One generation: select, vary, evaluate, select survivors."""
+        s = self.settings
+        with _seeded(self.rng):
+            parents = tools.selTournamentDCD(self.population, len(self.population))
+            offspring = [copy.deepcopy(ind) for ind in parents]
+            for k in range(0, len(offspring) - 1, 2):
+                if random.random() < s.crossover:
+                    self.mate(offspring[k], offspring[k + 1])
+                    del offspring[k].fitness.values, offspring[k + 1].fitness.values
+            for ind in offspring:
+                if random.random() < s.mutation:
+                    self.mutate(ind)
+                    if ind.fitness.valid:
+                        del ind.fitness.values
+            self.evaluate(offspring)
+            self.population = self._select(self.population + offspring)
+            restart = self._stalled()
+            if restart:
+                fresh = [self.new_individual() for _ in range(s.population)]
+                self.evaluate(fresh)
+                self.population = self._select(fresh)
+        self.generation += 1
+        if restart:
+            self.last_restart = self.generation
+        report = self._record()
+        report.restarted = restart
+        return report
+
+    def _stalled(self) -> bool:
+        """The best loss gained less than :data:`RESTART_GAIN` over the last
+        ``restart`` generations (all since the last restart) and is not at the target:
+        the population is stuck in one basin, so it starts afresh from random trees.
+        The archive, and so the front, keeps everything found before."""
+        n = self.settings.restart
+        if not n or self.generation + 1 - self.last_restart < n:
+            return False
+        best = min((s.loss for s in self.archive.best.values()), default=float("inf"))
+        return best > self.settings.target_error and best > (1 - RESTART_GAIN) * self.history[-n].best_loss
+
+    def _select(self, pool) -> list:
+        """NSGA-II survivors of ``pool`` after removing copies; fresh random
+        individuals fill the population when too few distinct ones are left."""
+        size = self.settings.population
+        pool = self._distinct(pool)
+        for _ in range(20):
+            if len(pool) >= size:
+                break
+            immigrants = [self.new_individual() for _ in range(size - len(pool))]
+            self.evaluate(immigrants)
+            pool = self._distinct(pool + immigrants)
+        if not pool:
+            raise EvopotError("no candidate formula could be fitted to the data (every fit gave non-finite numbers); check the data units and the search space's operators")
+        while len(pool) < size:
+            pool = pool + [copy.deepcopy(ind) for ind in pool[: size - len(pool)]]
+        return tools.selNSGA2(pool, size)
+
+    @staticmethod
+    def _distinct(individuals) -> list:
+        """One individual per formula structure (the best of them), failed ones dropped:
+        keeps the population from filling with copies of one formula."""
+        best = {}
+        for ind in individuals:
+            if ind.fitness.values[0] >= WORST_LOSS:
+                continue
+            current = best.get(ind.structure)
+            if current is None or ind.fitness.values[0] < current.fitness.values[0]:
+                best[ind.structure] = ind
+        return list(best.values())
+
+    def _record(self) -> GenerationReport:
+        front = self.archive.front()
+        best = min(front, key=lambda m: m.loss) if front else None
+        report = GenerationReport(
+            generation=self.generation,
+            best_loss=best.loss if best else float("inf"),
+            best_formula=best.describe() if best else "",
+            front_size=len(front),
+            evaluations=0,
+        )
+        self.history.append(report)
+        return report
+
+    def done(self) -> bool:
+        """Out of generations, or at the target error for ``patience`` generations (the
+        extra generations let simpler formulas with the same error surface)."""
+        recent = self.history[-(self.settings.patience + 1):]
+        reached = len(recent) == self.settings.patience + 1 and all(h.best_loss <= self.settings.target_error for h in recent)
+        return reached or self.generation >= self.settings.generations
+
+    # -- checkpoints -----------------------------------------------------------------
+    def state(self) -> dict:
+        """Everything needed to continue: population (with fitness and crowding), archive,
+        history and the random state. Plain JSON types only."""
+        return {
+            "generation": self.generation,
+            "random_state": _jsonable(self.rng.getstate()),
+            "population": [
+                {"trees": [str(t) for t in ind], "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind.fitness, "crowding_dist", 0.0)}
+                for ind in self.population
+            ],
+            "archive": [
+                {
+                    "candidate": scored.candidate.to_dict(),
+                    "loss": scored.loss,
+                    "complexity": scored.complexity,
+                    "linear": scored.fit.linear.tolist(),
+                    "nonlinear": scored.fit.nonlinear.tolist(),
+                    "reference_energies": scored.fit.reference_energies.tolist(),
+                }
+                for scored in self.archive.best.values()
+            ],
+            "history": [vars(h) for h in self.history],
+            "last_restart": self.last_restart,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.generation = int(state["generation"])
+        self.rng.setstate(_tuplify(state["random_state"]))
+        self.population = []
+        for item in state["population"]:
+            if len(item["trees"]) != len(self.slots):
+                raise EvopotError(f"checkpoint: individuals have {len(item['trees'])} trees but the search space has {len(self.slots)} slots")
+            ind = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)])
+            ind.fitness.values = tuple(item["fitness"])
+            ind.fitness.crowding_dist = float(item["crowding"])
+            ind.structure = item["structure"]
+            self.population.append(ind)
+        for item in state["archive"]:
+            fit = FitResult(True, float(item["loss"]), np.array(item["linear"]), np.array(item["nonlinear"]), np.array(item["reference_energies"]))
+            self.archive.best[int(item["complexity"])] = Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"]))
+        self.history = [GenerationReport(**h) for h in state["history"]]
+        self.last_restart = int(state.get("last_restart", 0))
+
+
+def _constant(node, value: float):
+    """A new constant node like ``node`` holding ``value``. Nodes are never changed in
+    place: DEAP's deepcopy of a tree shares its node objects, so changing one would
+    change the parent, the offspring and every copy at once."""
+    new = copy.copy(node)
+    new.value = value
+    return new
+
+
+class _seeded:
+    """Run DEAP's operators (which call the module-level ``random``) from our own
+    generator, and put the global state back afterwards."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def __enter__(self):
+        self.saved = random.getstate()
+        random.setstate(self.rng.getstate())
+
+    def __exit__(self, *exc):
+        self.rng.setstate(random.getstate())
+        random.setstate(self.saved)
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _tuplify(value):
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    return value

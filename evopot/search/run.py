@@ -1,0 +1,249 @@
+"""``evopot.search(config)``: the whole search, from config to run directory.
+
+Reads the data, builds the geometry once, runs the engine generation by generation
+(checkpointing after each), then refits every Pareto-front member's constants on the
+full training set and reports its errors on every split.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from evopot.config.schema import SearchConfig, load_config
+from evopot.data.dataset import Dataset, dataset_from_config
+from evopot.data.geometry import build_geometry
+from evopot.errors import EvopotError
+from evopot.model.cutoff import cutoff_from_config
+from evopot.model.evaluate import evaluate
+from evopot.model.formula import round_floats
+from evopot.model.metrics import errors, simplest_within, zero_force_errors
+from evopot.model.potential import Potential
+from evopot.search.candidate import complexity
+from evopot.search.engines.gp import RESTART_GAIN, GPEngine, GPSettings
+from evopot.search.engines.space import load_search_space, resolve_search_space_path
+from evopot.search.fitting import FitProblem
+from evopot.search.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
+from evopot.search.scoring import Scorer
+from evopot.version import __version__
+
+
+@dataclass
+class FrontMember:
+    """One member of the final front: its potential and its errors per split."""
+
+    member: int
+    complexity: int
+    search_loss: float
+    potential: Potential
+    errors: dict[str, dict[str, float]]
+
+    @property
+    def formula(self) -> str:
+        return self.potential.formula()
+
+
+@dataclass
+class SearchResult:
+    """What ``evopot.search`` returns: the run directory and the front, simplest first."""
+
+    run_directory: Path
+    front: list[FrontMember]
+    dataset: Dataset
+    generations: int
+    wall_time: float
+
+    def best(self, split: str = "validation") -> FrontMember:
+        """The member with the lowest force MAE on ``split``."""
+        return min(self.front, key=lambda m: m.errors[split]["force_mae"])
+
+    def recommended(self, tolerance: float = 0.05, split: str = "validation") -> FrontMember:
+        """The simplest member whose force MAE on ``split`` is within ``tolerance``
+        (relative) of the best: the knee a person would pick from the front."""
+        return simplest_within(self.front, lambda m: m.errors[split]["force_mae"], lambda m: m.complexity, tolerance)
+
+
+def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True, config_path: str | None = None) -> SearchResult:
+    """Run (or with ``resume`` continue) the search of ``config`` and write its run directory."""
+    if not isinstance(config, SearchConfig):
+        config_path = str(config)
+        config = load_config(config)
+    where = config_path or "config"
+    started = time.perf_counter()
+    space_path = resolve_search_space_path(config.search_space, Path(config_path).resolve().parent if config_path else None)
+    space = load_search_space(space_path)
+    if config.engine.name == "guided" and not resume:  # a resumed run distils nothing
+        from evopot.search.engines.guided import check_distiller
+
+        check_distiller(space, config.engine.guided, where)
+    # everything that can be checked is checked before the run directory is written
+    dataset = dataset_from_config(config, where)
+    species = tuple(dataset.species)
+    cutoff = cutoff_from_config(config.cutoff, where)
+    run = _prepare_run_directory(config, resume, overwrite)
+    if not resume:
+        run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
+        run.append_log("dataset " + json.dumps(dataset.summary()))
+
+    search_frames = dataset.train
+    if config.fitness.frames is not None and config.fitness.frames < len(dataset.train):
+        chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
+        search_frames = dataset.train.subset(sorted(chosen))
+    weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies)
+    problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
+    scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
+    e = config.engine
+    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience, e.restart), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+
+    distilled_path = run.path / "distilled.json"
+    if resume:
+        engine.restore(run.read_checkpoint())
+        if distilled_path.is_file():
+            engine.seeded = set(json.loads(distilled_path.read_text()).get("seeded_structures", []))
+        run.append_log(f"resumed at generation {engine.generation}")
+    else:
+        if e.name != "guided":
+            engine.initialise()
+        else:
+            from evopot.search.engines.guided import guided_seeds
+
+            seeds, distilled, timings = guided_seeds(space, problem, cutoff, e.guided, config.seed, log=run.append_log)
+            engine.initialise(seeds)
+            record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
+            write_atomic(distilled_path, json.dumps(record, indent=1))
+            run.append_log(f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population")
+        _after_generation(run, engine, scorer)
+
+    bar = _progress(progress, e.generations, engine.generation)
+    try:
+        while not engine.done():
+            if e.time_limit is not None and time.perf_counter() - started > e.time_limit:
+                run.append_log(f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there")
+                break
+            engine.step()
+            _after_generation(run, engine, scorer)
+            if bar is not None:
+                last = engine.history[-1]
+                bar.update(1)
+                bar.set_postfix(best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
+    refit = Scorer(full, max(config.fitness.max_evaluations, 100), max_complexity=10**9)
+    geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
+    shortest = min(float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs)  # Å, for export table limits
+    front = []
+    for k, scored in enumerate(engine.archive.front()):
+        size, loss, candidate = scored.complexity, scored.loss, scored.candidate
+        # Refine θ on the whole training set, but keep the search's θ (linear part
+        # refitted) when refinement lands somewhere worse, as fragile forms can.
+        start = candidate.with_initial(scored.fit.nonlinear)
+        options = [o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok]
+        final = min(options, key=lambda o: o.loss) if options else scored
+        origin = "distilled" if candidate.structure in engine.seeded else "search"
+        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path), "shortest_distance": shortest,
+                                              "engine": e.name, "origin": origin})
+        member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
+        front.append(FrontMember(k, size, loss, potential, member_errors))
+    wall = time.perf_counter() - started
+    _write_results(run, config, dataset, front, engine, wall)
+    return SearchResult(run.path, front, dataset, engine.generation, wall)
+
+
+def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) -> RunDirectory:
+    run = RunDirectory(config.output)
+    if resume:
+        if not run.config.is_file():
+            raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
+        saved = run.config.read_text()
+        if _without_run_length(saved) != _without_run_length(config.to_yaml()):
+            raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations and engine.time_limit may change on --resume")
+        write_atomic(run.config, config.to_yaml())
+        return run
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise EvopotError(f"{run.path}: output folder already holds a run; continue it with --resume, choose another 'output', or pass --overwrite to replace it")
+        shutil.rmtree(run.path)
+    run.potentials.mkdir(parents=True, exist_ok=True)
+    write_atomic(run.config, config.to_yaml())
+    return run
+
+
+def _without_run_length(text: str) -> str:
+    """A config's YAML without the lines that may change on --resume."""
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
+
+
+def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> None:
+    last = engine.history[-1]
+    last.evaluations = scorer.fits
+    if last.restarted:
+        run.append_log(f"generation {last.generation:4d}  the best loss gained < {RESTART_GAIN:.0%} in {engine.settings.restart} generations: population restarted from random trees (the front is kept)")
+    run.append_log(f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits {scorer.fits:6d}  {last.best_formula}")
+    run.write_rows(run.history, ["generation", "best_loss", "front_size", "evaluations", "restarted", "best_formula"], [vars(h) for h in engine.history])
+    run.write_checkpoint(engine.state())
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc="evopot search", unit="gen", dynamic_ncols=True)
+
+
+def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: GPEngine, wall: float) -> None:
+    rows = []
+    for m in front:
+        path = run.member_path(m.member)
+        m.potential.save(path)
+        row = {"member": m.member, "complexity": m.complexity, "search_loss": f"{m.search_loss:.6g}",
+               "formula": simplified_formula(m.potential), "potential": str(path.relative_to(run.path))}
+        for split, values in m.errors.items():
+            for metric, value in values.items():
+                row[f"{split}_{metric}"] = f"{value:.6g}"
+        rows.append(row)
+    run.write_rows(run.front, FRONT_COLUMNS, rows)
+    summary = {
+        "evopot_version": __version__,
+        "seed": config.seed,
+        "generations": engine.generation,
+        "wall_time_s": wall,
+        "dataset": dataset.summary(),
+        "baselines": {name: zero_force_errors(frames) for name, frames in dataset.splits().items()},
+        "front": [{"member": m.member, "complexity": m.complexity, "search_loss": m.search_loss, "errors": m.errors, "formula": simplified_formula(m.potential)} for m in front],
+    }
+    write_atomic(run.summary, json.dumps(summary, indent=2) + "\n")
+    run.append_log(f"done: {len(front)} front members, {engine.generation} generations, {wall:.1f} s")
+
+
+def simplified_formula(potential: Potential, digits: int = 4) -> str:
+    """The formula with constants rounded to ``digits`` significant figures and
+    simplified by sympy (kept as fitted when simplifying makes it longer), as one
+    string; with several terms each is labelled (``V(r) = …; V3(rij,rik,costheta) = …``)."""
+    parts = []
+    labels = {"pair": "V(r)", "threebody": "V3(rij,rik,costheta)", "embedding": "F(rho)"}
+    for term in potential.terms:
+        text = f"{labels[term.kind]} = {_simplified(term.numeric(), digits)}"
+        if term.density is not None:
+            text += f", f(r) = {_simplified(term.numeric(term.density), digits)}"
+        parts.append(text if len(potential.terms) > 1 else text.split(" = ", 1)[1])
+    return "; ".join(parts)
+
+
+def _simplified(expr: sympy.Expr, digits: int) -> str:
+    rounded = round_floats(expr, digits)
+    try:
+        simpler = round_floats(sympy.simplify(rounded), digits)
+    except Exception:  # simplify can fail on odd expressions; the rounded one is still right
+        simpler = rounded
+    return sympy.sstr(min([rounded, simpler], key=complexity))
+

@@ -1,0 +1,140 @@
+"""Scoring a candidate formula: fit its constants, measure its error and size, and
+turn the fitted result into a Potential.
+
+This is the "Evaluator + constant fitter" box of the design as the search engines see
+it: an engine hands over a :class:`~evopot.search.candidate.Candidate` (linear bases, shapes,
+nonlinear constants and their starting values) and gets back a :class:`Scored`
+(loss, complexity, fitted constants). Fits are cached by the candidate's structure and
+starting constants, so a formula the search proposes again is not refitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from evopot.model.potential import Potential
+from evopot.search.candidate import Candidate
+from evopot.search.fitting import FAILED, FitProblem, FitResult, fit_constants
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A fitted candidate: ``loss`` is the weighted RMSE of the fit (inf when it failed),
+    ``complexity`` the node count of the fitted formula."""
+
+    candidate: Candidate
+    fit: FitResult
+    complexity: int
+
+    @property
+    def loss(self) -> float:
+        return self.fit.loss
+
+    def describe(self) -> str:
+        return self.candidate.describe()
+
+    def to_potential(self, problem: FitProblem, metadata: dict | None = None) -> Potential:
+        terms = self.candidate.terms(self.fit.linear, self.fit.nonlinear)
+        species = problem.geometry.species
+        reference = {s: float(e) for s, e in zip(species, self.fit.reference_energies)}
+        return Potential(tuple(terms), problem.cutoff, tuple(species), reference, metadata or {})
+
+
+# rise of the loss up to which a rounded constant counts as exact: 1 % of the loss, or a
+# millionth of the data's own size (the loss of predicting nothing), for fits at the
+# data's noise floor (loss ~7e-8 on the SW data), where rounding r^(2e-8) to 1 without a
+# refit moves the loss by percents
+ROUNDING_TOLERANCE = 0.01
+ROUNDING_FLOOR = 1e-6
+# beyond this a nonlinear constant is rounded to infinity, not zero: next to distances
+# (a few Å), cosines and densities it only sets a scale the linear coefficients absorb
+# ((r + 9.7e5) varies by 4e-6 of itself over a 4 Å cutoff)
+LARGE_CONSTANT = 1e4
+
+
+class Scorer:
+    """Fits candidates on one :class:`FitProblem`, with a cache.
+
+    Candidates whose formula has more than ``max_complexity`` nodes are not fitted
+    (expanding a GP tree can multiply its size) and score as failed."""
+
+    def __init__(self, problem: FitProblem, max_evaluations: int = 40, max_complexity: int = 60):
+        self.problem = problem
+        self.max_evaluations = max_evaluations
+        self.max_complexity = max_complexity
+        self._cache: dict[str, Scored] = {}
+        self.fits = 0
+
+    def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
+        """Fit ``candidate`` (θ refined with ``max_evaluations``, default the scorer's)."""
+        budget = self.max_evaluations if max_evaluations is None else max_evaluations
+        key = f"{candidate.key}|{budget}"
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        size = candidate.complexity
+        if size > self.max_complexity:
+            fit = FitResult(False, FAILED, np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(0), "formula too large")
+        else:
+            fit = fit_constants(self.problem, candidate, budget)
+            self.fits += 1
+        scored = Scored(candidate, fit, size)
+        self._cache[key] = scored
+        return scored
+
+    @cached_property
+    def _data_size(self) -> float:
+        """The loss of predicting zero everywhere (the norm of the weighted targets)."""
+        return float(np.linalg.norm(self.problem.target))
+
+    def prune(self, scored: Scored) -> list[Scored]:
+        """Simpler formulas inside a fitted one, for the archive to weigh.
+
+        Backward elimination: drop, one at a time, the basis whose removal raises the
+        loss least (nonlinear constants held at their fitted values, linear part
+        refitted), down to a single basis; every step is returned, so the archive sees
+        the simpler formulas hiding inside a bloated one (r⁻¹² + r⁻⁶ + tiny junk).
+        Constant rounding: each nonlinear constant set to zero, the others held, the
+        linear part refitted; where a fit left a constant at nearly nothing,
+        (r − 2·10⁻⁸)/r, this is the formula without it, (r)/r = 1; a constant grown
+        huge, (r − 8·10³³)·e, is rounded to infinity: e; a tiny constant under a huge
+        coefficient, C·(exp(ε·r⁻⁴) − 1), to its first order, r⁻⁴. Roundings that cost
+        nothing accumulate (see ``_rounded``)."""
+        steps = self._rounded(scored)
+        current = scored
+        while current.fit.ok and len(current.candidate.bases) > 1:
+            options = [self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0) for k in range(len(current.candidate.bases))]
+            options = [o for o in options if o.fit.ok]
+            if not options:
+                break
+            current = min(options, key=lambda o: o.loss)
+            steps.append(current)
+        return steps
+
+    def _rounded(self, scored: Scored) -> list[Scored]:
+        """Each nonlinear constant rounded in turn: to zero, or to ±inf (its leading
+        term) from beyond ±``LARGE_CONSTANT``; where zero alone costs accuracy, to zero
+        at first order too (see ``Candidate.with_constant``). A rounding that leaves the
+        loss as it was (``ROUNDING_TOLERANCE``, ``ROUNDING_FLOOR``) is kept for the
+        next, so a formula with two near-zero constants also comes back without both."""
+        out, current = [], scored
+        for symbol in scored.candidate.parameters:
+            if symbol not in current.candidate.parameters:
+                continue  # went with a basis an earlier rounding removed
+            index = current.candidate.parameters.index(symbol)
+            value = current.fit.nonlinear[index]
+            roundings = [(math.copysign(math.inf, value), False)] if abs(value) > LARGE_CONSTANT else [(0, False), (0, True)]
+            for rounded, first_order in roundings:
+                simpler = current.candidate.with_constant(index, rounded, current.fit.nonlinear, first_order)
+                result = None if simpler is None else self.score_candidate(simpler, max_evaluations=0)
+                if result is None or not result.fit.ok:
+                    continue
+                out.append(result)
+                if result.loss <= current.loss * (1 + ROUNDING_TOLERANCE) + ROUNDING_FLOOR * self._data_size:
+                    current = result
+                    break
+        return out

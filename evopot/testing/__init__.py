@@ -1,0 +1,1 @@
+"""Published potentials, formula equivalence and rediscovery problems for tests and benchmarks."""
