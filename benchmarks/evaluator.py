@@ -40,7 +40,10 @@ def main() -> None:
     frames = read_frames(ROOT / "examples/data/Si/training.extxyz")
     start = time.perf_counter()
     geometry = build_geometry(frames, args.cutoff)
-    print(f"geometry: {geometry.n_frames} frames, {geometry.n_atoms} atoms, {geometry.n_pairs} pairs within {args.cutoff} Å, built in {time.perf_counter() - start:.2f} s")
+    print(
+        f"geometry: {geometry.n_frames} frames, {geometry.n_atoms} atoms, {geometry.n_pairs} pairs within "
+        f"{args.cutoff} Å, built in {time.perf_counter() - start:.2f} s"
+    )
 
     space = load_search_space(resolve_search_space_path("pair"))
     pset = build_primitive_set(space.operators, ("r",), space.constants.low, space.constants.high)
@@ -63,8 +66,10 @@ def main() -> None:
         evaluate(p, geometry)
     elapsed = time.perf_counter() - start
     rate = sum(nodes) * geometry.n_pairs / elapsed
-    print(f"evaluate (energies + forces): {len(potentials)} formulas, mean {np.mean(nodes):.1f} nodes, {elapsed:.2f} s "
-          f"→ {rate:.3g} node×pair evaluations/s, {len(potentials) / elapsed:.1f} formulas/s (compilation included)")
+    print(
+        f"evaluate (energies + forces): {len(potentials)} formulas, mean {np.mean(nodes):.1f} nodes, {elapsed:.2f} s "
+        f"→ {rate:.3g} node×pair evaluations/s, {len(potentials) / elapsed:.1f} formulas/s (compilation included)"
+    )
 
     problem = FitProblem(geometry, frames.energies, np.concatenate(frames.forces), cutoff)
     scorer = Scorer(problem, max_evaluations=40)
@@ -76,7 +81,10 @@ def main() -> None:
     for c in candidates:
         scorer.score_candidate(c)
     elapsed = time.perf_counter() - start
-    print(f"full constant fits (linear + nonlinear refinement): {len(candidates)} candidates in {elapsed:.2f} s → {len(candidates) / elapsed:.2f} fits/s on all {geometry.n_pairs} pairs")
+    print(
+        f"full constant fits (linear + nonlinear refinement): {len(candidates)} candidates in {elapsed:.2f} "
+        f"s → {len(candidates) / elapsed:.2f} fits/s on all {geometry.n_pairs} pairs"
+    )
 
 
 if __name__ == "__main__":

@@ -51,13 +51,18 @@ def main() -> None:
     settings = GuidedConfig(**{k: v for k, v in (("epochs", args.epochs), ("polish", args.polish)) if v is not None})
     problem = PROBLEMS["stillinger-weber"]()
     space = load_search_space(resolve_search_space_path(problem.search_space))
-    print(f"separable network {settings.hidden}, {settings.epochs} Adam epochs + {settings.polish} L-BFGS iterations", flush=True)
+    print(
+        f"separable network {settings.hidden}, {settings.epochs} Adam epochs + {settings.polish} L-BFGS iterations",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             config = load_config(write_problem(problem, Path(folder), seed))
             dataset = dataset_from_config(config)
             cutoff = cutoff_from_config(config.cutoff)
-            fit_problem = FitProblem.from_frames(dataset.train, cutoff, tuple(dataset.species), config.fitness.forces, config.fitness.energies)
+            fit_problem = FitProblem.from_frames(
+                dataset.train, cutoff, tuple(dataset.species), config.fitness.forces, config.fitness.energies
+            )
             start = time.perf_counter()
             network, data, fit = fit_separable_network(space, fit_problem, cutoff, settings, seed)
             seconds = time.perf_counter() - start
@@ -67,8 +72,12 @@ def main() -> None:
                 scale = float(truth @ y / (truth @ truth))
                 distances.append(f"{name} {np.sqrt(np.mean((y - scale * truth) ** 2)) / np.std(y):.4f}")
             stiffness = ", ".join(f"{key.split('_')[1]} {value:.3f}" for key, value in network.stiffnesses().items())
-            print(f"seed {seed}: {seconds:.0f} s, loss {fit['loss']:.3g}; curve distance from SW (relative RMS): {', '.join(distances)}; "
-                  f"stiffness Å: {stiffness}", flush=True)
+            print(
+                f"seed {seed}: {seconds:.0f} s, loss {fit['loss']:.3g}; curve distance from SW (relative "
+                f"RMS): {', '.join(distances)}; "
+                f"stiffness Å: {stiffness}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@ examples/silicon_threebody.yaml` first, or give --run); the network alone and th
 hybrid's correction have the same symmetry functions, architecture, epochs and
 ensemble, the network alone fitted to the raw DFT labels, the correction to DFT minus
 the formula and reading the formula's per-atom term energies as more inputs
-(`correction.formula_inputs`; --plain-hybrid adds a row without them). Then the ensemble's uncertainty: a hybrid trained without the Surface
+(`correction.formula_inputs`; --plain-hybrid adds a row without them). Then the ensemble's uncertainty: a hybrid
+trained without the Surface
 frames, its force spread on the (held-out) Surface frames over its spread on the
 in-distribution test frames. Targets: test force MAE ≤ 0.06 eV/Å (MTP published 0.06,
 GAP 0.07) and hybrid < network alone, by more than the test set's sampling (a 95 %
 bootstrap interval over its frames, :mod:`paired`).
 
-    .venv/bin/python benchmarks/hybrid.py [--run RUN] [--member K] [--epochs N] [--ensemble M] [--device cuda] [--batch-frames B]
+    .venv/bin/python benchmarks/hybrid.py [--run RUN] [--member K] [--epochs N] [--ensemble M] [--device cuda]
+    [--batch-frames B]
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ TARGET = 0.06
 
 
 def _concatenate(a: Frames, b: Frames) -> Frames:
-    return Frames(a.atoms + b.atoms, np.concatenate([a.energies, b.energies]), a.forces + b.forces, a.config_types + b.config_types)
+    return Frames(
+        a.atoms + b.atoms,
+        np.concatenate([a.energies, b.energies]),
+        a.forces + b.forces,
+        a.config_types + b.config_types,
+    )
 
 
 def _errors(prediction, frames: Frames) -> dict:
@@ -53,7 +60,9 @@ def _errors(prediction, frames: Frames) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a finished run directory (default: search examples/silicon_threebody.yaml now)")
-    parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
+    parser.add_argument(
+        "--member", type=int, help="front member (default: the one with the lowest validation force MAE)"
+    )
     defaults = CorrectionConfig()
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--ensemble", type=int, default=1, help="networks per model in the three-way comparison")
@@ -64,7 +73,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="where the networks train: cpu, cuda, …")
     parser.add_argument("--batch-frames", type=int, default=8)
     parser.add_argument("--loss", choices=("mae", "mse"), default=defaults.loss)
-    parser.add_argument("--plain-hybrid", action="store_true", help="also a hybrid whose network sees the symmetry functions only")
+    parser.add_argument(
+        "--plain-hybrid", action="store_true", help="also a hybrid whose network sees the symmetry functions only"
+    )
     parser.add_argument("--uncertainty-only", action="store_true", help="skip the three-way comparison")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -79,14 +90,26 @@ def main() -> None:
         run_path = search(config, progress=False).run_directory
     run, number, potential, config, dataset = load_member(run_path, args.member)
     splits = dataset.splits()
-    settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, hidden=args.hidden, patience=args.patience, device=args.device,
-                                batch_frames=args.batch_frames, loss=args.loss)
+    settings = CorrectionConfig(
+        ensemble=args.ensemble,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        patience=args.patience,
+        device=args.device,
+        batch_frames=args.batch_frames,
+        loss=args.loss,
+    )
     symmetry, descriptor = symmetry_functions(potential, settings), descriptor_for(potential, settings)
     print(f"formula: member {number} of {run.path}: {potential.formula()}")
     inputs = f"{len(symmetry.moment_invariants)} moment invariants" if symmetry.moments else "no moment invariants"
-    print(f"{symmetry.n_features} inputs: symmetry functions and {inputs} (radial to {symmetry.cutoff} Å, angular to {symmetry.angular_cutoff} Å; the hybrid's network "
-          f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × MLP {args.hidden}, {args.loss} loss, "
-          f"{args.epochs} epochs ({settings.schedule} schedule), best epoch on {len(splits['validation'])} validation frames")
+    print(
+        f"{symmetry.n_features} inputs: symmetry functions and {inputs} (radial to {symmetry.cutoff} Å, "
+        f"angular to {symmetry.angular_cutoff} Å; the hybrid's network "
+        f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × MLP "
+        f"{args.hidden}, {args.loss} loss, "
+        f"{args.epochs} epochs ({settings.schedule} schedule), best epoch on {len(splits['validation'])} "
+        f"validation frames"
+    )
 
     if not args.uncertainty_only:
         compare(potential, splits, settings, symmetry, descriptor, config.seed, args)
@@ -96,7 +119,9 @@ def main() -> None:
 def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descriptor, seed: int, args) -> None:
     """Formula alone, network alone and hybrid on the test split, side by side."""
     rows = [("formula alone", _errors(predict(potential, splits["test"]), splits["test"]), 0.0)]
-    models = [("network alone", None, symmetry), ("hybrid", potential, descriptor)] + ([("plain hybrid", potential, symmetry)] if args.plain_hybrid else [])
+    models = [("network alone", None, symmetry), ("hybrid", potential, descriptor)] + (
+        [("plain hybrid", potential, symmetry)] if args.plain_hybrid else []
+    )
     for name, formula, inputs in models:
         start = time.perf_counter()
         correction, _ = train_hybrid(formula, splits, settings, inputs, seed, progress=False)
@@ -110,39 +135,67 @@ def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descr
         rows.append((name, _errors(predict(model, splits["test"]), splits["test"]), seconds))
         print(f"  trained {name} in {seconds:.0f} s", flush=True)
 
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nSi test set ({len(splits['test'])} frames, {splits['test'].n_atoms} atoms); networks trained on {args.device} ({where}), "
-          f"batches of {args.batch_frames} frames")
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"\nSi test set ({len(splits['test'])} frames, {splits['test'].n_atoms} atoms); networks trained on "
+        f"{args.device} ({where}), "
+        f"batches of {args.batch_frames} frames"
+    )
     types = sorted(set(splits["test"].config_types))
-    print(f"{'model':<15} {'force MAE eV/Å':>15} {'energy MAE meV/atom':>20} {'training s':>11}   force MAE by config type")
+    print(
+        f"{'model':<15} {'force MAE eV/Å':>15} {'energy MAE meV/atom':>20} {'training s':>11}   force MAE by "
+        f"config type"
+    )
     for name, e, seconds in rows:
         by_type = "  ".join(f"{t} {e['by_type'][t]:.3f}" for t in types)
         print(f"{name:<15} {e['force_mae']:15.4f} {e['energy_mae']:20.2f} {seconds:11.0f}   {by_type}")
     hybrid, alone = rows[2][1], rows[1][1]  # the plain hybrid, if any, is row 3
     gap, low, high = paired_gap(hybrid["by_atom"], alone["by_atom"], [len(a) for a in splits["test"].atoms])
-    print(f"hybrid / target {TARGET}: {hybrid['force_mae'] / TARGET:.2f}  ({'met' if hybrid['force_mae'] <= TARGET else 'NOT met'});  "
-          f"hybrid / network alone: {hybrid['force_mae'] / alone['force_mae']:.2f}, hybrid minus network alone {gap:+.4f} eV/Å "
-          f"(95 % interval over resampled test frames {low:+.4f} … {high:+.4f}): {verdict(gap, low, high)}")
+    print(
+        f"hybrid / target {TARGET}: {hybrid['force_mae'] / TARGET:.2f}  "
+        f"({'met' if hybrid['force_mae'] <= TARGET else 'NOT met'});  "
+        f"hybrid / network alone: {hybrid['force_mae'] / alone['force_mae']:.2f}, hybrid minus network alone "
+        f"{gap:+.4f} eV/Å "
+        f"(95 % interval over resampled test frames {low:+.4f} … {high:+.4f}): {verdict(gap, low, high)}"
+    )
 
 
 def uncertainty(potential, dataset, splits: dict, descriptor, seed: int, args) -> None:
     """The ensemble's force spread on held-out Surface frames over its spread on
     in-distribution frames, trained without any Surface frame."""
-    everything = _concatenate(read_frames(dataset.train.source), splits["test"]) if dataset.train.source else _concatenate(splits["train"], splits["test"])
+    everything = (
+        _concatenate(read_frames(dataset.train.source), splits["test"])
+        if dataset.train.source
+        else _concatenate(splits["train"], splits["test"])
+    )
     parts = split_by_config_type(everything, {"held_out": ["Surface"]})
     inside = split_by_fraction(parts["train"], {"validation": 0.1, "test": 0.1}, seed)
     held = {"train": inside["train"], "validation": inside["validation"]}
-    ensemble = CorrectionConfig(ensemble=args.uncertainty_ensemble, epochs=args.uncertainty_epochs, hidden=args.hidden, patience=args.patience,
-                                device=args.device, batch_frames=args.batch_frames)
+    ensemble = CorrectionConfig(
+        ensemble=args.uncertainty_ensemble,
+        epochs=args.uncertainty_epochs,
+        hidden=args.hidden,
+        patience=args.patience,
+        device=args.device,
+        batch_frames=args.batch_frames,
+    )
     start = time.perf_counter()
     correction, _ = train_hybrid(potential, held, ensemble, descriptor, seed, progress=False)
     model = Hybrid(potential, correction)
     seconds = time.perf_counter() - start
     spread_in = float(predict(model, inside["test"]).uncertainty.mean())
     spread_out = float(predict(model, parts["held_out"]).uncertainty.mean())
-    print(f"\nuncertainty ({args.uncertainty_ensemble} networks trained without Surface frames, {seconds:.0f} s): mean per-atom force spread "
-          f"{spread_out:.4f} eV/Å on {len(parts['held_out'])} Surface frames vs {spread_in:.4f} on {len(inside['test'])} in-distribution frames: "
-          f"ratio {spread_out / spread_in:.2f}")
+    print(
+        f"\nuncertainty ({args.uncertainty_ensemble} networks trained without Surface frames, {seconds:.0f} "
+        f"s): mean per-atom force spread "
+        f"{spread_out:.4f} eV/Å on {len(parts['held_out'])} Surface frames vs {spread_in:.4f} on "
+        f"{len(inside['test'])} in-distribution frames: "
+        f"ratio {spread_out / spread_in:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ per atom as one more network input, as ``formula_inputs`` does for a searched fo
 and compares it with the network alone of the same seed from ``hybrid_sweep``'s cache.
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN --member 5 --epochs 600 --cache DIR "alone seed=5"
-    .venv/bin/python benchmarks/hybrid_bond_order.py --run RUN --member 5 --seed 5 --cache DIR [--surface-weight 30] [--fit-only]
+    .venv/bin/python benchmarks/hybrid_bond_order.py --run RUN --member 5 --seed 5 --cache DIR [--surface-weight
+    30] [--fit-only]
 """
 
 from __future__ import annotations
@@ -44,8 +45,19 @@ from evopot.neural.residual import ensemble_prediction, residual_data, train_cor
 #: Si(C) values, the fit's start; E0 is the energy per atom of the DFT reference
 NAMES = ("A", "B", "lambda1", "lambda2", "beta", "n", "c", "d", "h", "lambda3", "E0")
 POSITIVE = ("A", "B", "lambda1", "lambda2", "beta", "n", "c", "d")  # fitted as logarithms
-SI_C = {"A": 1830.8, "B": 471.18, "lambda1": 2.4799, "lambda2": 1.7322, "beta": 1.1e-6, "n": 0.78734, "c": 1.0039e5, "d": 16.217,
-        "h": -0.59825, "lambda3": 1.0, "E0": 0.0}
+SI_C = {
+    "A": 1830.8,
+    "B": 471.18,
+    "lambda1": 2.4799,
+    "lambda2": 1.7322,
+    "beta": 1.1e-6,
+    "n": 0.78734,
+    "c": 1.0039e5,
+    "d": 16.217,
+    "h": -0.59825,
+    "lambda3": 1.0,
+    "E0": 0.0,
+}
 
 
 class Tersoff:
@@ -53,7 +65,9 @@ class Tersoff:
 
     def __init__(self, values: dict, radius: float = 3.2, width: float = 0.2):
         self.radius, self.width = radius, width
-        self.theta = torch.tensor([math.log(values[k]) if k in POSITIVE else values[k] for k in NAMES], dtype=torch.float64)
+        self.theta = torch.tensor(
+            [math.log(values[k]) if k in POSITIVE else values[k] for k in NAMES], dtype=torch.float64
+        )
 
     @property
     def values(self) -> dict:
@@ -82,10 +96,13 @@ class Tersoff:
 
     def lammps_file(self, path: Path) -> None:
         v = self.values
-        path.write_text("# Tersoff form fitted by evopot's benchmarks/hybrid_bond_order.py\n"
-                        "# element1 element2 element3 m gamma lambda3 c d costheta0 n beta lambda2 B R D lambda1 A\n"
-                        f"Si Si Si 3.0 1.0 {v['lambda3']!r} {v['c']!r} {v['d']!r} {v['h']!r} {v['n']!r} {v['beta']!r} {v['lambda2']!r} "
-                        f"{v['B']!r} {self.radius!r} {self.width!r} {v['lambda1']!r} {v['A']!r}\n")
+        path.write_text(
+            "# Tersoff form fitted by evopot's benchmarks/hybrid_bond_order.py\n"
+            "# element1 element2 element3 m gamma lambda3 c d costheta0 n beta lambda2 B R D lambda1 A\n"
+            f"Si Si Si 3.0 1.0 {v['lambda3']!r} {v['c']!r} {v['d']!r} {v['h']!r} {v['n']!r} {v['beta']!r} "
+            f"{v['lambda2']!r} "
+            f"{v['B']!r} {self.radius!r} {self.width!r} {v['lambda1']!r} {v['A']!r}\n"
+        )
 
 
 class Bonds:
@@ -106,7 +123,9 @@ class Bonds:
             d = self.d.clone().requires_grad_(True)
             atoms = model.atom_energies(d, self.center, self.n_atoms) + model.theta[NAMES.index("E0")]
             (gradient,) = torch.autograd.grad(atoms.sum(), d, create_graph=create_graph)  # ∂E/∂d per bond
-        forces = torch.zeros_like(self.forces).index_add(0, self.center, gradient).index_add(0, self.neighbor, -gradient)
+        forces = (
+            torch.zeros_like(self.forces).index_add(0, self.center, gradient).index_add(0, self.neighbor, -gradient)
+        )
         energies = atoms.new_zeros(self.n_frames).index_add(0, self.atom_frame, atoms)
         return (energies, forces) if create_graph else (energies.detach(), forces.detach())
 
@@ -125,7 +144,9 @@ def fit(model: Tersoff, data: Bonds, surface_weight: float, energy_weight: float
         force = (((forces - data.forces) ** 2).sum(1) * weight).sum() / (3 * weight.sum())
         return force + energy_weight * (((energies - data.energies) / data.counts) ** 2).mean()
 
-    optimiser = torch.optim.LBFGS([model.theta], max_iter=2000, line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
+    optimiser = torch.optim.LBFGS(
+        [model.theta], max_iter=2000, line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14
+    )
 
     def closure():
         optimiser.zero_grad()
@@ -145,8 +166,10 @@ def check(model: Tersoff, frames) -> tuple[float, float, float]:
     energy, forces = Bonds(one, model.radius + model.width).predict(model)
     with tempfile.TemporaryDirectory() as folder:
         model.lammps_file(Path(folder) / "Si.tersoff")
-        (Path(folder) / "in.evopot").write_text(f"pair_style tersoff\npair_coeff * * Si.tersoff Si\n"
-                                                f"variable evopot_energy equal pe+{model.values['E0']!r}*atoms\n")
+        (Path(folder) / "in.evopot").write_text(
+            f"pair_style tersoff\npair_coeff * * Si.tersoff Si\n"
+            f"variable evopot_energy equal pe+{model.values['E0']!r}*atoms\n"
+        )
         lammps = run_lammps(one.atoms[0], folder, ["Si"])
     worst_fd, step = 0.0, 1e-5
     for atom, axis in ((0, 0), (0, 2), (len(one.atoms[0]) // 2, 1)):
@@ -154,7 +177,13 @@ def check(model: Tersoff, frames) -> tuple[float, float, float]:
         for sign in (1, -1):
             atoms = one.atoms[0].copy()
             atoms.positions[atom, axis] += sign * step
-            moved.append(float(Bonds(type(one)([atoms], one.energies, one.forces, one.config_types), model.radius + model.width).predict(model)[0][0]))
+            moved.append(
+                float(
+                    Bonds(
+                        type(one)([atoms], one.energies, one.forces, one.config_types), model.radius + model.width
+                    ).predict(model)[0][0]
+                )
+            )
         worst_fd = max(worst_fd, abs(-(moved[0] - moved[1]) / (2 * step) - float(forces[atom, axis])))
     return float(np.abs(forces.numpy() - lammps.forces).max()), abs(float(energy[0]) - lammps.energy), worst_fd
 
@@ -184,12 +213,22 @@ def by_type(errors: np.ndarray, types: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="a finished run directory (its splits; the member sets the network's descriptor)")
-    parser.add_argument("--member", type=int, help="front member whose network alone to compare with (default: lowest validation force MAE)")
+    parser.add_argument(
+        "--run", required=True, help="a finished run directory (its splits; the member sets the network's descriptor)"
+    )
+    parser.add_argument(
+        "--member",
+        type=int,
+        help="front member whose network alone to compare with (default: lowest validation force MAE)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=600)
-    parser.add_argument("--surface-weight", type=float, default=1.0, help="weight of the Surface frames' atoms in the Tersoff fit")
-    parser.add_argument("--cache", type=Path, help="hybrid_sweep's cache, where the network alone of this seed is found")
+    parser.add_argument(
+        "--surface-weight", type=float, default=1.0, help="weight of the Surface frames' atoms in the Tersoff fit"
+    )
+    parser.add_argument(
+        "--cache", type=Path, help="hybrid_sweep's cache, where the network alone of this seed is found"
+    )
     parser.add_argument("--fit-only", action="store_true", help="fit and check the Tersoff form, train no network")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -199,45 +238,75 @@ def main() -> None:
     bonds = {split: Bonds(frames, model.radius + model.width) for split, frames in splits.items()}
     start = time.perf_counter()
     loss = fit(model, bonds["train"], args.surface_weight)
-    print(f"Tersoff fitted on {len(splits['train'])} training frames (Surface atoms weighted {args.surface_weight:g}) in "
-          f"{time.perf_counter() - start:.0f} s, loss {loss:.5f}: " + ", ".join(f"{k} {v:.6g}" for k, v in model.values.items()))
-    print("  against LAMMPS pair_style tersoff (first test frame): |ΔF| ≤ {:.1e} eV/Å, |ΔE| {:.1e} eV; finite differences |ΔF| ≤ {:.1e} eV/Å"
-          .format(*check(model, splits["test"])))
+    print(
+        f"Tersoff fitted on {len(splits['train'])} training frames (Surface atoms weighted {args.surface_weight:g}) in "
+        f"{time.perf_counter() - start:.0f} s, loss {loss:.5f}: "
+        + ", ".join(f"{k} {v:.6g}" for k, v in model.values.items())
+    )
+    print(
+        "  against LAMMPS pair_style tersoff (first test frame): |ΔF| ≤ {:.1e} eV/Å, |ΔE| {:.1e} eV; finite "
+        "differences |ΔF| ≤ {:.1e} eV/Å".format(*check(model, splits["test"]))
+    )
     for split in ("train", "validation", "test"):
         energies, forces = bonds[split].predict(model)
         errors = (forces - bonds[split].forces).abs().mean(1).numpy()
         energy = float(((energies - bonds[split].energies).abs() / bonds[split].counts).mean()) * 1000
-        print(f"  {split}: force MAE {errors.mean():.4f} eV/Å, energy MAE {energy:.1f} meV/atom | {by_type(errors, bonds[split].atom_types)}")
+        print(
+            f"  {split}: force MAE {errors.mean():.4f} eV/Å, energy MAE {energy:.1f} meV/atom | "
+            f"{by_type(errors, bonds[split].atom_types)}"
+        )
     if args.fit_only:
         return
 
-    fields = CorrectionConfig(epochs=args.epochs, patience=150, ensemble=1, device="cpu", batch_frames=8).model_dump()  # hybrid_sweep's defaults
+    fields = CorrectionConfig(
+        epochs=args.epochs, patience=150, ensemble=1, device="cpu", batch_frames=8
+    ).model_dump()  # hybrid_sweep's defaults
     symmetry = symmetry_functions(potential, CorrectionConfig(**fields))
     descriptor = TersoffInputs(symmetry, model)
     data = {}
     for split, frames in splits.items():
         energies, forces = bonds[split].predict(model)
-        data[split] = residual_data(frames, descriptor, frames.energies - energies.numpy(), np.concatenate(frames.forces) - forces.numpy())
+        data[split] = residual_data(
+            frames, descriptor, frames.energies - energies.numpy(), np.concatenate(frames.forces) - forces.numpy()
+        )
     start = time.perf_counter()
-    correction, log = train_correction(descriptor, data["train"], data["validation"], training_settings(CorrectionConfig(**fields), args.seed),
-                                       progress=sys.stderr.isatty())
+    correction, log = train_correction(
+        descriptor,
+        data["train"],
+        data["validation"],
+        training_settings(CorrectionConfig(**fields), args.seed),
+        progress=sys.stderr.isatty(),
+    )
     seconds = time.perf_counter() - start
     test, counts = bonds["test"], np.array([len(a) for a in splits["test"].atoms])
     energies, forces = ensemble_prediction(correction, data["test"])
     tersoff_energies, tersoff_forces = test.predict(model)
     hybrid = (forces.mean(0) + tersoff_forces - test.forces).abs().mean(1).numpy()
     energy = float(((energies.mean(0) + tersoff_energies - test.energies).abs() / test.counts).mean()) * 1000
-    print(f"hybrid on Tersoff, seed {args.seed}: test force MAE {hybrid.mean():.4f} eV/Å, energy MAE {energy:.2f} meV/atom, "
-          f"best epoch {log.networks[0]['best_epoch']}, {seconds:.0f} s | {by_type(hybrid, test.atom_types)}")
-    path = cache_file(args.cache, run.path, potential, number, Variant(f"alone seed={args.seed}", "alone", args.seed, 1.0, fields))
+    print(
+        f"hybrid on Tersoff, seed {args.seed}: test force MAE {hybrid.mean():.4f} eV/Å, energy MAE "
+        f"{energy:.2f} meV/atom, "
+        f"best epoch {log.networks[0]['best_epoch']}, {seconds:.0f} s | {by_type(hybrid, test.atom_types)}"
+    )
+    path = cache_file(
+        args.cache, run.path, potential, number, Variant(f"alone seed={args.seed}", "alone", args.seed, 1.0, fields)
+    )
     if path is None or not path.exists():
-        print(f"no network alone of seed {args.seed} in the cache ({path}); train it with hybrid_sweep.py --run {args.run} "
-              f"--member {number} --epochs {args.epochs} --cache DIR \"alone seed={args.seed}\"")
+        print(
+            f"no network alone of seed {args.seed} in the cache ({path}); train it with hybrid_sweep.py "
+            f"--run {args.run} "
+            f'--member {number} --epochs {args.epochs} --cache DIR "alone seed={args.seed}"'
+        )
         return
     alone = np.abs(np.load(path)["forces"] - test.forces.numpy()).mean(1)
-    print(f"network alone, seed {args.seed}: test force MAE {alone.mean():.4f} eV/Å | {by_type(alone, test.atom_types)}")
+    print(
+        f"network alone, seed {args.seed}: test force MAE {alone.mean():.4f} eV/Å | {by_type(alone, test.atom_types)}"
+    )
     gap, low, high = paired_gap(hybrid, alone, counts)
-    print(f"hybrid on Tersoff minus network alone: {gap:+.4f} eV/Å, 95 % interval {low:+.4f} … {high:+.4f}: {verdict(gap, low, high)}")
+    print(
+        f"hybrid on Tersoff minus network alone: {gap:+.4f} eV/Å, 95 % interval {low:+.4f} … {high:+.4f}: "
+        f"{verdict(gap, low, high)}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,13 +46,19 @@ def probes() -> dict[str, list[Atoms]]:
 def closest_pair(frames: Frames) -> float:
     """The shortest interatomic distance (Å) in ``frames`` (inf when no two atoms are
     within 3 Å)."""
-    return min((float(d.min()) for d in (neighbor_list("d", atoms, 3.0) for atoms in frames.atoms) if len(d)), default=np.inf)
+    return min(
+        (float(d.min()) for d in (neighbor_list("d", atoms, 3.0) for atoms in frames.atoms) if len(d)), default=np.inf
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="a finished run directory (e.g. from examples/silicon_threebody.yaml)")
-    parser.add_argument("--member", type=int, help="front member (default: the one with the lowest validation force MAE)")
+    parser.add_argument(
+        "--run", required=True, help="a finished run directory (e.g. from examples/silicon_threebody.yaml)"
+    )
+    parser.add_argument(
+        "--member", type=int, help="front member (default: the one with the lowest validation force MAE)"
+    )
     defaults = CorrectionConfig()
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--ensemble", type=int, default=1)
@@ -69,25 +75,40 @@ def main() -> None:
     print(f"closest pair in the training and validation frames: {nearest:.3f} Å", flush=True)
 
     models = {"formula": potential}
-    for name, formula, inputs in (("alone", None, symmetry_functions(potential, settings)), ("hybrid", potential, descriptor_for(potential, settings))):
+    for name, formula, inputs in (
+        ("alone", None, symmetry_functions(potential, settings)),
+        ("hybrid", potential, descriptor_for(potential, settings)),
+    ):
         start = time.perf_counter()
         correction, _ = train_hybrid(formula, splits, settings, inputs, config.seed, progress=False)
         base = potential if formula is not None else replace(potential, terms=(), reference_energies={})
         models[name] = Hybrid(base, correction)
-        print(f"  trained the {'network alone' if formula is None else 'hybrid'} in {time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"  trained the {'network alone' if formula is None else 'hybrid'} in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
 
     for path, structures in probes().items():
-        frames = Frames(structures, np.zeros(len(structures)), [np.zeros((len(a), 3)) for a in structures], [path] * len(structures))
+        frames = Frames(
+            structures, np.zeros(len(structures)), [np.zeros((len(a), 3)) for a in structures], [path] * len(structures)
+        )
         counts = np.array([len(a) for a in structures])
         energies = {name: predict(model, frames).energies / counts for name, model in models.items()}
         print(f"\n{path}: energy per atom (eV) relative to d = {DISTANCES[-1]} Å; * closer than any training pair")
         print(f"{'d Å':>6}  " + "  ".join(f"{name:>9}" for name in energies))
         for k, d in enumerate(DISTANCES):
-            print(f"{d:6.2f}{'*' if d < nearest else ' '} " + "  ".join(f"{e[k] - e[-1]:9.3f}" for e in energies.values()))
+            print(
+                f"{d:6.2f}{'*' if d < nearest else ' '} " + "  ".join(f"{e[k] - e[-1]:9.3f}" for e in energies.values())
+            )
         outside = np.flatnonzero(DISTANCES[:-1] < nearest)  # steps that start closer than any training pair
-        falls = {name: int(np.sum(e[outside + 1] > e[outside])) for name, e in energies.items()}  # lower at the shorter distance
-        print(f"steps below {nearest:.2f} Å where the energy falls as the atoms come closer: "
-              + ", ".join(f"{name} {n}" for name, n in falls.items()) + f" (of {len(outside)})")
+        falls = {
+            name: int(np.sum(e[outside + 1] > e[outside])) for name, e in energies.items()
+        }  # lower at the shorter distance
+        print(
+            f"steps below {nearest:.2f} Å where the energy falls as the atoms come closer: "
+            + ", ".join(f"{name} {n}" for name, n in falls.items())
+            + f" (of {len(outside)})"
+        )
 
 
 if __name__ == "__main__":

@@ -39,19 +39,28 @@ def agreement(name, potential, atoms, **options):
         lammps = run_lammps(atoms, folder, potential.species)
     energy, forces = evaluate_atoms(potential, atoms)
     difference = np.abs(lammps.forces - forces).max()
-    print(f"{name:18s} {'+'.join(export.styles):24s} max dF {difference:9.2e} eV/Å  (ratio to {BAR:g}: {difference / BAR:8.2e})  dE {abs(lammps.energy - energy) / len(atoms):9.2e} eV/atom")
+    print(
+        f"{name:18s} {'+'.join(export.styles):24s} max dF {difference:9.2e} eV/Å  (ratio to {BAR:g}: "
+        f"{difference / BAR:8.2e})  dE {abs(lammps.energy - energy) / len(atoms):9.2e} eV/atom"
+    )
 
 
 def nve_drift(name, potential, atoms, **options):
     with tempfile.TemporaryDirectory() as folder:
         export_lammps(potential, folder, **options)
-        commands = "velocity all create 1000 4928 mom yes rot yes dist gaussian\nfix nve all nve\ntimestep 0.001\nthermo 100\nrun 1000"
+        commands = (
+            "velocity all create 1000 4928 mom yes rot yes dist gaussian\nfix nve all nve\ntimestep "
+            "0.001\nthermo 100\nrun 1000"
+        )
         start = time.perf_counter()
         log = run_lammps(atoms, folder, potential.species, commands=commands).log
         wall = time.perf_counter() - start
     totals = [float(line.split()[3]) for line in log.splitlines() if re.match(r"^\s+\d+\s+-?\d", line)]
-    print(f"{name:18s} {len(atoms)} atoms, 1000 steps x 1 fs from 1000 K: E_total drift {(totals[-1] - totals[0]) / len(atoms) * 1000:+.4f} meV/atom, "
-          f"largest excursion {np.ptp(totals) / len(atoms) * 1000:.4f} meV/atom ({wall:.1f} s)")
+    print(
+        f"{name:18s} {len(atoms)} atoms, 1000 steps x 1 fs from 1000 K: E_total drift "
+        f"{(totals[-1] - totals[0]) / len(atoms) * 1000:+.4f} meV/atom, "
+        f"largest excursion {np.ptp(totals) / len(atoms) * 1000:.4f} meV/atom ({wall:.1f} s)"
+    )
 
 
 def main():

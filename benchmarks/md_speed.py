@@ -16,7 +16,8 @@ Torch uses the machine's cores (torch.get_num_threads()); LAMMPS one MPI process
 (a GPU machine without them), and ``--cpu-rate`` (atom-steps/s of evopot in float64 on
 another machine, e.g. this CPU) prints the speed-up over it.
 
-    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--sizes 4096 32768] [--device cuda] [--no-reference] [--cpu-rate R] [--rows float64 float32 …]
+    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--sizes 4096 32768] [--device cuda] [--no-reference]
+    [--cpu-rate R] [--rows float64 float32 …]
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def evopot_rate(atoms, steps, dtype=torch.float64, optimize=False, moments=True,
 def lammps_rate(atoms, steps):
     with tempfile.TemporaryDirectory() as folder:
         export_lammps(stillinger_weber(), folder)
-        commands = f"velocity all create 1000 4928 mom yes rot yes dist gaussian\nneighbor 0.5 bin\nfix nve all nve\ntimestep 0.001\nthermo {steps}\nrun {steps}"
+        commands = (
+            f"velocity all create 1000 4928 mom yes rot yes dist gaussian\nneighbor 0.5 bin\nfix nve all "
+            f"nve\ntimestep 0.001\nthermo {steps}\nrun {steps}"
+        )
         log = run_lammps(atoms, folder, ("Si",), commands=commands).log
     loop = float(re.search(r"Loop time of ([\d.eE+-]+)", log).group(1))
     return len(atoms) * steps / loop
@@ -83,9 +87,14 @@ def ase_rate(atoms, steps):
 
 
 #: evopot's variants: label, dtype, torch.compile, angular moments
-ROWS = {"float64": ("float64", torch.float64, False, True), "float32": ("float32", torch.float32, False, True),
-        "float64-loop": ("float64, triplet loop", torch.float64, False, False), "float32-loop": ("float32, triplet loop", torch.float32, False, False),
-        "float64-compile": ("float64 + torch.compile", torch.float64, True, True), "float32-compile": ("float32 + torch.compile", torch.float32, True, True)}
+ROWS = {
+    "float64": ("float64", torch.float64, False, True),
+    "float32": ("float32", torch.float32, False, True),
+    "float64-loop": ("float64, triplet loop", torch.float64, False, False),
+    "float32-loop": ("float32, triplet loop", torch.float32, False, False),
+    "float64-compile": ("float64 + torch.compile", torch.float64, True, True),
+    "float32-compile": ("float32 + torch.compile", torch.float32, True, True),
+}
 
 
 def main():
@@ -94,10 +103,18 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 32768])
     parser.add_argument("--device", default="cpu", help="where evopot's rows run: cpu, cuda, …")
     parser.add_argument("--no-reference", action="store_true", help="skip LAMMPS and ASE")
-    parser.add_argument("--cpu-rate", type=float, help="evopot's float64 atom-steps/s measured on a CPU, for the speed-up over it")
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which evopot variants to run (default all)")
+    parser.add_argument(
+        "--cpu-rate", type=float, help="evopot's float64 atom-steps/s measured on a CPU, for the speed-up over it"
+    )
+    parser.add_argument(
+        "--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which evopot variants to run (default all)"
+    )
     args = parser.parse_args()
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     print(f"torch {torch.__version__}; evopot on {args.device} ({where}); steps {args.steps}")
     for n in args.sizes:
         atoms = silicon(n)
@@ -106,7 +123,10 @@ def main():
             theirs = lammps_rate(atoms, args.steps)
             ase_steps = max(5, args.steps // 20)
             slow = ase_rate(atoms, ase_steps)
-            print(f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + matscipy SW {slow:10.4g} ({ase_steps} steps)")
+            print(
+                f"{len(atoms):6d} atoms: LAMMPS sw {theirs:10.4g} atom-steps/s | ASE VelocityVerlet + "
+                f"matscipy SW {slow:10.4g} ({ase_steps} steps)"
+            )
         else:
             print(f"{len(atoms):6d} atoms:")
         for row in args.rows:
@@ -115,7 +135,12 @@ def main():
             ratios = [f"evopot/LAMMPS {ours / theirs:.2f} (goal ≥ 0.5), evopot/ASE {ours / slow:.1f}"] if theirs else []
             if args.cpu_rate:
                 ratios.append(f"over the CPU's float64 {args.cpu_rate:.3g}: {ours / args.cpu_rate:.1f}×")
-            print(f"        evopot {label:24s} {ours:10.4g} atom-steps/s{': ' if ratios else ''}{', '.join(ratios)}; neighbour builds {result.neighbor_builds}", flush=True)
+            print(
+                f"        evopot {label:24s} {ours:10.4g} "
+                f"atom-steps/s{': ' if ratios else ''}{', '.join(ratios)}; neighbour builds "
+                f"{result.neighbor_builds}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def paired_gap(first: np.ndarray, second: np.ndarray, atoms: np.ndarray, draws: int = 10000) -> tuple[float, float, float]:
+def paired_gap(
+    first: np.ndarray, second: np.ndarray, atoms: np.ndarray, draws: int = 10000
+) -> tuple[float, float, float]:
     """Force MAE of ``first`` minus that of ``second`` (per-atom errors of two models on
     the same atoms, frame after frame, ``atoms`` in each frame) and its 95 % bootstrap
     interval: whole frames drawn with replacement, the same draw for both models."""

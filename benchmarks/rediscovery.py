@@ -38,13 +38,21 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 outcome = run(problem, Path(folder) / name, seed, engine)
                 outcomes.append(outcome)
-                print(f"{name:14s} seed {seed}: {'found' if outcome.success else 'missed'} in {outcome.wall_time:6.1f} s, {outcome.generations} generations: {outcome.found}", flush=True)
+                print(
+                    f"{name:14s} seed {seed}: {'found' if outcome.success else 'missed'} in "
+                    f"{outcome.wall_time:6.1f} s, {outcome.generations} generations: {outcome.found}",
+                    flush=True,
+                )
             hits = sum(o.success for o in outcomes)
             median = statistics.median(o.wall_time for o in outcomes)
             found = [o.wall_time for o in outcomes if o.success]
             to_success = f", {statistics.median(found):.1f} s for the found ones" if found else ""
             rate, goal = hits / args.seeds, GOALS.get(name, 10) / 10
-            print(f"{name}: {hits}/{args.seeds} recovered, rate {rate:.2f} (goal ≥ {goal:.2f}, ratio {rate / goal:.2f}); median wall time {median:.1f} s per run{to_success}", flush=True)
+            print(
+                f"{name}: {hits}/{args.seeds} recovered, rate {rate:.2f} (goal ≥ {goal:.2f}, ratio "
+                f"{rate / goal:.2f}); median wall time {median:.1f} s per run{to_success}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

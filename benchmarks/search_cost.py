@@ -51,11 +51,20 @@ def main() -> None:
         profile.enable()
         profiled = run(problem, Path(folder) / "profiled", args.seed, engine)
         profile.disable()
-    print(f"{args.problem}, seed {args.seed}, population {engine['population']}: first population + {plain.generations} generations in {plain.wall_time:.1f} s without the profiler, {profiled.wall_time:.1f} s with it")
-    print(f"  formula.tidy: {repeats.hits + repeats.misses} calls in the plain run, {repeats.hits / max(1, repeats.hits + repeats.misses):.0%} of them repeats answered by its cache")
+    print(
+        f"{args.problem}, seed {args.seed}, population {engine['population']}: first population + "
+        f"{plain.generations} generations in {plain.wall_time:.1f} s without the profiler, "
+        f"{profiled.wall_time:.1f} s with it"
+    )
+    print(
+        f"  formula.tidy: {repeats.hits + repeats.misses} calls in the plain run, "
+        f"{repeats.hits / max(1, repeats.hits + repeats.misses):.0%} of them repeats answered by its cache"
+    )
     stats = pstats.Stats(profile).stats
     for label, (module, name) in STAGES.items():
-        seconds = sum(row[3] for (path, _, function), row in stats.items() if path.endswith(module) and function == name)
+        seconds = sum(
+            row[3] for (path, _, function), row in stats.items() if path.endswith(module) and function == name
+        )
         print(f"  {label:30s} {seconds:7.1f} s  ({seconds / profiled.wall_time:5.1%} of the profiled run)")
 
 

@@ -57,17 +57,31 @@ def main() -> None:
     zero = zero_force_errors(test)
     sw = stillinger_weber_errors(test)
     found = best.errors["test"]
-    print(f"config {args.config}, seed {config.seed}, {result.generations} generations, {result.wall_time:.0f} s on this machine")
-    print(f"front: {len(result.front)} members; chosen by validation force MAE: member {best.member}, {best.complexity} nodes")
+    print(
+        f"config {args.config}, seed {config.seed}, {result.generations} generations, {result.wall_time:.0f} "
+        f"s on this machine"
+    )
+    print(
+        f"front: {len(result.front)} members; chosen by validation force MAE: member {best.member}, "
+        f"{best.complexity} nodes"
+    )
     print(f"formula: {best.formula}")
     print(f"{'Si test set':34s} {'force MAE eV/Å':>15s} {'force RMSE':>11s} {'energy MAE meV/atom':>20s}")
-    print(f"{'discovered formula':34s} {found['force_mae']:15.4f} {found['force_rmse']:11.4f} {found['energy_mae']:20.1f}")
+    print(
+        f"{'discovered formula':34s} {found['force_mae']:15.4f} {found['force_rmse']:11.4f} {found['energy_mae']:20.1f}"
+    )
     print(f"{'zero force':34s} {zero['force_mae']:15.4f} {zero['force_rmse']:11.4f} {'':>20s}")
     print(f"{'Stillinger-Weber (matscipy)':34s} {sw['force_mae']:15.4f} {sw['force_rmse']:11.4f} {'':>20s}")
-    print(f"ratio to zero force: {found['force_mae'] / zero['force_mae']:.3f}; ratio to Stillinger-Weber: {found['force_mae'] / sw['force_mae']:.3f}")
+    print(
+        f"ratio to zero force: {found['force_mae'] / zero['force_mae']:.3f}; ratio to Stillinger-Weber: "
+        f"{found['force_mae'] / sw['force_mae']:.3f}"
+    )
     pick = result.recommended()
-    print(f"recommended (simplest within 5 % of the best validation MAE): member {pick.member}, {pick.complexity} nodes, "
-          f"test force MAE {pick.errors['test']['force_mae']:.4f} eV/Å, energy MAE {pick.errors['test']['energy_mae']:.1f} meV/atom")
+    print(
+        f"recommended (simplest within 5 % of the best validation MAE): member {pick.member}, {pick.complexity} nodes, "
+        f"test force MAE {pick.errors['test']['force_mae']:.4f} eV/Å, energy MAE "
+        f"{pick.errors['test']['energy_mae']:.1f} meV/atom"
+    )
     print(f"  {pick.formula}")
 
 

@@ -48,22 +48,34 @@ def main() -> None:
     table, _ = timed(lambda: build_angle_table(geometry, sw.cutoff, None))
     term_prediction(angle, sw.cutoff, geometry)  # compile once, build the table once
     seconds, _ = timed(lambda: term_prediction(angle, sw.cutoff, geometry))
-    print(f"Si training set: {geometry.n_atoms} atoms, {geometry.n_pairs} pairs, {len(triplets)} triplets within {sw.cutoff.radius:.3f} Å")
-    print(f"  triplets built in {build:.3f} s, angle table in {table:.3f} s; three-body energy+forces in {seconds:.4f} s → {len(triplets) / seconds:.3g} triplet evaluations/s")
-    print(f"{'atoms':>8s} {'triplets':>10s} {'pairs s':>8s} {'triplets s':>10s} {'table s':>8s} {'SW E+F s':>9s} {'triplets/s':>11s} {'µs/atom':>8s}   (E+F with triplets and table built)")
+    print(
+        f"Si training set: {geometry.n_atoms} atoms, {geometry.n_pairs} pairs, {len(triplets)} triplets "
+        f"within {sw.cutoff.radius:.3f} Å"
+    )
+    print(
+        f"  triplets built in {build:.3f} s, angle table in {table:.3f} s; three-body energy+forces in "
+        f"{seconds:.4f} s → {len(triplets) / seconds:.3g} triplet evaluations/s"
+    )
+    print(
+        f"{'atoms':>8s} {'triplets':>10s} {'pairs s':>8s} {'triplets s':>10s} {'table s':>8s} "
+        f"{'SW E+F s':>9s} {'triplets/s':>11s} {'µs/atom':>8s}   (E+F with triplets and table built)"
+    )
     for repeat in (3, 5, 8, 12, 15, 19, 23):
         atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(repeat)
         if len(atoms) > args.max_atoms:
             break
         atoms.rattle(0.05, seed=1)
         labelled = unlabelled([atoms])
-        build_time, g = timed(lambda: build_geometry(labelled, sw.cutoff.radius), repeat=2)
-        triplet_time, _ = timed(lambda: build_triplets(g, sw.cutoff.radius), repeat=2)
-        table_time, _ = timed(lambda: build_angle_table(g, sw.cutoff, None), repeat=2)
+        build_time, g = timed(lambda labelled=labelled: build_geometry(labelled, sw.cutoff.radius), repeat=2)
+        triplet_time, _ = timed(lambda g=g: build_triplets(g, sw.cutoff.radius), repeat=2)
+        table_time, _ = timed(lambda g=g: build_angle_table(g, sw.cutoff, None), repeat=2)
         evaluate(sw, g)
-        seconds, _ = timed(lambda: evaluate(sw, g), repeat=2)
+        seconds, _ = timed(lambda g=g: evaluate(sw, g), repeat=2)
         n = len(g.triplets(sw.cutoff.radius))
-        print(f"{len(atoms):8d} {n:10d} {build_time:8.3f} {triplet_time:10.3f} {table_time:8.3f} {seconds:9.3f} {n / seconds:11.3g} {1e6 * seconds / len(atoms):8.2f}")
+        print(
+            f"{len(atoms):8d} {n:10d} {build_time:8.3f} {triplet_time:10.3f} {table_time:8.3f} "
+            f"{seconds:9.3f} {n / seconds:11.3g} {1e6 * seconds / len(atoms):8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """evopot: discover interatomic potentials as short, readable formulas.
 
-    import evopot
-    result = evopot.search("config.yaml")      # or a SearchConfig, or frames in memory
-    print(result.sympy())
-    atoms.calc = evopot.EvopotCalculator("runs/x/potentials/member_003.json")
+import evopot
+result = evopot.search("config.yaml")      # or a SearchConfig, or frames in memory
+print(result.sympy())
+atoms.calc = evopot.EvopotCalculator("runs/x/potentials/member_003.json")
 """
 
 from evopot import search  # the subpackage; calling it runs a search

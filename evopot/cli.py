@@ -21,24 +21,32 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _warning_line  # warnings read as messages to the user, not as tracebacks
-    parser = argparse.ArgumentParser(prog="evopot", description="Discover interatomic potentials as short, readable formulas.")
+    parser = argparse.ArgumentParser(
+        prog="evopot", description="Discover interatomic potentials as short, readable formulas."
+    )
     parser.add_argument("--version", action="version", version=f"evopot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     search = commands.add_parser("search", help="search formulas against DFT data; writes a run directory")
     search.add_argument("config", help="search config YAML (see examples/)")
-    search.add_argument("--resume", action="store_true", help="continue the run in the config's output folder from its last checkpoint")
+    search.add_argument(
+        "--resume", action="store_true", help="continue the run in the config's output folder from its last checkpoint"
+    )
     search.add_argument("--overwrite", action="store_true", help="replace an existing run in the output folder")
     search.add_argument("--seed", type=int, help="override the config's seed")
     search.add_argument("--generations", type=int, help="override engine.generations")
     search.add_argument("--output", help="override the output folder (relative to the current folder)")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    show = commands.add_parser("show", help="print the Pareto front of a run, or one potential file (formula or hybrid)")
+    show = commands.add_parser(
+        "show", help="print the Pareto front of a run, or one potential file (formula or hybrid)"
+    )
     show.add_argument("run", help="run directory written by evopot search, or a potential JSON file")
     shown = show.add_mutually_exclusive_group()
     shown.add_argument("--latex", action="store_true", help="each member's formula as LaTeX")
-    shown.add_argument("--member", type=int, help="one member term by term, with its constants and where they came from")
+    shown.add_argument(
+        "--member", type=int, help="one member term by term, with its constants and where they came from"
+    )
     shown.add_argument("--json", action="store_true", help="the front and its potentials as JSON, for scripts")
 
     report = commands.add_parser("report", help="write an HTML report with figures of a run")
@@ -52,51 +60,114 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--potential", help="a potential JSON file to export instead of a run's member")
     export.add_argument("--format", choices=["lammps"], default="lammps", help="target format (default lammps)")
     export.add_argument("--out", required=True, help="folder for the exported files")
-    export.add_argument("--inner", type=float, help="shortest tabulated distance in Å (default: 80 %% of the training data's shortest distance)")
+    export.add_argument(
+        "--inner",
+        type=float,
+        help="shortest tabulated distance in Å (default: 80 %% of the training data's shortest distance)",
+    )
     export.add_argument("--points", type=int, default=5000, help="rows per table (default 5000)")
-    export.add_argument("--angle-points", type=int, default=40, help="N of a threebody/table: N distances per bond and 2N angles (default 40; error falls as 1/N, size grows as N³)")
-    export.add_argument("--check", action="store_true", help="run LAMMPS on a rattled crystal and compare with evopot's own energies and forces")
-    export.add_argument("--formula-only", action="store_true", help="export the formula of a hybrid potential without its neural correction")
+    export.add_argument(
+        "--angle-points",
+        type=int,
+        default=40,
+        help="N of a threebody/table: N distances per bond and 2N angles (default 40; error falls as 1/N, size "
+        "grows as N³)",
+    )
+    export.add_argument(
+        "--check",
+        action="store_true",
+        help="run LAMMPS on a rattled crystal and compare with evopot's own energies and forces",
+    )
+    export.add_argument(
+        "--formula-only",
+        action="store_true",
+        help="export the formula of a hybrid potential without its neural correction",
+    )
 
-    correct = commands.add_parser("correct", help="train a neural correction on what a front member's formula leaves (a hybrid potential)")
+    correct = commands.add_parser(
+        "correct", help="train a neural correction on what a front member's formula leaves (a hybrid potential)"
+    )
     correct.add_argument("run", help="run directory written by evopot search")
-    correct.add_argument("--member", type=int, help="front member to correct (default: the config's correction.member, else the recommended one)")
+    correct.add_argument(
+        "--member",
+        type=int,
+        help="front member to correct (default: the config's correction.member, else the recommended one)",
+    )
     correct.add_argument("--output", help="hybrid JSON path or folder (default RUN/corrections/member_K/hybrid.json)")
     correct.add_argument("--ensemble", type=int, help="networks in the ensemble (default 4)")
     correct.add_argument("--epochs", type=int, help="epochs per network (default 600)")
     correct.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths (default 32 32)")
     correct.add_argument("--learning-rate", type=float, help="Adam's initial step (default 2e-3)")
     correct.add_argument("--device", help="cpu, cuda, … (default: CUDA when present)")
-    correct.add_argument("--formula-inputs", action=argparse.BooleanOptionalAction, default=None,
-                         help="give the network the formula's per-atom term energies as inputs (default: on)")
+    correct.add_argument(
+        "--formula-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give the network the formula's per-atom term energies as inputs (default: on)",
+    )
     correct.add_argument("--overwrite", action="store_true", help="train again over an existing hybrid")
-    correct.add_argument("--flag-uncertain", metavar="DATA", help="list frames of DATA (extxyz …) whose force uncertainty exceeds --threshold; uses the trained hybrid when it exists")
-    correct.add_argument("--threshold", type=float, help="uncertainty threshold in eV/Å (default: 95th percentile on the validation split)")
+    correct.add_argument(
+        "--flag-uncertain",
+        metavar="DATA",
+        help="list frames of DATA (extxyz …) whose force uncertainty exceeds --threshold; uses the trained hybrid "
+        "when it exists",
+    )
+    correct.add_argument(
+        "--threshold",
+        type=float,
+        help="uncertainty threshold in eV/Å (default: 95th percentile on the validation split)",
+    )
     correct.add_argument("--quiet", action="store_true", help="no progress bar")
 
     md = commands.add_parser("md", help="molecular dynamics with a potential (CPU, or a GPU with --device cuda)")
-    md.add_argument("potential", help="a potential JSON file, or a run directory (its recommended member unless --member)")
+    md.add_argument(
+        "potential", help="a potential JSON file, or a run directory (its recommended member unless --member)"
+    )
     md.add_argument("structure", help="starting structure, any file ase.io reads (its last frame)")
     md.add_argument("--member", type=int, help="front member of a run directory")
     md.add_argument("--steps", type=int, default=1000, help="number of steps (default 1000)")
     md.add_argument("--dt", type=float, default=1.0, help="time step in fs (default 1)")
-    md.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature in K (default 300)")
-    md.add_argument("--thermostat", choices=["none", "langevin"], default="none", help="none: NVE velocity Verlet; langevin: NVT (default none)")
+    md.add_argument(
+        "--temperature", type=float, default=300.0, help="initial (and Langevin) temperature in K (default 300)"
+    )
+    md.add_argument(
+        "--thermostat",
+        choices=["none", "langevin"],
+        default="none",
+        help="none: NVE velocity Verlet; langevin: NVT (default none)",
+    )
     md.add_argument("--friction", type=float, default=1.0, help="Langevin friction in 1/ps (default 1)")
-    md.add_argument("--repeat", type=int, nargs=3, metavar=("NX", "NY", "NZ"), help="build a supercell of the structure first")
+    md.add_argument(
+        "--repeat", type=int, nargs=3, metavar=("NX", "NY", "NZ"), help="build a supercell of the structure first"
+    )
     md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
     md.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda when present)")
     md.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    md.add_argument("--compile", action="store_true", help="torch.compile the kernel (first step takes tens of seconds; on the CPU it measured slower than the plain kernel for Stillinger-Weber)")
+    md.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the kernel (first step takes tens of seconds; on the CPU it measured slower than the "
+        "plain kernel for Stillinger-Weber)",
+    )
     md.add_argument("--trajectory", help="write frames to this extxyz file")
-    md.add_argument("--every", type=int, default=100, help="steps between trajectory frames and thermo lines (default 100)")
+    md.add_argument(
+        "--every", type=int, default=100, help="steps between trajectory frames and thermo lines (default 100)"
+    )
     md.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    check = commands.add_parser("validate", help="physical checks of a potential against DFT data: E–V, elastic constants, MD, RDF")
-    check.add_argument("potential", help="a potential JSON file, or a run directory (its recommended member unless --member)")
-    check.add_argument("--reference", required=True, help="DFT frames (extxyz or anything ase.io reads), e.g. the training data")
+    check = commands.add_parser(
+        "validate", help="physical checks of a potential against DFT data: E–V, elastic constants, MD, RDF"
+    )
+    check.add_argument(
+        "potential", help="a potential JSON file, or a run directory (its recommended member unless --member)"
+    )
+    check.add_argument(
+        "--reference", required=True, help="DFT frames (extxyz or anything ase.io reads), e.g. the training data"
+    )
     check.add_argument("--member", type=int, help="front member of a run directory")
-    check.add_argument("--output", default="validation", help="folder for figures and validation.txt (default ./validation)")
+    check.add_argument(
+        "--output", default="validation", help="folder for figures and validation.txt (default ./validation)"
+    )
     check.add_argument("--steps", type=int, default=2000, help="MD steps of each dynamic check (default 2000)")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -162,14 +233,26 @@ def _search(args) -> int:
     if args.output:
         config = config.model_copy(update={"output": Path(args.output).resolve()})
     try:
-        result = search(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, config_path=args.config)
+        result = search(
+            config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, config_path=args.config
+        )
     except KeyboardInterrupt:
-        print(f"\nevopot: interrupted; the last finished generation is saved in {config.output}. Continue with: evopot search {args.config} --resume", file=sys.stderr)
+        print(
+            f"\nevopot: interrupted; the last finished generation is saved in {config.output}. Continue "
+            f"with: evopot search {args.config} --resume",
+            file=sys.stderr,
+        )
         return 130
     print(front_table(result.run_directory))
     best, pick = result.best("validation"), result.recommended()
-    print(f"\nlowest validation force MAE: member {best.member} ({best.complexity} nodes, {best.errors['validation']['force_mae']:.4f} eV/Å)")
-    print(f"recommended, the simplest within 5 % of that: member {pick.member} ({pick.complexity} nodes, {pick.errors['validation']['force_mae']:.4f} eV/Å)")
+    print(
+        f"\nlowest validation force MAE: member {best.member} ({best.complexity} nodes, "
+        f"{best.errors['validation']['force_mae']:.4f} eV/Å)"
+    )
+    print(
+        f"recommended, the simplest within 5 % of that: member {pick.member} ({pick.complexity} nodes, "
+        f"{pick.errors['validation']['force_mae']:.4f} eV/Å)"
+    )
     print(f"  {pick.formula}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
     return 0
@@ -201,8 +284,14 @@ def _correct(args) -> int:
             raise EvopotError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.threshold is not None and args.flag_uncertain is None:
         raise EvopotError("--threshold goes with --flag-uncertain DATA")
-    overrides = {"ensemble": args.ensemble, "epochs": args.epochs, "hidden": args.hidden, "learning_rate": args.learning_rate, "device": args.device,
-                 "formula_inputs": args.formula_inputs}
+    overrides = {
+        "ensemble": args.ensemble,
+        "epochs": args.epochs,
+        "hidden": args.hidden,
+        "learning_rate": args.learning_rate,
+        "device": args.device,
+        "formula_inputs": args.formula_inputs,
+    }
     frames = read_frames(args.flag_uncertain) if args.flag_uncertain else None  # a bad file fails before any training
     existing = None
     if frames is not None and not args.overwrite:
@@ -215,12 +304,18 @@ def _correct(args) -> int:
         print(f"hybrid of member {result.member}: {result.path}  (trained in {result.seconds:.1f} s)")
         print(result.table())
         share = result.share
-        print(f"correction on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS ({share['energy_share']:.1%} of the formula's), "
-              f"forces {share['correction_force_rms']:.3f} eV/Å RMS ({share['force_share']:.1%} of the formula's)")
+        print(
+            f"correction on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS "
+            f"({share['energy_share']:.1%} of the formula's), "
+            f"forces {share['correction_force_rms']:.3f} eV/Å RMS ({share['force_share']:.1%} of the formula's)"
+        )
         existing = result.hybrid
     if frames is not None:
         threshold, flagged = flag_uncertain(existing, frames, args.threshold)
-        print(f"{len(flagged)} of {len(frames)} frames of {args.flag_uncertain} exceed {threshold:.4f} eV/Å force uncertainty:")
+        print(
+            f"{len(flagged)} of {len(frames)} frames of {args.flag_uncertain} exceed {threshold:.4f} eV/Å "
+            f"force uncertainty:"
+        )
         for index, config_type, value in flagged:
             print(f"  frame {index:5d}  {config_type:<16} {value:.4f} eV/Å")
     return 0
@@ -263,12 +358,17 @@ def _md(args) -> int:
         atoms = atoms.repeat(args.repeat)
     atoms = thermalized(atoms, args.temperature, args.seed)
     forcefield = ForceField(potential, args.device, getattr(torch, args.dtype), optimize=args.compile)
-    print(f"evopot md: {len(atoms)} atoms, {source}, {forcefield.device}, {args.dtype}, dt {args.dt} fs, {args.steps} steps, "
-          f"{'NVE' if args.thermostat == 'none' else f'Langevin {args.temperature} K'}")
+    print(
+        f"evopot md: {len(atoms)} atoms, {source}, {forcefield.device}, {args.dtype}, dt {args.dt} fs, "
+        f"{args.steps} steps, "
+        f"{'NVE' if args.thermostat == 'none' else f'Langevin {args.temperature} K'}"
+    )
     print(f"{'step':>8} {'time/ps':>9} {'T/K':>9} {'E_kin/eV':>14} {'E_pot/eV':>16} {'E_total/eV':>16}")
 
     def report(t):
-        line = f"{t.step:8d} {t.time_ps:9.4f} {t.temperature:9.2f} {t.kinetic:14.6f} {t.potential:16.6f} {t.total:16.6f}"
+        line = (
+            f"{t.step:8d} {t.time_ps:9.4f} {t.temperature:9.2f} {t.kinetic:14.6f} {t.potential:16.6f} {t.total:16.6f}"
+        )
         if args.quiet:
             print(line, flush=True)
         else:
@@ -276,11 +376,22 @@ def _md(args) -> int:
 
             tqdm.write(line)  # above the progress bar
 
-    dynamics = MolecularDynamics(atoms, forcefield, args.dt, None if args.thermostat == "none" else "langevin", args.temperature, args.friction, args.seed)
+    dynamics = MolecularDynamics(
+        atoms,
+        forcefield,
+        args.dt,
+        None if args.thermostat == "none" else "langevin",
+        args.temperature,
+        args.friction,
+        args.seed,
+    )
     result = dynamics.run(args.steps, args.every, args.trajectory, args.every, progress=not args.quiet, report=report)
     drift = (result.thermo[-1].total - result.thermo[0].total) / len(atoms) * 1000
-    print(f"{len(atoms) * args.steps / result.wall_time:.4g} atom-steps/s; E_total change {drift:+.4f} meV/atom; neighbour list built {result.neighbor_builds} times"
-          + (f"; trajectory {args.trajectory}" if args.trajectory else ""))
+    print(
+        f"{len(atoms) * args.steps / result.wall_time:.4g} atom-steps/s; E_total change {drift:+.4f} "
+        f"meV/atom; neighbour list built {result.neighbor_builds} times"
+        + (f"; trajectory {args.trajectory}" if args.trajectory else "")
+    )
     return 0
 
 
@@ -296,7 +407,9 @@ def _export(args) -> int:
     if args.points < 10:
         raise EvopotError(f"--points {args.points}: a table needs at least 10 points")
     if args.angle_points < 2:
-        raise EvopotError(f"--angle-points {args.angle_points}: a three-body table needs at least 2 points per distance")
+        raise EvopotError(
+            f"--angle-points {args.angle_points}: a three-body table needs at least 2 points per distance"
+        )
     if args.potential is not None:
         potential, source = Potential.load(args.potential), args.potential
     else:
@@ -316,7 +429,9 @@ def _export(args) -> int:
     if args.check:
         from evopot.export.check import FORCE_TOLERANCE, compare_with_lammps
 
-        report = compare_with_lammps(potential, result.folder, tolerance=max(FORCE_TOLERANCE, result.threebody_error or 0.0))
+        report = compare_with_lammps(
+            potential, result.folder, tolerance=max(FORCE_TOLERANCE, result.threebody_error or 0.0)
+        )
         print(report.summary())
         return 0 if report.ok else 1
     return 0

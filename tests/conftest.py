@@ -19,8 +19,6 @@ SI_TRAIN = ROOT / "examples" / "data" / "Si" / "training.extxyz"
 SI_TEST = ROOT / "examples" / "data" / "Si" / "test.extxyz"
 
 
-
-
 def periodic_cell(seed: int = 0, species=("Si",), triclinic: bool = True) -> Atoms:
     """Rattled 64-atom diamond cell, sheared (triclinic) unless ``triclinic`` is False,
     species assigned at random."""
@@ -32,7 +30,9 @@ def _disturbed(atoms: Atoms, seed: int, species, triclinic: bool, strain: float,
     ``rattle`` Å, species assigned at random, all from ``seed``."""
     rng = np.random.default_rng(seed)
     deformation = rng.uniform(-strain, strain, (3, 3))
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + (deformation if triclinic else np.diag(np.diag(deformation)))), scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array @ (np.eye(3) + (deformation if triclinic else np.diag(np.diag(deformation)))), scale_atoms=True
+    )
     atoms.rattle(rattle, seed=seed)
     atoms.set_chemical_symbols(list(rng.choice(species, len(atoms))))
     return atoms
@@ -58,7 +58,9 @@ PAIR_FORMULAS = [
 
 def pair_potential(formula: str, constants: dict, species=("Si",), cutoff=Cutoff(5.0, 4.0)) -> Potential:
     expr = parse_formula(formula, ["r", *constants])
-    return Potential((Term("pair", expr, constants),), cutoff, tuple(species), {s: -0.5 * (k + 1) for k, s in enumerate(species)})
+    return Potential(
+        (Term("pair", expr, constants),), cutoff, tuple(species), {s: -0.5 * (k + 1) for k, s in enumerate(species)}
+    )
 
 
 @pytest.fixture
@@ -92,16 +94,25 @@ def _term(kind, formula, constants, species=None):
 
 #: Species-specific pair terms on two species, with reference energies.
 TWO_SPECIES_PAIRS = Potential(
-    (_term("pair", "A*exp(-2*(r - 2.3)) - C/r**6", {"A": 0.3, "C": 20.0}, species=("Si", "Si")),
-     _term("pair", "A*exp(-1.5*(r - 2.5))", {"A": 0.5}, species=("Si", "Ge")),
-     _term("pair", "A/r**4", {"A": 8.0}, species=("Ge", "Ge"))),
-    Cutoff(5.0, 4.0), ("Ge", "Si"), {"Si": -3.1, "Ge": -2.7},
+    (
+        _term("pair", "A*exp(-2*(r - 2.3)) - C/r**6", {"A": 0.3, "C": 20.0}, species=("Si", "Si")),
+        _term("pair", "A*exp(-1.5*(r - 2.5))", {"A": 0.5}, species=("Si", "Ge")),
+        _term("pair", "A/r**4", {"A": 8.0}, species=("Ge", "Ge")),
+    ),
+    Cutoff(5.0, 4.0),
+    ("Ge", "Si"),
+    {"Si": -3.1, "Ge": -2.7},
 )
 
 
 #: A pair term and a general (not separable, not symmetric) three-body term.
 GENERAL_THREEBODY = Potential(
-    (_term("pair", "A*exp(-r)", {"A": 3.0}),
-     _term("threebody", "B*exp(-rij - rik)*(costheta - c)**2 + 0.1*rij*costheta", {"B": 5.0, "c": -0.3})),
-    Cutoff(3.8, 3.0), ("Si",), {}, {"shortest_distance": 2.0},
+    (
+        _term("pair", "A*exp(-r)", {"A": 3.0}),
+        _term("threebody", "B*exp(-rij - rik)*(costheta - c)**2 + 0.1*rij*costheta", {"B": 5.0, "c": -0.3}),
+    ),
+    Cutoff(3.8, 3.0),
+    ("Si",),
+    {},
+    {"shortest_distance": 2.0},
 )

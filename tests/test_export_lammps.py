@@ -36,7 +36,14 @@ NAMES = ["r", "rij", "rik", "costheta", "rho", "A", "B", "C", "c", "s"]
 
 
 def term(kind, formula, constants, species=None, density=None, cutoff=None):
-    return Term(kind, parse_formula(formula, NAMES), constants, species, parse_formula(density, NAMES) if density else None, cutoff)
+    return Term(
+        kind,
+        parse_formula(formula, NAMES),
+        constants,
+        species,
+        parse_formula(density, NAMES) if density else None,
+        cutoff,
+    )
 
 
 def lammps_agrees(potential, atoms, folder, force_tolerance=1e-4, energy_tolerance=1e-5):
@@ -75,7 +82,9 @@ def test_published_stillinger_weber_becomes_an_sw_file_lammps_reproduces(tmp_pat
     eps, sigma, a, lam, gamma, cos0, A, B, p, q, tol = map(float, entry.split()[3:])
     c = SW_SILICON
     assert (sigma, a, gamma, p, q) == pytest.approx((c["sig"], c["a"], c["gam"], c["p"], c["q"]), rel=1e-12, abs=1e-12)
-    assert (eps * lam, eps * A, B, cos0) == pytest.approx((c["eps"] * c["lam"], c["eps"] * c["A"], c["B"], c["cos0"]), rel=1e-12)
+    assert (eps * lam, eps * A, B, cos0) == pytest.approx(
+        (c["eps"] * c["lam"], c["eps"] * c["A"], c["B"], c["cos0"]), rel=1e-12
+    )
     lammps_agrees(potential, periodic_cell(3, triclinic=triclinic), tmp_path, force_tolerance=1e-8)
 
 
@@ -129,9 +138,15 @@ def test_lammps_reproduces_sutton_chen_as_eam_alloy(tmp_path, triclinic):
 def test_two_species_eam_with_species_specific_pairs(tmp_path):
     sc = sutton_chen()
     potential = Potential(
-        (term("pair", "A*(3.61/r)**9", {"A": 0.0124}, species=("Cu", "Cu")), term("pair", "A*(3.5/r)**8", {"A": 0.02}, species=("Cu", "Ni")),
-         term("pair", "A*(3.52/r)**10", {"A": 0.01}, species=("Ni", "Ni")), sc.terms[1]),
-        sc.cutoff, ("Cu", "Ni"), {"Cu": -1.0},
+        (
+            term("pair", "A*(3.61/r)**9", {"A": 0.0124}, species=("Cu", "Cu")),
+            term("pair", "A*(3.5/r)**8", {"A": 0.02}, species=("Cu", "Ni")),
+            term("pair", "A*(3.52/r)**10", {"A": 0.01}, species=("Ni", "Ni")),
+            sc.terms[1],
+        ),
+        sc.cutoff,
+        ("Cu", "Ni"),
+        {"Cu": -1.0},
     )
     export_lammps(potential, tmp_path, inner=1.8)
     lammps_agrees(potential, copper_cell(2, ("Cu", "Ni")), tmp_path)
@@ -155,12 +170,16 @@ def test_threebody_table_lookup_is_what_lammps_computes(tmp_path):
 def test_lammps_threebody_table_is_within_the_reported_error(tmp_path, triclinic):
     export = export_lammps(GENERAL_THREEBODY, tmp_path)
     note = next(n for n in export.notes if n.startswith("threebody/table"))
-    assert f"max {export.threebody_error:.3g} eV/Å" in note and "threebody/table" in (tmp_path / "NOTES.txt").read_text()
+    assert (
+        f"max {export.threebody_error:.3g} eV/Å" in note and "threebody/table" in (tmp_path / "NOTES.txt").read_text()
+    )
     atoms = probe_cell(("Si",), 2.0, seed=0)
     if not triclinic:
         atoms.set_cell(np.diag(atoms.cell.lengths()), scale_atoms=True)
     # the table holds 11 significant digits
-    lammps_agrees(GENERAL_THREEBODY, atoms, tmp_path, force_tolerance=export.threebody_error + 1e-6, energy_tolerance=0.05)
+    lammps_agrees(
+        GENERAL_THREEBODY, atoms, tmp_path, force_tolerance=export.threebody_error + 1e-6, energy_tolerance=0.05
+    )
 
 
 def test_threebody_table_error_falls_with_n():
@@ -183,7 +202,10 @@ def test_every_file_carries_the_formula_and_plain_numbers(tmp_path):
 def test_nve_with_an_exported_potential_conserves_energy(tmp_path):
     export_lammps(stillinger_weber(), tmp_path)
     atoms = bulk("Si", "diamond", 5.431, cubic=True).repeat(3)
-    commands = "velocity all create 1000 4928 mom yes rot yes dist gaussian\nfix nve all nve\ntimestep 0.001\nthermo 100\nrun 1000"
+    commands = (
+        "velocity all create 1000 4928 mom yes rot yes dist gaussian\nfix nve all nve\ntimestep 0.001\nthermo "
+        "100\nrun 1000"
+    )
     log = run_lammps(atoms, tmp_path, ("Si",), commands=commands).log
     totals = [float(line.split()[3]) for line in log.splitlines() if re.match(r"^\s+\d+\s+-?\d", line)]
     assert len(totals) == 11
@@ -248,11 +270,16 @@ def test_two_species_threebody_table_with_species_specific_terms(tmp_path):
     """Angle terms per species pattern: symmetric (Si–Ge–Ge) and asymmetric (Si–Si–Ge)
     entries of the .3b file, both checked against LAMMPS through the exact lookup."""
     potential = Potential(
-        (term("pair", "A*exp(-r)", {"A": 3.0}),
-         term("threebody", "B*exp(-rij - rik)*(costheta - c)**2", {"B": 5.0, "c": -0.3}, species=("Si", "Si", "Ge")),
-         term("threebody", "B*exp(-0.5*rij - 0.5*rik)*costheta**2", {"B": 1.0}, species=("Ge", "Si", "Si")),
-         term("threebody", "B*(costheta + 0.5)**2/(rij*rik)", {"B": 2.0})),
-        Cutoff(3.8, 3.0), ("Ge", "Si"), {}, {"shortest_distance": 2.0},
+        (
+            term("pair", "A*exp(-r)", {"A": 3.0}),
+            term("threebody", "B*exp(-rij - rik)*(costheta - c)**2", {"B": 5.0, "c": -0.3}, species=("Si", "Si", "Ge")),
+            term("threebody", "B*exp(-0.5*rij - 0.5*rik)*costheta**2", {"B": 1.0}, species=("Ge", "Si", "Si")),
+            term("threebody", "B*(costheta + 0.5)**2/(rij*rik)", {"B": 2.0}),
+        ),
+        Cutoff(3.8, 3.0),
+        ("Ge", "Si"),
+        {},
+        {"shortest_distance": 2.0},
     )
     export = export_lammps(potential, tmp_path, angle_points=12)
     assert len([line for line in (tmp_path / "evopot.3b").read_text().splitlines() if not line.startswith("#")]) == 8

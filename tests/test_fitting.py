@@ -26,14 +26,16 @@ def labelled_by(potential, n=4):
     atoms = [periodic_cell(seed=s) for s in range(n)]
     prediction = evaluate(potential, build_geometry(unlabelled(atoms), potential.cutoff.radius, potential.species))
     offsets = np.cumsum([0] + [len(a) for a in atoms])
-    forces = [prediction.forces[offsets[k]:offsets[k + 1]] for k in range(n)]
+    forces = [prediction.forces[offsets[k] : offsets[k + 1]] for k in range(n)]
     return Frames(atoms, prediction.energies, forces, ["x"] * n)
 
 
 @pytest.fixture(scope="module")
 def morse_problem():
     cutoff = Cutoff(5.0, 4.0)
-    truth = Potential((Term("pair", parse_formula("300*exp(-2.6*r) - 2*exp(-1.1*r)", ["r"])),), cutoff, ("Si",), {"Si": -4.5})
+    truth = Potential(
+        (Term("pair", parse_formula("300*exp(-2.6*r) - 2*exp(-1.1*r)", ["r"])),), cutoff, ("Si",), {"Si": -4.5}
+    )
     return FitProblem.from_frames(labelled_by(truth), cutoff, ("Si",))
 
 
@@ -45,13 +47,21 @@ def test_linear_coefficients_and_reference_energy_are_exact(morse_problem):
 
 
 def test_nonlinear_constants_are_refined_from_a_rough_start(morse_problem):
-    result = fit_constants(morse_problem, pair_candidate([sympy.exp(b0 * r), sympy.exp(b1 * r)], (b0, b1), (-2.0, -0.5)), 100)
+    result = fit_constants(
+        morse_problem, pair_candidate([sympy.exp(b0 * r), sympy.exp(b1 * r)], (b0, b1), (-2.0, -0.5)), 100
+    )
     assert result.ok and result.loss < 1e-8
     np.testing.assert_allclose(sorted(result.nonlinear), [-2.6, -1.1], rtol=1e-6)
 
 
 def test_a_fit_with_non_finite_numbers_fails_without_raising(morse_problem):
-    for bases in [(1 / (r - r),), (sympy.log(-r),), (sympy.exp(1000 * r),), (sympy.zoo * r,), (sympy.Derivative(sympy.Function("u")(r), r),)]:
+    for bases in [
+        (1 / (r - r),),
+        (sympy.log(-r),),
+        (sympy.exp(1000 * r),),
+        (sympy.zoo * r,),
+        (sympy.Derivative(sympy.Function("u")(r), r),),
+    ]:
         result = fit_constants(morse_problem, pair_candidate(bases))
         assert not result.ok and result.loss == float("inf")
     result = fit_constants(morse_problem, pair_candidate([sympy.exp(b0 * r)], (b0,), (400.0,)))
@@ -106,11 +116,15 @@ def test_rounding_removes_two_tiny_constants_that_cancel_at_the_noise_floor(mors
     from evopot.search.scoring import Scorer
 
     b2, b3 = sympy.symbols("b2 b3")
-    bloated = pair_candidate([sympy.exp(b0 * r) * r**b2 * (r - b3) / r, sympy.exp(b1 * r)], (b0, b1, b2, b3), (-2.6, -1.1, 1e-9, -1.5e-9))
+    bloated = pair_candidate(
+        [sympy.exp(b0 * r) * r**b2 * (r - b3) / r, sympy.exp(b1 * r)], (b0, b1, b2, b3), (-2.6, -1.1, 1e-9, -1.5e-9)
+    )
     scorer = Scorer(morse_problem)
     scored = scorer.score_candidate(bloated, max_evaluations=0)
     assert scored.loss < 1e-10
-    clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
+    clean = [
+        s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]
+    ]
     assert clean and clean[0].loss < 1e-12
 
 
@@ -125,7 +139,9 @@ def test_a_large_constant_is_rounded_to_infinity_when_it_only_sets_a_scale(morse
     scorer = Scorer(morse_problem)
     scored = scorer.score_candidate(near, max_evaluations=0)
     assert scored.loss < 1e-4
-    clean = [s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]]
+    clean = [
+        s for s in scorer.prune(scored) if [b for _, b in s.candidate.bases] == [sympy.exp(b0 * r), sympy.exp(b1 * r)]
+    ]
     assert clean and clean[0].loss < 1e-10
 
 
@@ -138,7 +154,10 @@ def test_an_embedding_that_diverges_for_an_isolated_atom_does_not_fit():
     cutoff = Cutoff(5.0, 4.0)
     names = ["r", "rho"]
     truth = Potential(
-        (Term("pair", parse_formula("300*exp(-2.6*r)", names)), Term("embedding", parse_formula("-sqrt(rho)", names), density=parse_formula("exp(-1.5*r)", names))),
+        (
+            Term("pair", parse_formula("300*exp(-2.6*r)", names)),
+            Term("embedding", parse_formula("-sqrt(rho)", names), density=parse_formula("exp(-1.5*r)", names)),
+        ),
         cutoff,
         ("Si",),
     )

@@ -14,7 +14,9 @@ from evopot.model.potential import Potential, Term
 
 
 def energy_of(potential, atoms):
-    return evaluate(potential, build_geometry(unlabelled([atoms]), potential.cutoff.radius, potential.species)).energies[0]
+    return evaluate(
+        potential, build_geometry(unlabelled([atoms]), potential.cutoff.radius, potential.species)
+    ).energies[0]
 
 
 def forces_of(potential, atoms):
@@ -59,7 +61,9 @@ def test_species_pair_terms_act_only_on_their_pairs():
     expected = (50.0 / geometry.pair_distances**6 * cutoff.value(geometry.pair_distances))[mixed].sum()
     assert evaluate(only_sige, geometry).energies[0] == pytest.approx(expected, rel=1e-12)
     assert evaluate(all_pairs, geometry).energies[0] > expected
-    np.testing.assert_allclose(evaluate(only_sige, geometry).forces, evaluate_torch(only_sige, geometry).forces, atol=1e-10)
+    np.testing.assert_allclose(
+        evaluate(only_sige, geometry).forces, evaluate_torch(only_sige, geometry).forces, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("kind", ["periodic", "cluster"])

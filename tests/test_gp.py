@@ -33,7 +33,9 @@ def test_tree_becomes_the_formula_it_spells():
 
 def test_decomposition_frees_linear_coefficients_and_keeps_nonlinear_constants():
     k1, k2, k3 = sympy.symbols("k0_1 k0_2 k0_3")
-    candidate = decompose([[k3 * sympy.exp(k1 * r) * (1 + sympy.exp(r)) + k2 + (r**3) ** k1]], [PAIR], {k1: -1.5, k2: 2.0, k3: 3.0})
+    candidate = decompose(
+        [[k3 * sympy.exp(k1 * r) * (1 + sympy.exp(r)) + k2 + (r**3) ** k1]], [PAIR], {k1: -1.5, k2: 2.0, k3: 3.0}
+    )
     bases = [b for _, b in candidate.bases]
     assert len(bases) == 4 and sympy.Integer(1) in bases
     # exp(r)·exp(k1 r) becomes exp(b·r) with its own free parameter, started at k1 + 1
@@ -68,7 +70,7 @@ def test_embedding_density_loses_its_scale_only_when_F_is_made_of_powers_of_rho(
     embedding = TermShape("embedding")
     values = {k[0]: -2.0, k[1]: 0.5, k[2]: 3.0, k[3]: 1.5}
     f = k[2] * sympy.exp(-k[3] * r)
-    powers = decompose([[k[0] * sympy.sqrt(rho) + rho**k[1], f]], [embedding], values)
+    powers = decompose([[k[0] * sympy.sqrt(rho) + rho ** k[1], f]], [embedding], values)
     (component,) = powers.components
     b = {str(s): s for s in powers.parameters}
     assert set(component.bases) == {sympy.sqrt(rho), rho ** b["b0"]}
@@ -88,7 +90,9 @@ def test_embedding_density_loses_its_scale_only_when_F_is_made_of_powers_of_rho(
 
 
 def test_candidate_without_a_basis_drops_its_parameters():
-    c = Candidate((Component(PAIR, (sympy.exp(sympy.Symbol("b0") * r), r**-6)),), (sympy.Symbol("b0"),), (-1.0,), ("0:3",))
+    c = Candidate(
+        (Component(PAIR, (sympy.exp(sympy.Symbol("b0") * r), r**-6)),), (sympy.Symbol("b0"),), (-1.0,), ("0:3",)
+    )
     smaller = c.without(0, [-2.0])
     assert [b for _, b in smaller.bases] == [r**-6] and smaller.parameters == ()
     assert Candidate.from_dict(c.to_dict()) == c
@@ -98,26 +102,54 @@ def test_a_constant_set_to_zero_simplifies_the_candidate_and_drops_what_vanishes
     b0, b1, b2 = sympy.symbols("b0 b1 b2")
     shape = TermShape("threebody", "separable")
     c = sympy.Symbol("costheta")
-    candidate = Candidate((Component(PAIR, (b0 * r, r**-4, sympy.exp(b1 * r))), Component(shape, (c**2, c), (r - b2) / r * sympy.exp(b1 / (r - 3.0)))), (b0, b1, b2), (1.0, 2.0, 2e-8), ("0:1", "0:2", "1:3"))
+    candidate = Candidate(
+        (
+            Component(PAIR, (b0 * r, r**-4, sympy.exp(b1 * r))),
+            Component(shape, (c**2, c), (r - b2) / r * sympy.exp(b1 / (r - 3.0))),
+        ),
+        (b0, b1, b2),
+        (1.0, 2.0, 2e-8),
+        ("0:1", "0:2", "1:3"),
+    )
     no_tiny_constant = candidate.with_constant(2, 0, [1.5, 2.5, 2e-8])
     assert no_tiny_constant.components[1].shape == sympy.exp(b1 / (r - 3.0))
-    assert no_tiny_constant.parameters == (b0, b1) and no_tiny_constant.initial == (1.5, 2.5) and no_tiny_constant.sources == ("0:1", "0:2")
+    assert (
+        no_tiny_constant.parameters == (b0, b1)
+        and no_tiny_constant.initial == (1.5, 2.5)
+        and no_tiny_constant.sources == ("0:1", "0:2")
+    )
     assert no_tiny_constant.complexity < candidate.complexity
     no_linear_basis = candidate.with_constant(0, 0, [1.5, 2.5, 2e-8])
     assert [b for _, b in no_linear_basis.bases][:2] == [r**-4, sympy.exp(b1 * r)]
     no_stiffness = candidate.with_constant(1, 0, [1.5, 2.5, 2e-8])
-    assert no_stiffness.components[0].bases == (b0 * r, r**-4, sympy.Integer(1)) and no_stiffness.components[1].shape == (r - b2) / r
+    assert (
+        no_stiffness.components[0].bases == (b0 * r, r**-4, sympy.Integer(1))
+        and no_stiffness.components[1].shape == (r - b2) / r
+    )
     assert Candidate((Component(PAIR, (1 / b0 * r,)),), (b0,), (1.0,), ("0:1",)).with_constant(0, 0, [1.0]) is None
     # a constant grown huge goes to infinity: what is left is its leading term
-    huge = Candidate((Component(PAIR, (r**2 / (r + b0) ** 3, sympy.exp(b1 * r))), Component(shape, (c**2,), (r - b2) * sympy.exp(b1 / (r - 3.0)))), (b0, b1, b2), (9e9, 2.0, -8e33), ("0:1", "0:2", "1:3"))
+    huge = Candidate(
+        (
+            Component(PAIR, (r**2 / (r + b0) ** 3, sympy.exp(b1 * r))),
+            Component(shape, (c**2,), (r - b2) * sympy.exp(b1 / (r - 3.0))),
+        ),
+        (b0, b1, b2),
+        (9e9, 2.0, -8e33),
+        ("0:1", "0:2", "1:3"),
+    )
     rounded = huge.with_constant(2, -math.inf, [9e9, 2.5, -8e33])
     assert rounded.components[1].shape == sympy.exp(b1 / (r - 3.0)) and rounded.parameters == (b0, b1)
     assert huge.with_constant(0, math.inf, [9e9, 2.5, -8e33]).components[0].bases == (r**2, sympy.exp(b1 * r))
     assert huge.with_constant(1, math.inf, [9e9, 2.5, -8e33]) is None  # exp(b1·r) has no leading power
     # to first order: C·(exp(ε·r⁻⁴ + e) − exp(e)) with tiny ε keeps r⁻⁴·exp(e) beside exp(e)
     e = b1 / (r - 3.0)
-    linearised = Candidate((Component(PAIR, (sympy.exp(b0 / r**4 + e), sympy.exp(e))),), (b0, b1), (1e-5, 2.0), ("0:1", "0:2"))
-    assert linearised.with_constant(0, 0, [1e-5, 2.0], first_order=True).components[0].bases == (sympy.exp(e), sympy.exp(e) / r**4)
+    linearised = Candidate(
+        (Component(PAIR, (sympy.exp(b0 / r**4 + e), sympy.exp(e))),), (b0, b1), (1e-5, 2.0), ("0:1", "0:2")
+    )
+    assert linearised.with_constant(0, 0, [1e-5, 2.0], first_order=True).components[0].bases == (
+        sympy.exp(e),
+        sympy.exp(e) / r**4,
+    )
     assert linearised.with_constant(0, 0, [1e-5, 2.0]).components[0].bases == (sympy.exp(e),)
 
 
@@ -135,7 +167,12 @@ def test_tree_strings_round_trip_and_code_is_refused():
 
 def _pair_and_separable_space():
     """Three slots (V, g, h), small trees."""
-    return SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}], limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3})
+    return SearchSpace(
+        name="t",
+        operators=OPERATORS,
+        terms=[{"kind": "pair"}, {"kind": "threebody", "form": "separable"}],
+        limits={"max_height": 4, "max_nodes": 9, "init_max_height": 3},
+    )
 
 
 def test_variation_respects_the_size_limits():
@@ -172,7 +209,11 @@ def test_crossover_also_swaps_a_whole_slot_between_parents():
         engine.mate(a, b)
         after_a, after_b = [str(t) for t in a], [str(t) for t in b]
         changed = [k for k in range(3) if after_a[k] != before_a[k]]
-        if len(changed) == 1 and after_a[changed[0]] == before_b[changed[0]] and after_b[changed[0]] == before_a[changed[0]]:
+        if (
+            len(changed) == 1
+            and after_a[changed[0]] == before_b[changed[0]]
+            and after_b[changed[0]] == before_a[changed[0]]
+        ):
             swaps += 1
     assert abs(swaps / trials - SLOT_SWAP) < 0.1
 
@@ -193,7 +234,11 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
 
         def score(candidate):
             fits.append(candidate)
-            return Scored(candidate, FitResult(True, loss_of(len(fits)), np.zeros(1), np.zeros(0), np.zeros(1)), len(candidate.structure) % 7 + 1)
+            return Scored(
+                candidate,
+                FitResult(True, loss_of(len(fits)), np.zeros(1), np.zeros(0), np.zeros(1)),
+                len(candidate.structure) % 7 + 1,
+            )
 
         engine = GPEngine(space, settings, score)
         fresh = []
@@ -229,7 +274,9 @@ def test_archive_front_is_strictly_improving_with_complexity():
     from evopot.search.scoring import Scored
 
     def scored(loss, size):
-        return Scored(Candidate((Component(PAIR, (r,)),)), FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1)), size)
+        return Scored(
+            Candidate((Component(PAIR, (r,)),)), FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1)), size
+        )
 
     archive = Archive()
     for loss, size in [(1.0, 3), (0.5, 5), (0.7, 7), (0.4, 9), (0.45, 4), (0.9, 3)]:
@@ -273,26 +320,40 @@ def test_vanish_is_the_smooth_vanishing_at_the_cutoff_with_a_fitted_stiffness():
         tree_to_sympy(tree)
 
 
-
 def test_envelope_multiplies_each_distance_slot_by_a_vanishing_with_a_fitted_stiffness(tmp_path):
     """``envelope: vanish``: V and h become tree × exp(s/(r − rc)), s one more nonlinear
     parameter started at rc/2; g (cos θ) is left alone. A general three-body term, which
     has no slot of one distance, is refused, naming the file and field."""
-    space = SearchSpace(name="t", operators=OPERATORS, terms=[{"kind": "pair", "envelope": "vanish"}, {"kind": "threebody", "form": "separable", "envelope": "vanish"}])
+    space = SearchSpace(
+        name="t",
+        operators=OPERATORS,
+        terms=[
+            {"kind": "pair", "envelope": "vanish"},
+            {"kind": "threebody", "form": "separable", "envelope": "vanish"},
+        ],
+    )
     engine = GPEngine(space, GPSettings(population=1), score=None, radius=3.5)
     pairs = [pset for pset in (s.pset for s in engine.slots)]
-    trees = [tree_from_string(t, p) for t, p in zip(["add(pow(r, -4.0), 1.5)", "square(add(costheta, 0.3))", "2.0"], pairs)]
+    trees = [
+        tree_from_string(t, p) for t, p in zip(["add(pow(r, -4.0), 1.5)", "square(add(costheta, 0.3))", "2.0"], pairs)
+    ]
     candidate = engine.candidate(trees)
     V, g, h = candidate.components[0].bases, candidate.components[1].bases, candidate.components[1].shape
     values = dict(zip(candidate.parameters, candidate.initial))
     envelope = sympy.exp(1.75 / (r - 3.5))
-    assert len(V) == 2 and all(any(sympy.simplify(b.subs(values) - e) == 0 for b in V) for e in [envelope / r**4, envelope])
+    assert len(V) == 2 and all(
+        any(sympy.simplify(b.subs(values) - e) == 0 for b in V) for e in [envelope / r**4, envelope]
+    )
     assert not any(b.has(sympy.exp) for b in g)
     assert sympy.simplify(h.subs(values) - envelope) == 0
-    assert sorted(candidate.initial).count(1.75) == 2 and all(s == "" for p, s in zip(candidate.parameters, candidate.sources) if values[p] == 1.75)
+    assert sorted(candidate.initial).count(1.75) == 2 and all(
+        s == "" for p, s in zip(candidate.parameters, candidate.sources) if values[p] == 1.75
+    )
     with pytest.raises(EvopotError, match="needs the cutoff radius"):
         GPEngine(space, GPSettings(population=1), score=None)
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\noperators: [add, mul]\nterms:\n  - kind: threebody\n    envelope: vanish\n")
-    with pytest.raises(EvopotError, match=r"bad.yaml: field 'terms.0'.*general three-body term has none: use form: separable"):
+    with pytest.raises(
+        EvopotError, match=r"bad.yaml: field 'terms.0'.*general three-body term has none: use form: separable"
+    ):
         load_search_space(bad)

@@ -34,7 +34,11 @@ def lj():
 
     cutoff = Cutoff(c["radius"], c["onset"], c["function"])
     geometry = build_geometry(frames, cutoff.radius)
-    return problem, cutoff, NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, np.concatenate(frames.forces))
+    return (
+        problem,
+        cutoff,
+        NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, np.concatenate(frames.forces)),
+    )
 
 
 def _fitted(lj, epochs, polish):
@@ -73,7 +77,13 @@ def test_the_polish_stops_once_it_stops_paying(lj):
     forces = np.concatenate(frames.forces)
     results = {}
     for name, noise in (("exact", 0.0), ("noisy", 0.5)):
-        labels = NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, forces + noise * forces.std() * np.random.default_rng(0).normal(size=forces.shape))
+        labels = NeuralData(
+            geometry,
+            [TermShape("pair")],
+            cutoff,
+            frames.energies,
+            forces + noise * forces.std() * np.random.default_rng(0).normal(size=forces.shape),
+        )
         for polish in (0, 6 * POLISH_CHUNK):
             torch.manual_seed(0)
             network = SeparableNetwork([TermShape("pair")], cutoff, geometry.species, hidden=(16, 16))
@@ -118,7 +128,9 @@ def test_a_cos_theta_slot_is_a_cubic_hermite_table_of_its_mlp():
     (mlp_slope,) = torch.autograd.grad(mlp.sum(), x, create_graph=True)
     assert torch.allclose(table_slope, mlp_slope, rtol=0, atol=1e-6 * float(mlp_slope.detach().abs().max()))
     weight = slot.mlp[0].weight
-    by_table, by_mlp = (torch.autograd.grad(slope.pow(2).mean(), weight, retain_graph=True)[0] for slope in (table_slope, mlp_slope))
+    by_table, by_mlp = (
+        torch.autograd.grad(slope.pow(2).mean(), weight, retain_graph=True)[0] for slope in (table_slope, mlp_slope)
+    )
     assert torch.allclose(by_table, by_mlp, rtol=1e-5, atol=1e-9)
 
 
@@ -145,8 +157,13 @@ def test_seeds_pair_one_slots_best_tree_with_anothers_simplest():
     right in their simplest (SW's own): the seeds must hold that combination early."""
     from evopot.search.engines.distill import Distilled
 
-    distilled = Distilled([{"trees": [("V_best", 1e-5), ("V_simple", 0.01)]}, {"trees": [("g_best", 0.003), ("g_simple", 0.004)]},
-                           {"trees": [("h_best", 1e-5), ("h_simple", 2e-4), ("h_third", 3e-4)]}])
+    distilled = Distilled(
+        [
+            {"trees": [("V_best", 1e-5), ("V_simple", 0.01)]},
+            {"trees": [("g_best", 0.003), ("g_simple", 0.004)]},
+            {"trees": [("h_best", 1e-5), ("h_simple", 2e-4), ("h_third", 3e-4)]},
+        ]
+    )
     seeds = distilled.seeds(7)
     assert seeds[0] == ["V_best", "g_best", "h_best"] and ["V_best", "g_simple", "h_simple"] in seeds
     assert len({tuple(s) for s in seeds}) == 7
@@ -214,12 +231,21 @@ def test_guided_search_seeds_the_population_and_records_it(tmp_path):
     from evopot.search.run import search
     from evopot.testing.rediscovery import write_problem
 
-    engine = {"name": "guided", "population": 12, "generations": 1,
-              "guided": {"epochs": 30, "polish": 10, "distill_population": 12, "distill_generations": 2, "seeds": 4}}
+    engine = {
+        "name": "guided",
+        "population": 12,
+        "generations": 1,
+        "guided": {"epochs": 30, "polish": 10, "distill_population": 12, "distill_generations": 2, "seeds": 4},
+    }
     config = load_config(write_problem(lennard_jones(), tmp_path, 0, engine))
     result = search(config, progress=False)
     record = json.loads((result.run_directory / "distilled.json").read_text())
-    assert record["slots"][0]["slot"] == "V" and record["seeds"] and record["network_seconds"] > 0 and record["envelope_stiffness"] == {}
+    assert (
+        record["slots"][0]["slot"] == "V"
+        and record["seeds"]
+        and record["network_seconds"] > 0
+        and record["envelope_stiffness"] == {}
+    )
     log = (result.run_directory / "log.txt").read_text()
     assert "guided: separable network fitted" in log and "distilled individuals fitted" in log
     assert all(m.potential.metadata["engine"] == "guided" for m in result.front)
@@ -248,8 +274,14 @@ def test_pysr_distiller_is_refused_for_an_enveloped_search_space_before_any_work
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("earlier work")
-    path = write(tmp_path, dict(GOOD, search_space="stillinger_weber", engine={"name": "guided", "guided": {"distill_with": "pysr"}}))
-    with pytest.raises(EvopotError, match=r"config.yaml: engine.guided.distill_with: pysr .*term 1 \(pair\), 2 \(threebody\).*distill_with: deap"):
+    path = write(
+        tmp_path,
+        dict(GOOD, search_space="stillinger_weber", engine={"name": "guided", "guided": {"distill_with": "pysr"}}),
+    )
+    with pytest.raises(
+        EvopotError,
+        match=r"config.yaml: engine.guided.distill_with: pysr .*term 1 \(pair\), 2 \(threebody\).*distill_with: deap",
+    ):
         search(path, overwrite=True, progress=False)
     assert (tmp_path / "run" / "keep.txt").read_text() == "earlier work"
 

@@ -27,11 +27,15 @@ from evopot.testing.known import stillinger_weber, sutton_chen
 LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
 
 
-def random_hybrid(potential: Potential, size: int = 2, seed: int = 0, formula_inputs: bool = False, moments: int = 0) -> Hybrid:
+def random_hybrid(
+    potential: Potential, size: int = 2, seed: int = 0, formula_inputs: bool = False, moments: int = 0
+) -> Hybrid:
     """A hybrid with untrained (random, non-trivial) networks: enough for the physics
     tests; with ``formula_inputs`` the networks also read the formula's term energies,
     with ``moments`` channels the moment-tensor invariants."""
-    descriptor = SymmetryFunctions.default(potential.species, max(4.5, potential.reach), 3.5, radial_count=6, moment_count=moments)
+    descriptor = SymmetryFunctions.default(
+        potential.species, max(4.5, potential.reach), 3.5, radial_count=6, moment_count=moments
+    )
     if formula_inputs:
         descriptor = FormulaInputs(descriptor, potential)
     correction = Correction.new(descriptor, size, (16, 16), "tanh", seed)
@@ -39,38 +43,62 @@ def random_hybrid(potential: Potential, size: int = 2, seed: int = 0, formula_in
         net.energy_scale.fill_(0.5)
         net.feature_std.fill_(3.0)
         if formula_inputs:  # the term columns weigh like the rest (eV per atom, not 3 of them)
-            net.feature_std[-len(potential.terms):] = 1.0
+            net.feature_std[-len(potential.terms) :] = 1.0
     return Hybrid(potential, correction)
 
 
-@pytest.fixture(params=["periodic", "cluster", "two species", "periodic, formula inputs", "two species, formula inputs",
-                        "three-body, formula inputs", "embedding, formula inputs", "periodic, moments", "two species, moments"])
+@pytest.fixture(
+    params=[
+        "periodic",
+        "cluster",
+        "two species",
+        "periodic, formula inputs",
+        "two species, formula inputs",
+        "three-body, formula inputs",
+        "embedding, formula inputs",
+        "periodic, moments",
+        "two species, moments",
+    ]
+)
 def case(request):
     inputs = request.param.endswith("formula inputs")
     if request.param.endswith("moments"):
         two = request.param.startswith("two species")
-        return random_hybrid(TWO_SPECIES_PAIRS if two else LJ, moments=2), periodic_cell(2, ("Si", "Ge") if two else ("Si",))
+        return random_hybrid(TWO_SPECIES_PAIRS if two else LJ, moments=2), periodic_cell(
+            2, ("Si", "Ge") if two else ("Si",)
+        )
     if request.param.startswith("two species"):
         return random_hybrid(TWO_SPECIES_PAIRS, formula_inputs=inputs), periodic_cell(2, ("Si", "Ge"))
     if request.param.startswith("three-body"):
         return random_hybrid(GENERAL_THREEBODY, formula_inputs=True), periodic_cell(3)
     if request.param.startswith("embedding"):
         return random_hybrid(sutton_chen(), formula_inputs=True), copper_cell(1)[:40]
-    return random_hybrid(LJ, formula_inputs=inputs), (periodic_cell(1) if request.param.startswith("periodic") else cluster(1))
+    return random_hybrid(LJ, formula_inputs=inputs), (
+        periodic_cell(1) if request.param.startswith("periodic") else cluster(1)
+    )
 
 
-@pytest.mark.parametrize("potential, atoms", [(TWO_SPECIES_PAIRS, periodic_cell(2, ("Si", "Ge"))), (GENERAL_THREEBODY, periodic_cell(3)),
-                                              (stillinger_weber(), periodic_cell(4)), (sutton_chen(), copper_cell(2))],
-                         ids=["species pairs", "general three-body", "stillinger-weber", "embedding"])
+@pytest.mark.parametrize(
+    "potential, atoms",
+    [
+        (TWO_SPECIES_PAIRS, periodic_cell(2, ("Si", "Ge"))),
+        (GENERAL_THREEBODY, periodic_cell(3)),
+        (stillinger_weber(), periodic_cell(4)),
+        (sutton_chen(), copper_cell(2)),
+    ],
+    ids=["species pairs", "general three-body", "stillinger-weber", "embedding"],
+)
 def test_formula_inputs_are_each_atoms_share_of_the_formulas_energy(potential, atoms):
     """The term columns of all atoms add up to the formula's energy (the independent
     evaluator's, reference energies aside), term by term."""
     from evopot.model.evaluate import term_prediction
 
-    inputs = FormulaInputs(SymmetryFunctions.default(potential.species, max(5.0, potential.reach), radial_count=4), potential)
+    inputs = FormulaInputs(
+        SymmetryFunctions.default(potential.species, max(5.0, potential.reach), radial_count=4), potential
+    )
     frames = unlabelled([atoms])
     data = residual_data(frames, inputs, np.zeros(1), np.zeros((len(atoms), 3)))
-    columns = data.features[:, -inputs.n_terms:].numpy()
+    columns = data.features[:, -inputs.n_terms :].numpy()
     geometry = build_geometry(frames, potential.reach, potential.species)
     for k, term in enumerate(potential.terms):
         expected = term_prediction(term, potential.cutoff_of(term), geometry).energies[0]
@@ -95,7 +123,9 @@ def test_hybrid_forces_are_minus_the_gradient_of_its_energy(case):
             plus, minus = atoms.copy(), atoms.copy()
             plus.positions[i, d] += 1e-5
             minus.positions[i, d] -= 1e-5
-            assert forces[i, d] == pytest.approx(-(hybrid_energy(model, plus) - hybrid_energy(model, minus)) / 2e-5, abs=1e-6)
+            assert forces[i, d] == pytest.approx(
+                -(hybrid_energy(model, plus) - hybrid_energy(model, minus)) / 2e-5, abs=1e-6
+            )
 
 
 def test_hybrid_energy_is_invariant_under_rotation_translation_and_permutation(case):
@@ -128,7 +158,10 @@ def test_moment_invariants_vanish_on_tetrahedral_sites_only():
     assert len(descriptor.moment_invariants) == 6 + 6 + 18 + 10
     perfect = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
     rattled = periodic_cell(4)
-    columns = [residual_data(unlabelled([a]), descriptor, np.zeros(1), np.zeros((len(a), 3))).features[:, n:] for a in (perfect, rattled)]
+    columns = [
+        residual_data(unlabelled([a]), descriptor, np.zeros(1), np.zeros((len(a), 3))).features[:, n:]
+        for a in (perfect, rattled)
+    ]
     assert float(columns[0].abs().max()) < 1e-10
     assert bool((columns[1].abs().max(0).values > 1e-6).all())
     assert SymmetryFunctions.from_dict(descriptor.to_dict()) == descriptor
@@ -141,7 +174,9 @@ def test_training_path_forces_equal_the_md_path(case):
     energy, forces = network_prediction(model.correction.networks[0], data)
     single = Hybrid(model.potential, Correction(model.correction.descriptor, model.correction.networks[:1]))
     formula = EvopotCalculator(model.potential)
-    assert hybrid_energy(single, atoms) - formula.get_potential_energy(atoms.copy()) == pytest.approx(float(energy[0]), abs=1e-9)
+    assert hybrid_energy(single, atoms) - formula.get_potential_energy(atoms.copy()) == pytest.approx(
+        float(energy[0]), abs=1e-9
+    )
     calc = EvopotCalculator(single)
     assert np.abs(calc.get_forces(atoms.copy()) - formula.get_forces(atoms.copy()) - forces.numpy()).max() < 1e-9
 
@@ -171,11 +206,23 @@ def si_splits():
     return split_by_fraction(frames, {"validation": 0.2}, 0)
 
 
-@pytest.mark.parametrize("loss, schedule, ema, moments", [("mae", "plateau", 0.0, 0), ("mse", "plateau", 0.0, 0), ("mae", "cosine", 0.9, 2)],
-                         ids=["mae", "mse", "cosine, averaged weights, moments"])
+@pytest.mark.parametrize(
+    "loss, schedule, ema, moments",
+    [("mae", "plateau", 0.0, 0), ("mse", "plateau", 0.0, 0), ("mae", "cosine", 0.9, 2)],
+    ids=["mae", "mse", "cosine, averaged weights, moments"],
+)
 def test_the_network_learns_what_the_formula_leaves(si_splits, loss, schedule, ema, moments):
-    settings = CorrectionConfig(ensemble=1, epochs=25, hidden=[16, 16], patience=25, radial_functions=8, loss=loss, schedule=schedule, ema=ema,
-                                moment_channels=moments)
+    settings = CorrectionConfig(
+        ensemble=1,
+        epochs=25,
+        hidden=[16, 16],
+        patience=25,
+        radial_functions=8,
+        loss=loss,
+        schedule=schedule,
+        ema=ema,
+        moment_channels=moments,
+    )
     descriptor = descriptor_for(LJ, settings)
     correction, log = train_hybrid(LJ, si_splits, settings, descriptor, seed=0, progress=False)
     hybrid = Hybrid(LJ, correction)
@@ -199,10 +246,22 @@ def test_a_hybrid_learns_a_share_of_each_term(si_splits):
     formula = stillinger_weber()
     scaled = EvopotCalculator(stillinger_weber(constants={**SW_SILICON, "eps": 0.7 * SW_SILICON["eps"]}))
     labelled = {name: label(frames.atoms, scaled) for name, frames in si_splits.items()}
-    settings = CorrectionConfig(ensemble=1, epochs=40, hidden=[8], learning_rate=1e-2, radial_functions=4, angular_shells=0, moment_channels=0, ema=0)
+    settings = CorrectionConfig(
+        ensemble=1,
+        epochs=40,
+        hidden=[8],
+        learning_rate=1e-2,
+        radial_functions=4,
+        angular_shells=0,
+        moment_channels=0,
+        ema=0,
+    )
     correction, _ = train_hybrid(formula, labelled, settings, descriptor_for(formula, settings), seed=0, progress=False)
     frames = labelled["validation"]
-    assert errors(predict(Hybrid(formula, correction), frames), frames)["force_mae"] < 0.1 * errors(predict(formula, frames), frames)["force_mae"]
+    assert (
+        errors(predict(Hybrid(formula, correction), frames), frames)["force_mae"]
+        < 0.1 * errors(predict(formula, frames), frames)["force_mae"]
+    )
 
 
 @pytest.mark.parametrize("loss", ["mae", "mse"])
@@ -214,7 +273,9 @@ def test_config_type_weights_weigh_each_frame_in_the_loss(si_splits, loss):
 
     from evopot.neural.correct import training_settings
 
-    settings = CorrectionConfig(ensemble=1, hidden=[8], radial_functions=4, angular_shells=0, moment_channels=0, loss=loss)
+    settings = CorrectionConfig(
+        ensemble=1, hidden=[8], radial_functions=4, angular_shells=0, moment_channels=0, loss=loss
+    )
     descriptor = descriptor_for(LJ, settings)
     frames = si_splits["validation"]
     data = residual_for(LJ, frames, descriptor)
@@ -222,7 +283,14 @@ def test_config_type_weights_weigh_each_frame_in_the_loss(si_splits, loss):
     train = training_settings(settings, 0)
 
     def loss_of(weights):
-        return float(_loss(network, replace(data, frame_weights=None if weights is None else torch.as_tensor(weights, dtype=torch.float64)), train, False)[0])
+        return float(
+            _loss(
+                network,
+                replace(data, frame_weights=None if weights is None else torch.as_tensor(weights, dtype=torch.float64)),
+                train,
+                False,
+            )[0]
+        )
 
     first = np.eye(len(frames))[0]
     assert loss_of(first) == pytest.approx(float(_loss(network, data.batch([0]), train, False)[0]), rel=1e-12)
@@ -234,8 +302,12 @@ def test_config_type_weights_weigh_each_frame_in_the_loss(si_splits, loss):
     measure = np.abs if loss == "mae" else np.square
     w = np.array([3.0 if t == kind else 1.0 for t in frames.config_types])
     atoms = np.repeat(w, data.atoms_per_frame.numpy())
-    expected = (np.sum(measure(forces - data.forces.numpy()).sum(1) * atoms) / (3 * atoms.sum())
-                + settings.energy_weight * np.sum(measure((energies - data.energies.numpy()) / data.atoms_per_frame.numpy()) * w) / w.sum())
+    expected = (
+        np.sum(measure(forces - data.forces.numpy()).sum(1) * atoms) / (3 * atoms.sum())
+        + settings.energy_weight
+        * np.sum(measure((energies - data.energies.numpy()) / data.atoms_per_frame.numpy()) * w)
+        / w.sum()
+    )
     weighted = residual_for(LJ, frames, descriptor, weights={kind: 3.0})
     assert float(_loss(network, weighted, train, False)[0]) == pytest.approx(expected, rel=1e-12)
     assert len(set(frames.config_types)) > 1 and expected != pytest.approx(loss_of(None), rel=1e-4)
@@ -247,8 +319,10 @@ def test_config_type_weights_with_mistakes_give_clear_errors(si_splits):
     with pytest.raises(ValidationError, match="weights must be ≥ 0"):
         CorrectionConfig(config_type_weights={"Surface": -1})
     types = sorted(set(si_splits["train"].config_types))
-    for weights, message in (({"Surfce": 2}, r"names \['Surfce'\], which no training frame has; the training frames' config types are"),
-                             ({t: 0 for t in types}, "gives every training frame weight 0")):
+    for weights, message in (
+        ({"Surfce": 2}, r"names \['Surfce'\], which no training frame has; the training frames' config types are"),
+        ({t: 0 for t in types}, "gives every training frame weight 0"),
+    ):
         settings = CorrectionConfig(ensemble=1, epochs=1, config_type_weights=weights)
         with pytest.raises(EvopotError, match=message):
             train_hybrid(LJ, si_splits, settings, descriptor_for(LJ, settings), seed=0, progress=False)
@@ -295,10 +369,18 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
     path.write_text(text)
     with pytest.raises(EvopotError, match="trained reading the terms of"):
         load_model(path)
-    with pytest.raises(EvopotError, match="beyond the network's cutoff 3.0 Å; raise correction.cutoff, or set correction.formula_inputs: false"):
+    with pytest.raises(
+        EvopotError,
+        match="beyond the network's cutoff 3.0 Å; raise correction.cutoff, or set correction.formula_inputs: false",
+    ):
         descriptor_for(stillinger_weber(), CorrectionConfig(cutoff=3.0))
     with pytest.raises(EvopotError, match="terms of another formula"):
-        Hybrid(LJ, random_hybrid(pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.2, "s": 2.1}), formula_inputs=True).correction)
+        Hybrid(
+            LJ,
+            random_hybrid(
+                pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.2, "s": 2.1}), formula_inputs=True
+            ).correction,
+        )
 
 
 def test_md_runs_with_a_hybrid():
@@ -341,12 +423,29 @@ def test_evopot_correct_show_export_and_flag(run_dir, tmp_path, capsys):
     assert f"hybrid of member 0: {path}" in out and "formula F-MAE" in out
     model = load_model(path)
     assert isinstance(model, Hybrid) and len(model.correction.networks) == 2 and model.correction.hidden == (8,)
-    assert isinstance(model.correction.descriptor, FormulaInputs) and model.correction.descriptor.potential.terms == model.potential.terms
+    assert (
+        isinstance(model.correction.descriptor, FormulaInputs)
+        and model.correction.descriptor.potential.terms == model.potential.terms
+    )
     assert main(["correct", str(run_dir), "--member", "0", "--quiet"]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["correct", str(run_dir), "--member", "42", "--quiet"]) == 2
     assert "no member 42" in capsys.readouterr().err
-    assert main(["correct", str(run_dir), "--member", "0", "--quiet", "--no-formula-inputs", "--output", str(tmp_path / "plain")]) == 0
+    assert (
+        main(
+            [
+                "correct",
+                str(run_dir),
+                "--member",
+                "0",
+                "--quiet",
+                "--no-formula-inputs",
+                "--output",
+                str(tmp_path / "plain"),
+            ]
+        )
+        == 0
+    )
     assert isinstance(load_model(tmp_path / "plain" / "hybrid.json").correction.descriptor, SymmetryFunctions)
     capsys.readouterr()
 
@@ -405,11 +504,20 @@ def test_training_on_the_gpu_gives_the_cpus_network(si_splits, run_dir, tmp_path
     frames = si_splits["validation"]
     predictions = {}
     for device in ("cpu", "cuda"):
-        correction, _ = train_hybrid(LJ, si_splits, settings.model_copy(update={"device": device}), descriptor, seed=0, progress=False)
+        correction, _ = train_hybrid(
+            LJ, si_splits, settings.model_copy(update={"device": device}), descriptor, seed=0, progress=False
+        )
         assert correction.networks[0].feature_mean.device.type == device
         predictions[device] = predict(Hybrid(LJ, correction), frames)
     assert np.abs(predictions["cuda"].forces - predictions["cpu"].forces).max() < 1e-6
     assert np.abs(predictions["cuda"].energies - predictions["cpu"].energies).max() < 1e-6
     capsys.readouterr()
-    assert main(["correct", str(run_dir), "--member", "0", "--device", "cuda", "--quiet", "--output", str(tmp_path / "gpu")]) == 0
-    assert "formula F-MAE" in capsys.readouterr().out and isinstance(load_model(tmp_path / "gpu" / "hybrid.json"), Hybrid)
+    assert (
+        main(
+            ["correct", str(run_dir), "--member", "0", "--device", "cuda", "--quiet", "--output", str(tmp_path / "gpu")]
+        )
+        == 0
+    )
+    assert "formula F-MAE" in capsys.readouterr().out and isinstance(
+        load_model(tmp_path / "gpu" / "hybrid.json"), Hybrid
+    )

@@ -28,14 +28,21 @@ def threebody(expression, species=("Si",), term_species=None, cutoff=Cutoff(3.6,
 
 def embedding(species=("Si",)):
     pair = Term("pair", parse_formula("A*exp(-b*r)", NAMES), {"A": 60.0, "b": 2.1})
-    embed = Term("embedding", parse_formula("-A*sqrt(rho) + c*rho**2", NAMES), {"A": 1.1, "c": 0.01, "b": 1.5}, density=parse_formula("exp(-b*r)*r", NAMES))
+    embed = Term(
+        "embedding",
+        parse_formula("-A*sqrt(rho) + c*rho**2", NAMES),
+        {"A": 1.1, "c": 0.01, "b": 1.5},
+        density=parse_formula("exp(-b*r)*r", NAMES),
+    )
     return Potential((pair, embed), Cutoff(5.0, 4.0), tuple(species), {})
 
 
 POTENTIALS = {
     "threebody-separable": lambda sp: threebody("A*(costheta + c)**2*exp(-b*rij)*exp(-b*rik)", sp),
     "threebody-general": lambda sp: threebody("A*(costheta - c*rij)**2*exp(-b*rij*rik) + c*rij/rik", sp),
-    "threebody-species": lambda sp: threebody("A*(costheta + c)**2*exp(-b*(rij + rik))", sp, term_species=(sp[0], sp[-1], sp[0])),
+    "threebody-species": lambda sp: threebody(
+        "A*(costheta + c)**2*exp(-b*(rij + rik))", sp, term_species=(sp[0], sp[-1], sp[0])
+    ),
     "embedding": embedding,
 }
 
@@ -109,7 +116,9 @@ def test_stillinger_weber_matches_matscipy(seed):
 
 def test_sutton_chen_copper_binds_fcc_near_its_published_lattice_constant():
     potential = sutton_chen()
-    energies = {a: energy_and_forces(potential, bulk("Cu", "fcc", a, cubic=True))[0] / 4 for a in np.arange(3.45, 3.75, 0.01)}
+    energies = {
+        a: energy_and_forces(potential, bulk("Cu", "fcc", a, cubic=True))[0] / 4 for a in np.arange(3.45, 3.75, 0.01)
+    }
     best = min(energies, key=energies.get)
     assert abs(best - 3.61) < 0.03
     assert -3.8 < energies[best] < -3.0

@@ -46,11 +46,17 @@ SPECIES = ("Ge", "Si")
 def species_embedding(species):
     base = embedding(species)
     pair, embed = base.terms
-    return Potential((pair, Term("embedding", embed.expression, embed.constants, (species[-1],), embed.density)), base.cutoff, base.species)
+    return Potential(
+        (pair, Term("embedding", embed.expression, embed.constants, (species[-1],), embed.density)),
+        base.cutoff,
+        base.species,
+    )
 
 
 KERNEL_CASES = {
-    **{f"pair-{k}": (lambda k=k: pair_potential(*PAIR_FORMULAS[k], species=SPECIES)) for k in range(len(PAIR_FORMULAS))},
+    **{
+        f"pair-{k}": (lambda k=k: pair_potential(*PAIR_FORMULAS[k], species=SPECIES)) for k in range(len(PAIR_FORMULAS))
+    },
     "pair-species": lambda: TWO_SPECIES_PAIRS,
     **{name: (lambda name=name: POTENTIALS[name](SPECIES)) for name in POTENTIALS},
     "embedding-species": lambda: species_embedding(SPECIES),
@@ -62,7 +68,12 @@ KERNEL_CASES = {
 
 # constant subexpressions as a search writes them (the recommended member of a short
 # silicon_pair search held exp(-1)): torch's functions take no Python numbers
-CONSTANT_SUBEXPRESSIONS = ["A*exp(-1)*exp(-r)", "A*(pi - r)**2 + exp(1)", "sqrt(2)*A/r**6 - log(3)*exp(-r)", "A*r**(3/2)*exp(-2*r)/7"]
+CONSTANT_SUBEXPRESSIONS = [
+    "A*exp(-1)*exp(-r)",
+    "A*(pi - r)**2 + exp(1)",
+    "sqrt(2)*A/r**6 - log(3)*exp(-r)",
+    "A*r**(3/2)*exp(-2*r)/7",
+]
 
 
 @pytest.mark.parametrize("formula", CONSTANT_SUBEXPRESSIONS)
@@ -99,7 +110,9 @@ def test_generated_kernel_agrees_with_the_evaluator_and_with_autograd(name, stru
     assert np.abs(forces - autograd.forces).max() <= 1e-10 * scale
 
 
-@pytest.mark.parametrize("potential", [stillinger_weber(), POTENTIALS["threebody-separable"](SPECIES)], ids=["sw", "separable"])
+@pytest.mark.parametrize(
+    "potential", [stillinger_weber(), POTENTIALS["threebody-separable"](SPECIES)], ids=["sw", "separable"]
+)
 @pytest.mark.parametrize("structure", [periodic_cell, cluster])
 def test_angular_moments_equal_the_triplet_loop(potential, structure):
     atoms = structure(seed=3, species=SPECIES)
@@ -112,7 +125,11 @@ def test_angular_moments_equal_the_triplet_loop(potential, structure):
         results.append([t.numpy() for t in forcefield(*forcefield.tensors(atoms))])
     (e1, f1, w1), (e2, f2, w2) = results
     assert np.abs(f1).max() > 1e-2
-    assert abs(e1 - e2) <= 1e-10 * max(1.0, abs(e2)) and np.abs(f1 - f2).max() <= 1e-10 * np.abs(f2).max() and np.abs(w1 - w2).max() <= 1e-10 * np.abs(w2).max()
+    assert (
+        abs(e1 - e2) <= 1e-10 * max(1.0, abs(e2))
+        and np.abs(f1 - f2).max() <= 1e-10 * np.abs(f2).max()
+        and np.abs(w1 - w2).max() <= 1e-10 * np.abs(w2).max()
+    )
 
 
 def test_float32_kernel_is_close_to_float64():
@@ -138,10 +155,21 @@ def test_generated_source_is_readable_python_with_shared_subexpressions():
     assert "Stillinger" not in source and "2.0951" in source  # constants inlined
 
 
-@pytest.mark.parametrize("potential", [stillinger_weber(), sutton_chen(), pair_potential(*PAIR_FORMULAS[0])], ids=["sw", "sutton-chen", "pair"])
+@pytest.mark.parametrize(
+    "potential",
+    [stillinger_weber(), sutton_chen(), pair_potential(*PAIR_FORMULAS[0])],
+    ids=["sw", "sutton-chen", "pair"],
+)
 def test_stress_is_the_finite_difference_strain_derivative(potential):
-    atoms = bulk(potential.species[0], "diamond" if potential.species[0] == "Si" else "fcc", 5.43 if potential.species[0] == "Si" else 3.61, cubic=True).repeat(2)
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + np.random.default_rng(0).uniform(-0.03, 0.03, (3, 3))), scale_atoms=True)
+    atoms = bulk(
+        potential.species[0],
+        "diamond" if potential.species[0] == "Si" else "fcc",
+        5.43 if potential.species[0] == "Si" else 3.61,
+        cubic=True,
+    ).repeat(2)
+    atoms.set_cell(
+        atoms.cell.array @ (np.eye(3) + np.random.default_rng(0).uniform(-0.03, 0.03, (3, 3))), scale_atoms=True
+    )
     atoms.rattle(0.05, seed=1)
     atoms.calc = EvopotCalculator(potential)
     stress = atoms.get_stress(voigt=False)
@@ -232,16 +260,38 @@ def test_nve_conserves_energy_for_ten_picoseconds():
 
 def test_langevin_holds_the_temperature():
     atoms = thermalized_silicon(3, 100)
-    result = MolecularDynamics(atoms, ForceField(stillinger_weber()), 2.0, "langevin", 800.0, friction_per_ps=5.0, seed=3).run(1500, thermo_every=10)
-    late = np.mean([t.temperature for t in result.thermo[len(result.thermo) // 2:]])
+    result = MolecularDynamics(
+        atoms, ForceField(stillinger_weber()), 2.0, "langevin", 800.0, friction_per_ps=5.0, seed=3
+    ).run(1500, thermo_every=10)
+    late = np.mean([t.temperature for t in result.thermo[len(result.thermo) // 2 :]])
     assert 700 < late < 900
 
 
 def test_md_command_writes_thermo_and_a_trajectory(tmp_path, capsys):
     stillinger_weber().save(tmp_path / "sw.json")
     ase.io.write(tmp_path / "si.extxyz", bulk("Si", "diamond", 5.431, cubic=True))
-    code = main(["md", str(tmp_path / "sw.json"), str(tmp_path / "si.extxyz"), "--repeat", "2", "2", "2", "--steps", "40", "--every", "10",
-                 "--temperature", "500", "--trajectory", str(tmp_path / "md.extxyz"), "--quiet", "--device", "cpu"])
+    code = main(
+        [
+            "md",
+            str(tmp_path / "sw.json"),
+            str(tmp_path / "si.extxyz"),
+            "--repeat",
+            "2",
+            "2",
+            "2",
+            "--steps",
+            "40",
+            "--every",
+            "10",
+            "--temperature",
+            "500",
+            "--trajectory",
+            str(tmp_path / "md.extxyz"),
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "atom-steps/s" in out and "E_total" in out
     frames = ase.io.read(tmp_path / "md.extxyz", ":")
@@ -253,7 +303,10 @@ def test_md_command_writes_thermo_and_a_trajectory(tmp_path, capsys):
     "extra,message",
     [
         (["--steps", "0"], "--steps must be at least 1"),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--dt", "-1"], "no CUDA GPU" if not torch.cuda.is_available() else "time step must be > 0"),
+        (
+            ["--device", "cuda"] if not torch.cuda.is_available() else ["--dt", "-1"],
+            "no CUDA GPU" if not torch.cuda.is_available() else "time step must be > 0",
+        ),
         (["--member", "1"], "--member picks a member of a run directory"),
     ],
 )
@@ -280,14 +333,20 @@ def test_md_refuses_overlapping_atoms_and_warns_below_the_fitted_range():
         MolecularDynamics(atoms, ForceField(stillinger_weber()), 1.0)
     close = bulk("Si", "diamond", 5.431, cubic=True)
     close.positions[1] = close.positions[0] + [1.0, 1.0, 0.0]  # 1.414 Å; GENERAL_THREEBODY was fitted on ≥ 2 Å
-    with pytest.warns(UserWarning, match=r"atoms 0 and 1 are 1.414 Å apart \(the potential was fitted on distances ≥ 2.000 Å\): closer than any pair"):
+    with pytest.warns(
+        UserWarning,
+        match=r"atoms 0 and 1 are 1.414 Å apart \(the potential was fitted on distances ≥ 2.000 Å\): closer than "
+        r"any pair",
+    ):
         MolecularDynamics(close, ForceField(GENERAL_THREEBODY), 1.0)
 
 
 def test_an_exploding_run_stops_naming_the_step_and_keeps_the_trajectory(tmp_path):
     atoms = thermalized(bulk("Si", "diamond", 5.431, cubic=True).repeat(2), 1000, 0)
     dynamics = MolecularDynamics(atoms, ForceField(stillinger_weber()), 20.0)  # far too long a step for Si
-    with pytest.raises(EvopotError, match=r"exploded to \d+ K at step 5 .*trajectory up to the last frame written is kept"):
+    with pytest.raises(
+        EvopotError, match=r"exploded to \d+ K at step 5 .*trajectory up to the last frame written is kept"
+    ):
         dynamics.run(100, thermo_every=5, trajectory=tmp_path / "run.extxyz", trajectory_every=5)
     frames = ase.io.read(tmp_path / "run.extxyz", ":")
     assert len(frames) == 1 and np.allclose(frames[0].positions, atoms.positions)

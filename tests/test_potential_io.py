@@ -63,7 +63,10 @@ def test_loading_a_potential_with_code_in_its_formula_fails_cleanly(tmp_path):
         Potential.load(path)
 
 
-@pytest.mark.parametrize("content,message", [("{not json", "not a valid JSON"), ('{"format": "other"}', "not an evopot potential"), ("", "not a valid JSON")])
+@pytest.mark.parametrize(
+    "content,message",
+    [("{not json", "not a valid JSON"), ('{"format": "other"}', "not an evopot potential"), ("", "not a valid JSON")],
+)
 def test_corrupt_potential_files_give_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -55,8 +55,19 @@ def test_report_writes_html_whose_numbers_are_those_of_front_csv(run_dir, tmp_pa
     assert len(cells) == len(rows)
     for row, html_row in zip(rows, cells):
         numbers = [float(x) for x in re.findall(r"<td>([-+0-9.eE]+)</td>", html_row)]
-        expected = [float(row[k]) for k in ("member", "complexity", "train_force_mae", "validation_force_mae", "test_force_mae",
-                                             "train_energy_mae", "validation_energy_mae", "test_energy_mae")]
+        expected = [
+            float(row[k])
+            for k in (
+                "member",
+                "complexity",
+                "train_force_mae",
+                "validation_force_mae",
+                "test_force_mae",
+                "train_energy_mae",
+                "validation_energy_mae",
+                "test_energy_mae",
+            )
+        ]
         assert numbers == expected
 
 
@@ -76,6 +87,18 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
         pytest.skip("chromium not installed (make browser, or apt-get install chromium)")
     assert main(["report", str(run_dir), "--output", str(tmp_path)]) == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,2400",
-                    (tmp_path / "report.html").as_uri()], check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            (tmp_path / "report.html").as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     assert shot.read_bytes()[:8] == PNG and shot.stat().st_size > 20_000

@@ -31,16 +31,21 @@ def test_same_seed_same_front_and_other_seed_other_search(lj_folder):
     assert front_of(again.run_directory) == text
     history = json.loads((first.run_directory / "checkpoint.json").read_text())["history"]
     other = write_problem(problem, lj_folder, seed=6, engine=SMALL)
-    other_history = json.loads((evopot.search(other, overwrite=True, progress=False).run_directory / "checkpoint.json").read_text())["history"]
+    other_history = json.loads(
+        (evopot.search(other, overwrite=True, progress=False).run_directory / "checkpoint.json").read_text()
+    )["history"]
     assert history != other_history
 
 
-@pytest.mark.parametrize("name, engine", [
-    # restarts: the resumed run must know when the last one was
-    ("lennard-jones", {"population": 24, "generations": 6, "restart": 2}),
-    # three slots; pruning leaves embedding terms without bases in the archive
-    ("sutton-chen", {"population": 24, "generations": 8}),
-])
+@pytest.mark.parametrize(
+    "name, engine",
+    [
+        # restarts: the resumed run must know when the last one was
+        ("lennard-jones", {"population": 24, "generations": 6, "restart": 2}),
+        # three slots; pruning leaves embedding terms without bases in the archive
+        ("sutton-chen", {"population": 24, "generations": 8}),
+    ],
+)
 def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch, name, engine):
     config = write_problem(PROBLEMS[name](), tmp_path, seed=7, engine=engine)
     run_directory = tmp_path / "run_seed7"
@@ -64,6 +69,7 @@ def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch,
     assert json.loads((run_directory / "checkpoint.json").read_text())["generation"] == 4
     resumed = evopot.search(config, resume=True, progress=False)
     assert front_of(resumed.run_directory) == uninterrupted
+
     # the same path generation by generation (the fit counts start again at 0)
     def path(text):
         return [line.split(",", 4)[:3] + line.split(",", 5)[4:] for line in text.splitlines()]
@@ -162,9 +168,13 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
 
     def recovered_from(trees):
         """The simplest SW member of the front a search with pruning keeps for ``trees``."""
-        engine = GPEngine(space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+        engine = GPEngine(
+            space, GPSettings(population=1, generations=0), scorer.score_candidate, scorer.prune, radius=cutoff.radius
+        )
         engine.initialise([trees])
-        front = [SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()]
+        front = [
+            SimpleNamespace(complexity=m.complexity, potential=m.to_potential(fit)) for m in engine.archive.front()
+        ]
         return recovered(SimpleNamespace(front=front), problem.truth)
 
     def numbers(member):
@@ -173,12 +183,16 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     # near hits of the benchmark: h came back as (r − 2.2e-8)/r (seed 9), and V with a
     # r^(2.3e-8) factor beside it (seed 0); constant rounding in the search's pruning
     # puts the formula without both on the front
-    member = recovered_from(["add(pow(r, -1.967), pow(r, 2.3e-08))", "square(add(costheta, 0.834))", "div(sub(r, 2.2e-08), r)"])
+    member = recovered_from(
+        ["add(pow(r, -1.967), pow(r, 2.3e-08))", "square(add(costheta, 0.834))", "div(sub(r, 2.2e-08), r)"]
+    )
     assert member is not None
     assert min(numbers(member)) > 1e-6, member.potential.terms
     # seed 0 of this session: V with r^(2.3e-8) and g with an extra cos θ piece; dropping
     # the piece and rounding the constant are two prunings, one after the other
-    member = recovered_from(["add(pow(r, -1.967), pow(r, 2.3e-08))", "add(mul(0.01, costheta), square(add(costheta, 0.834)))", "2.0"])
+    member = recovered_from(
+        ["add(pow(r, -1.967), pow(r, 2.3e-08))", "add(mul(0.01, costheta), square(add(costheta, 0.834)))", "2.0"]
+    )
     assert member is not None
     assert min(numbers(member)) > 1e-6, member.potential.terms
     # seed 3: h came back as (r − 8.1e33)·e, SW's h in disguise; rounded to infinity
@@ -187,7 +201,9 @@ def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_
     assert max(numbers(member)) < 1e6
     # seed 8: V came back as C·(exp(ε·r⁻⁴) − 1)·e with C ≈ 1.2e7, ε ≈ 1.4e-5; rounded to
     # first order in ε
-    assert recovered_from(["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]) is not None
+    assert (
+        recovered_from(["sub(exp(mul(1.4e-05, pow(r, -3.9))), 1.0)", "square(add(costheta, 0.834))", "2.0"]) is not None
+    )
 
 
 def test_sutton_chen_embedding_form_is_rediscovered(tmp_path):
@@ -215,13 +231,22 @@ def test_species_specific_pair_terms_are_searched_on_two_species_data(tmp_path):
     for atoms in images:
         atoms.set_chemical_symbols(rng.choice(["Si", "Ge"], len(atoms)))
     ase.io.write(tmp_path / "data.extxyz", label(images, EvopotCalculator(TWO_SPECIES_PAIRS)).atoms)
-    space = {"name": "pairs-by-species", "operators": ["add", "sub", "mul", "div", "pow", "exp", "nexp", "inv", "square"],
-             "terms": [{"kind": "pair", "species": pair} for pair in (["Si", "Si"], ["Si", "Ge"], ["Ge", "Ge"])],
-             "limits": {"max_height": 5, "max_nodes": 12, "init_max_height": 3}}
+    space = {
+        "name": "pairs-by-species",
+        "operators": ["add", "sub", "mul", "div", "pow", "exp", "nexp", "inv", "square"],
+        "terms": [{"kind": "pair", "species": pair} for pair in (["Si", "Si"], ["Si", "Ge"], ["Ge", "Ge"])],
+        "limits": {"max_height": 5, "max_nodes": 12, "init_max_height": 3},
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    config = {"seed": 2, "output": "run", "data": {"train": "data.extxyz", "split": {"validation": 0.2}},
-              "cutoff": {"radius": 5.0, "onset": 4.0}, "search_space": "space.yaml",
-              "engine": {"population": 40, "generations": 6}, "fitness": {"max_evaluations": 30}}
+    config = {
+        "seed": 2,
+        "output": "run",
+        "data": {"train": "data.extxyz", "split": {"validation": 0.2}},
+        "cutoff": {"radius": 5.0, "onset": 4.0},
+        "search_space": "space.yaml",
+        "engine": {"population": 40, "generations": 6},
+        "fitness": {"max_evaluations": 30},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = evopot.search(tmp_path / "config.yaml", progress=False, config_path=tmp_path / "config.yaml")
     best = result.best("validation")

@@ -47,7 +47,19 @@ def test_validate_refuses_data_with_species_the_potential_lacks(tmp_path, capsys
     atoms.info["energy"] = -3.0
     atoms.arrays["forces"] = atoms.positions * 0
     ase.io.write(tmp_path / "cu.extxyz", atoms)
-    assert main(["validate", str(tmp_path / "sw.json"), "--reference", str(tmp_path / "cu.extxyz"), "--output", str(tmp_path / "v")]) == 2
+    assert (
+        main(
+            [
+                "validate",
+                str(tmp_path / "sw.json"),
+                "--reference",
+                str(tmp_path / "cu.extxyz"),
+                "--output",
+                str(tmp_path / "v"),
+            ]
+        )
+        == 2
+    )
     assert "species ['Cu'] that the potential (Si) does not describe" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "sw.json"), "--reference", str(tmp_path / "none.extxyz")]) == 2
     assert "none.extxyz" in capsys.readouterr().err

@@ -6,7 +6,7 @@ folder. Every mistake becomes one :class:`EvopotError` line naming the file and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,8 +27,8 @@ class SplitConfig(_Strict):
     ``config_type`` names."""
 
     by: Literal["fraction", "config_type"] = "fraction"
-    validation: Union[float, list[str]] = 0.1
-    test: Union[float, list[str], None] = None
+    validation: float | list[str] = 0.1
+    test: float | list[str] | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -57,7 +57,9 @@ class DataConfig(_Strict):
 
 class CutoffConfig(_Strict):
     radius: float = Field(gt=0, description="cutoff radius in Å")
-    onset: float | None = Field(None, ge=0, description="where the switch starts, Å (default radius − 1 Å, or 0 if the radius is ≤ 1 Å)")
+    onset: float | None = Field(
+        None, ge=0, description="where the switch starts, Å (default radius − 1 Å, or 0 if the radius is ≤ 1 Å)"
+    )
     function: str = Field("quintic", description="the switching function's profile (evopot.model.cutoff.PROFILES)")
 
     @model_validator(mode="after")
@@ -71,7 +73,9 @@ class CutoffConfig(_Strict):
 
 def _multiple_of_four(value: int) -> int:
     if value % 4:
-        raise ValueError(f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}")
+        raise ValueError(
+            f"must be a multiple of 4 (NSGA-II tournament pairs), got {value}; try {value + 4 - value % 4}"
+        )
     return value
 
 
@@ -85,9 +89,15 @@ class GuidedConfig(_Strict):
 
     hidden: list[int] = Field([32, 32], min_length=1, description="hidden layer widths of each slot's MLP")
     epochs: int = Field(1000, ge=1, description="Adam epochs (full batch) of the separable network")
-    polish: int = Field(1000, ge=0, description="most L-BFGS iterations after Adam, in chunks of 100 that stop once one gains < 2 % "
-                        "(on the SW data 500 stopped two seeds of eight mid-way, in a poor basin)")
-    distill_population: Population = Field(100, description="population of each slot's symbolic regression (a multiple of 4)")
+    polish: int = Field(
+        1000,
+        ge=0,
+        description="most L-BFGS iterations after Adam, in chunks of 100 that stop once one gains < 2 % "
+        "(on the SW data 500 stopped two seeds of eight mid-way, in a poor basin)",
+    )
+    distill_population: Population = Field(
+        100, description="population of each slot's symbolic regression (a multiple of 4)"
+    )
     distill_generations: int = Field(15, ge=1)
     keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")
     distill_with: Literal["deap", "pysr"] = Field("deap", description="deap (built in) or pysr (optional; needs Julia)")
@@ -101,19 +111,30 @@ class EngineConfig(_Strict):
     crossover: float = Field(0.6, ge=0, le=1)
     mutation: float = Field(0.3, ge=0, le=1)
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
-    patience: int = Field(3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface")
-    restart: int = Field(0, ge=0, description="start the population afresh from random trees when the best loss has gained less than 1 % "
-                         "in this many generations (the front keeps what was found); 0: never")
-    time_limit: float | None = Field(None, gt=0, description="stop after the generation that passes this many seconds of search (the guided engine's "
-                                     "network training included); the result then depends on the machine's speed, generations does not")
+    patience: int = Field(
+        3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface"
+    )
+    restart: int = Field(
+        0,
+        ge=0,
+        description="start the population afresh from random trees when the best loss has gained less than 1 % "
+        "in this many generations (the front keeps what was found); 0: never",
+    )
+    time_limit: float | None = Field(
+        None,
+        gt=0,
+        description="stop after the generation that passes this many seconds of search (the guided engine's "
+        "network training included); the result then depends on the machine's speed, generations does not",
+    )
     guided: GuidedConfig = GuidedConfig()
-
 
 
 class FitnessConfig(_Strict):
     forces: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
     energies: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
-    frames: int | None = Field(None, ge=1, description="training frames used to score candidates during the search (default all)")
+    frames: int | None = Field(
+        None, ge=1, description="training frames used to score candidates during the search (default all)"
+    )
     max_evaluations: int = Field(40, ge=1, description="budget of the nonlinear constant refinement per candidate")
 
     @model_validator(mode="after")
@@ -129,25 +150,62 @@ class CorrectionConfig(_Strict):
     member: int | None = Field(None, ge=0, description="front member to correct (default: the recommended one)")
     ensemble: int = Field(4, ge=1, description="networks trained from different seeds; their spread is the uncertainty")
     hidden: list[int] = Field([32, 32], min_length=1, description="widths of the hidden layers of each species' MLP")
-    activation: Literal["tanh", "silu", "softplus"] = Field("silu", description="hidden-layer activation (silu measured best on Si; tanh is Behler's)")
-    cutoff: float | None = Field(None, gt=0, description="symmetry-function cutoff in Å (default: the formula's cutoff, at least 5 Å)")
-    angular_cutoff: float | None = Field(None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)")
+    activation: Literal["tanh", "silu", "softplus"] = Field(
+        "silu", description="hidden-layer activation (silu measured best on Si; tanh is Behler's)"
+    )
+    cutoff: float | None = Field(
+        None, gt=0, description="symmetry-function cutoff in Å (default: the formula's cutoff, at least 5 Å)"
+    )
+    angular_cutoff: float | None = Field(
+        None, gt=0, description="cutoff of the angular functions in Å (default: the cutoff)"
+    )
     radial_functions: int = Field(16, ge=2, description="radial Gaussians per neighbour species")
-    angular_shells: int = Field(6, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)")
-    moment_channels: int = Field(4, ge=0, description="radial channels per species of the moment-tensor invariants (three- and four-body; 0: none)")
-    formula_inputs: bool = Field(True, description="give the network each formula term's energy per atom as one more input, so it need not learn the formula's shape")
-    epochs: int = Field(600, ge=1, description="epochs per network (the plateau schedule's early stopping may end sooner)")
+    angular_shells: int = Field(
+        6, ge=0, description="neighbour shells with their own angular functions (0: Behler's G⁴ only)"
+    )
+    moment_channels: int = Field(
+        4,
+        ge=0,
+        description="radial channels per species of the moment-tensor invariants (three- and four-body; 0: none)",
+    )
+    formula_inputs: bool = Field(
+        True,
+        description="give the network each formula term's energy per atom as one more input, so it need not learn the "
+        "formula's shape",
+    )
+    epochs: int = Field(
+        600, ge=1, description="epochs per network (the plateau schedule's early stopping may end sooner)"
+    )
     batch_frames: int = Field(8, ge=1, description="frames per mini-batch")
     learning_rate: float = Field(2e-3, gt=0, description="Adam's initial step")
-    schedule: Literal["plateau", "cosine"] = Field("cosine", description="plateau: halve the step when the validation loss stalls and stop after `patience` epochs without a gain; cosine: decay the step to zero over all `epochs` (no early stop)")
-    patience: int = Field(100, ge=1, description="epochs without validation improvement before stopping (plateau schedule)")
-    loss: Literal["mae", "mse"] = Field("mae", description="mean absolute (the reported errors; a few large errors weigh less) or mean squared errors")
+    schedule: Literal["plateau", "cosine"] = Field(
+        "cosine",
+        description="plateau: halve the step when the validation loss stalls and stop after `patience` epochs "
+        "without a gain; cosine: decay the step to zero over all `epochs` (no early stop)",
+    )
+    patience: int = Field(
+        100, ge=1, description="epochs without validation improvement before stopping (plateau schedule)"
+    )
+    loss: Literal["mae", "mse"] = Field(
+        "mae", description="mean absolute (the reported errors; a few large errors weigh less) or mean squared errors"
+    )
     force_weight: float = Field(1.0, ge=0, description="weight of the force term of the loss (eV/Å, squared for mse)")
-    energy_weight: float = Field(0.1, ge=0, description="weight of the energy-per-atom term of the loss (eV, squared for mse)")
-    config_type_weights: dict[str, float] = Field({}, description="loss weight of the frames of each config_type named (the rest weigh 1), "
-                                                  "e.g. {Surface: 4}: in an absolute force error relaxed frames, whose forces are near zero, count for little")
+    energy_weight: float = Field(
+        0.1, ge=0, description="weight of the energy-per-atom term of the loss (eV, squared for mse)"
+    )
+    config_type_weights: dict[str, float] = Field(
+        {},
+        description="loss weight of the frames of each config_type named (the rest weigh 1), "
+        "e.g. {Surface: 4}: in an absolute force error relaxed frames, whose forces are near zero, count for little",
+    )
     weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay")
-    ema: float = Field(0.995, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated every step, that is validated and kept (0: the weights themselves)")
+    ema: float = Field(
+        0.995,
+        ge=0,
+        lt=1,
+        description="decay of an exponential moving average of the weights, updated every step, that is validated and "
+        "kept (0: the weights themselves)",
+    )
     device: str = Field("auto", description="cpu, cuda, … (auto: CUDA when present)")
 
     @field_validator("hidden")
@@ -200,12 +258,19 @@ class SearchConfig(_Strict):
                 raise ValueError("give at least one species, or leave the field out to take them from the data")
         return value
 
-    def resolved(self, folder: Path) -> "SearchConfig":
+    def resolved(self, folder: Path) -> SearchConfig:
         """A copy with relative paths made absolute against ``folder``."""
+
         def absolute(p):
             return None if p is None else (p if p.is_absolute() else (folder / p).resolve())
 
-        data = self.data.model_copy(update={"train": absolute(self.data.train), "validation": absolute(self.data.validation), "test": absolute(self.data.test)})
+        data = self.data.model_copy(
+            update={
+                "train": absolute(self.data.train),
+                "validation": absolute(self.data.validation),
+                "test": absolute(self.data.test),
+            }
+        )
         return self.model_copy(update={"data": data, "output": absolute(self.output)})
 
     def to_yaml(self) -> str:
@@ -216,7 +281,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig
     """Read, validate and resolve a search config. ``overrides`` maps dotted field
     names (``"engine.generations"``) to values given on the command line."""
     path = Path(path)
-    data = read_mapping(path, "config file not found", "a config must be a YAML mapping (data, cutoff, search_space, engine, …)")
+    data = read_mapping(
+        path, "config file not found", "a config must be a YAML mapping (data, cutoff, search_space, engine, …)"
+    )
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

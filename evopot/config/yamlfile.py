@@ -42,4 +42,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown field"
         extra = "; check its spelling against the documentation"
-    return f"field '{where}': {message}{extra}" + (f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else "")
+    return f"field '{where}': {message}{extra}" + (
+        f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    )

@@ -45,7 +45,7 @@ class Frames:
     def species(self) -> list[str]:
         return sorted({s for a in self.atoms for s in a.get_chemical_symbols()})
 
-    def subset(self, indices) -> "Frames":
+    def subset(self, indices) -> Frames:
         indices = [int(k) for k in indices]
         return Frames(
             atoms=[self.atoms[k] for k in indices],
@@ -78,7 +78,12 @@ def unlabelled(atoms_list) -> Frames:
     """Frames of structures without DFT labels (zero energies and forces): for
     evaluating a potential on them."""
     atoms_list = list(atoms_list)
-    return Frames(atoms_list, np.zeros(len(atoms_list)), [np.zeros((len(a), 3)) for a in atoms_list], ["unlabelled"] * len(atoms_list))
+    return Frames(
+        atoms_list,
+        np.zeros(len(atoms_list)),
+        [np.zeros((len(a), 3)) for a in atoms_list],
+        ["unlabelled"] * len(atoms_list),
+    )
 
 
 def read_frames(path: str | Path, index: str = ":") -> Frames:
@@ -89,11 +94,16 @@ def read_frames(path: str | Path, index: str = ":") -> Frames:
     """
     path = Path(path)
     if not path.is_file():
-        raise EvopotError(f"{path}: data file not found; check the path (relative paths are read from the config file's folder)")
+        raise EvopotError(
+            f"{path}: data file not found; check the path (relative paths are read from the config file's folder)"
+        )
     try:
         images = ase.io.read(path, index=index)
     except Exception as exc:  # ase raises many kinds for a bad file
-        raise EvopotError(f"{path}: ASE could not read this file ({type(exc).__name__}: {exc}); give an extxyz or another format ase.io reads") from exc
+        raise EvopotError(
+            f"{path}: ASE could not read this file ({type(exc).__name__}: {exc}); give an extxyz or another "
+            f"format ase.io reads"
+        ) from exc
     if isinstance(images, Atoms):
         images = [images]
     if not images:
@@ -102,12 +112,20 @@ def read_frames(path: str | Path, index: str = ":") -> Frames:
     for k, atoms in enumerate(images):
         energy, frame_forces = _labels(atoms)
         if energy is None:
-            raise EvopotError(f"{path}: frame {k} has no energy; every frame needs a total energy (extxyz: energy=... in the comment line)")
+            raise EvopotError(
+                f"{path}: frame {k} has no energy; every frame needs a total energy (extxyz: energy=... in "
+                f"the comment line)"
+            )
         if frame_forces is None:
-            raise EvopotError(f"{path}: frame {k} has no forces; every frame needs per-atom forces (extxyz: a 'forces' column)")
+            raise EvopotError(
+                f"{path}: frame {k} has no forces; every frame needs per-atom forces (extxyz: a 'forces' column)"
+            )
         frame_forces = np.asarray(frame_forces, dtype=float)
         if frame_forces.shape != (len(atoms), 3) or not np.all(np.isfinite(frame_forces)):
-            raise EvopotError(f"{path}: frame {k} has forces of shape {frame_forces.shape} or non-finite values; expected ({len(atoms)}, 3) finite numbers")
+            raise EvopotError(
+                f"{path}: frame {k} has forces of shape {frame_forces.shape} or non-finite values; expected "
+                f"({len(atoms)}, 3) finite numbers"
+            )
         if not np.isfinite(energy):
             raise EvopotError(f"{path}: frame {k} has a non-finite energy")
         energies.append(float(energy))
@@ -158,7 +176,7 @@ def split_by_fraction(frames: Frames, fractions: dict[str, float], seed: int) ->
         count = int(round(fraction * len(frames)))
         if fraction > 0:
             count = max(count, 1)
-        out[name] = frames.subset(sorted(order[start:start + count]))
+        out[name] = frames.subset(sorted(order[start : start + count]))
         start += count
     out["train"] = frames.subset(sorted(order[start:]))
     return out
@@ -213,13 +231,20 @@ def load_dataset(
     for name in ("train", "validation", "test"):
         if name in splits and len(splits[name]) == 0:
             present = sorted(set(train_frames.config_types))
-            hint = f"the config types present are {present}" if by == "config_type" else "raise the fraction or give a file"
+            hint = (
+                f"the config types present are {present}"
+                if by == "config_type"
+                else "raise the fraction or give a file"
+            )
             raise EvopotError(f"{where}: data.split gives an empty {name} split ({hint})")
     all_species = sorted({s for frames in splits.values() for s in frames.species})
     if species is not None:
         unknown = sorted(set(all_species) - set(species))
         if unknown:
-            raise EvopotError(f"{where}: field 'species' lists {species} but the data contains {unknown}; add them or remove those frames")
+            raise EvopotError(
+                f"{where}: field 'species' lists {species} but the data contains {unknown}; add them or "
+                f"remove those frames"
+            )
         all_species = list(species)
     return Dataset(splits["train"], splits["validation"], splits.get("test"), all_species)
 
@@ -227,4 +252,6 @@ def load_dataset(
 def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
     """The :class:`Dataset` a search config's ``data:`` section names, split by its seed."""
     d = config.data
-    return load_dataset(d.train, d.validation, d.test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where)
+    return load_dataset(
+        d.train, d.validation, d.test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where
+    )

@@ -82,7 +82,9 @@ class Geometry:
         rows = np.concatenate([3 * self.pair_i[:, None] + np.arange(3), 3 * self.pair_j[:, None] + np.arange(3)])
         cols = np.concatenate([np.repeat(np.arange(self.n_pairs)[:, None], 3, axis=1)] * 2)
         vals = np.concatenate([unit, -unit])
-        return scipy.sparse.csr_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * self.n_atoms, self.n_pairs))
+        return scipy.sparse.csr_matrix(
+            (vals.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * self.n_atoms, self.n_pairs)
+        )
 
     @cached_property
     def energy_scatter(self) -> scipy.sparse.csr_matrix:
@@ -92,7 +94,7 @@ class Geometry:
         )
 
     @cached_property
-    def bonds(self) -> "Bonds":
+    def bonds(self) -> Bonds:
         """Every pair in both directions (the full neighbour list), see :class:`Bonds`."""
         n = self.n_pairs
         return Bonds(
@@ -108,7 +110,11 @@ class Geometry:
         neighbour, the layout atom-centred functions read."""
         bonds = self.bonds
         order = np.argsort(bonds.center, kind="stable")
-        return bonds.center[order], bonds.neighbor[order], self.pair_vectors[bonds.pair[order]] * bonds.sign[order, None]
+        return (
+            bonds.center[order],
+            bonds.neighbor[order],
+            self.pair_vectors[bonds.pair[order]] * bonds.sign[order, None],
+        )
 
     def cutoff_values(self, cutoff) -> tuple[np.ndarray, np.ndarray]:
         """fc and dfc/dr of a :class:`~evopot.model.cutoff.Cutoff` at every pair distance,
@@ -123,7 +129,7 @@ class Geometry:
             cache[key] = build()
         return cache[key]
 
-    def triplets(self, cutoff: float) -> "Triplets":
+    def triplets(self, cutoff: float) -> Triplets:
         """Angles j–i–k at every atom i between two bonds shorter than ``cutoff`` (Å),
         each unordered pair of bonds once. Cached per cutoff."""
         return self.memo(("triplets", cutoff), lambda: build_triplets(self, cutoff))
@@ -155,13 +161,18 @@ def build_geometry(frames: Frames, cutoff: float, species: tuple[str, ...] | lis
         symbols = atoms.get_chemical_symbols()
         unknown = sorted(set(symbols) - set(index))
         if unknown:
-            raise EvopotError(f"{frames.source}: frame {k} contains species {unknown} that are not among the potential's species {list(species)}; add them to 'species' in the config or drop those frames")
+            raise EvopotError(
+                f"{frames.source}: frame {k} contains species {unknown} that are not among the potential's "
+                f"species {list(species)}; add them to 'species' in the config or drop those frames"
+            )
         pbc = [bool(p) for p in atoms.pbc]
         cell = np.asarray(atoms.cell.array, dtype=float)
         if any(pbc) and abs(np.linalg.det(cell)) < 1e-9:
             raise EvopotError(f"{frames.source}: frame {k} is periodic but its cell has zero volume")
         points = np.asarray(atoms.positions, dtype=float)
-        i, j, shifts, vectors, distances = calculator.compute(points, cell if any(pbc) else np.zeros((3, 3)), pbc, quantities="ijSDd")
+        i, j, shifts, vectors, distances = calculator.compute(
+            points, cell if any(pbc) else np.zeros((3, 3)), pbc, quantities="ijSDd"
+        )
         positions.append(points)
         atom_frame.append(np.full(len(atoms), k))
         atom_species.append(np.array([index[s] for s in symbols], dtype=np.int64))

@@ -28,7 +28,9 @@ class VerletList:
             return True
         return bool(((positions - self._reference) ** 2).sum(1).max() > (0.5 * self.skin) ** 2)
 
-    def bonds(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def bonds(
+        self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(d (n_bonds, 3) Å, center, neighbor) for ``positions`` (n_atoms, 3) Å in
         ``cell`` (3, 3) Å with periodicity ``pbc`` (3,) bool."""
         if self._stale(positions, cell):
@@ -42,7 +44,9 @@ class VerletList:
         return d, self._center, self._neighbor
 
 
-def angle_pairs(center: torch.Tensor, r: torch.Tensor, radius: float, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
+def angle_pairs(
+    center: torch.Tensor, r: torch.Tensor, radius: float, n_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every angle j–i–k as a pair of bond indices (t1, t2), t1 < t2, from one centre,
     both bonds shorter than ``radius`` (Å); ``center`` (n_bonds,) must be sorted."""
     near = torch.nonzero(r < radius).squeeze(1)
@@ -52,7 +56,12 @@ def angle_pairs(center: torch.Tensor, r: torch.Tensor, radius: float, n_atoms: i
     index = torch.arange(len(near), device=r.device)
     partners = count.index_select(0, owner) - (index - start) - 1  # later bonds of the same centre
     first = torch.repeat_interleave(index, partners)
-    second = first + 1 + torch.arange(len(first), device=r.device) - (torch.cumsum(partners, 0) - partners).index_select(0, first)
+    second = (
+        first
+        + 1
+        + torch.arange(len(first), device=r.device)
+        - (torch.cumsum(partners, 0) - partners).index_select(0, first)
+    )
     if len(near) == len(r):  # every bond is inside: near is the identity
         return first, second
     return near.index_select(0, first), near.index_select(0, second)

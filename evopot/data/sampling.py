@@ -14,7 +14,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from evopot.data.dataset import Frames
 
 
-def random_dense_cells(n_frames: int, n_atoms: int, number_density: float, min_distance: float, seed: int, symbol: str = "Ar", triclinic: bool = True) -> list[Atoms]:
+def random_dense_cells(
+    n_frames: int,
+    n_atoms: int,
+    number_density: float,
+    min_distance: float,
+    seed: int,
+    symbol: str = "Ar",
+    triclinic: bool = True,
+) -> list[Atoms]:
     """``n_frames`` periodic cells of ``n_atoms`` atoms at about ``number_density``
     (atoms/Å³), no two atoms closer than ``min_distance`` (Å). Densities vary by ±20 %
     between frames so that the data covers a range of distances."""

@@ -29,13 +29,20 @@ class ExportCheck:
 
     def summary(self) -> str:
         verdict = "agrees" if self.ok else "DISAGREES"
-        return (f"LAMMPS {verdict} with evopot on a random triclinic cell of {self.atoms} atoms: max force difference "
-                f"{self.max_force_difference:.3g} eV/Å (tolerance {self.tolerance:g}), energy difference {self.energy_difference_per_atom:.3g} eV/atom")
+        return (
+            f"LAMMPS {verdict} with evopot on a random triclinic cell of {self.atoms} atoms: max force difference "
+            f"{self.max_force_difference:.3g} eV/Å (tolerance {self.tolerance:g}), energy difference "
+            f"{self.energy_difference_per_atom:.3g} eV/atom"
+        )
 
 
-def compare_with_lammps(potential: Potential, folder: str | Path, atoms=None, tolerance: float = FORCE_TOLERANCE) -> ExportCheck:
+def compare_with_lammps(
+    potential: Potential, folder: str | Path, atoms=None, tolerance: float = FORCE_TOLERANCE
+) -> ExportCheck:
     """Run LAMMPS with the export in ``folder`` on ``atoms`` (default :func:`probe_cell`)."""
     atoms = probe_cell(potential.species, potential.metadata.get("shortest_distance")) if atoms is None else atoms
     lammps = run_lammps(atoms, folder, potential.species)
     energy, forces = evaluate_atoms(potential, atoms)
-    return ExportCheck(len(atoms), float(np.abs(lammps.forces - forces).max()), abs(lammps.energy - energy) / len(atoms), tolerance)
+    return ExportCheck(
+        len(atoms), float(np.abs(lammps.forces - forces).max()), abs(lammps.energy - energy) / len(atoms), tolerance
+    )

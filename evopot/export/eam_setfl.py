@@ -25,14 +25,20 @@ def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float
     """(r grid, ρ grid, F per species, ρ(r) per species, φ(r) per species pair)."""
     embedding = [t for t in potential.terms if t.kind == "embedding"]
     if len(embedding) != 1:
-        raise EvopotError(f"eam/alloy holds one embedding function per element with one density; this potential has {len(embedding)} embedding terms")
+        raise EvopotError(
+            f"eam/alloy holds one embedding function per element with one density; this potential has "
+            f"{len(embedding)} embedding terms"
+        )
     term = embedding[0]
     radius = potential.cutoff.radius
     r = np.linspace(0.0, radius, points)
     clamped = np.maximum(r, inner)
     density, _ = density_curve(term, potential.cutoff_of(term), clamped)
     if not np.all(np.isfinite(density)) or np.any(density < 0):
-        raise EvopotError("the density f(r)·fc(r) is negative or not finite between the inner limit and the cutoff; setfl tabulates ρ ≥ 0 only (choose a larger --inner, or export another member)")
+        raise EvopotError(
+            "the density f(r)·fc(r) is negative or not finite between the inner limit and the cutoff; setfl "
+            "tabulates ρ ≥ 0 only (choose a larger --inner, or export another member)"
+        )
     if rho_max is None:
         rho_max = _densest_packing_density(density, r, inner)
     rho = np.linspace(0.0, rho_max, points)
@@ -47,7 +53,9 @@ def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float
         for b in potential.species[: i + 1]:
             energy, _ = pair_curve(potential, (a, b), clamped)
             if not np.all(np.isfinite(energy)):
-                raise EvopotError(f"pair {a}-{b}: energy not finite above the inner limit {inner:.4g} Å (option --inner)")
+                raise EvopotError(
+                    f"pair {a}-{b}: energy not finite above the inner limit {inner:.4g} Å (option --inner)"
+                )
             phi[(a, b)] = energy
     return r, rho, F, {s: density for s in potential.species}, phi
 
@@ -63,7 +71,9 @@ def _densest_packing_density(density: np.ndarray, r: np.ndarray, inner: float) -
     return max(float(np.interp(distances, r, density).sum()), 1e-6) * 1.2
 
 
-def write_setfl(potential: Potential, path: Path, inner: float, points: int, header: list[str], rho_max: float | None = None) -> float:
+def write_setfl(
+    potential: Potential, path: Path, inner: float, points: int, header: list[str], rho_max: float | None = None
+) -> float:
     """Write the setfl file; returns the largest tabulated ρ."""
     r, rho, F, density, phi = setfl_tables(potential, inner, points, rho_max)
     comments = ["; ".join(header[:2]), "; ".join(header[2:4]) or "evopot", "; ".join(header[4:]) or "evopot"]
@@ -83,4 +93,4 @@ def write_setfl(potential: Potential, path: Path, inner: float, points: int, hea
 
 
 def _column(values: np.ndarray) -> list[str]:
-    return [" ".join(f"{v:.16e}" for v in values[k:k + 5]) for k in range(0, len(values), 5)]
+    return [" ".join(f"{v:.16e}" for v in values[k : k + 5]) for k in range(0, len(values), 5)]

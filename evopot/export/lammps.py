@@ -54,7 +54,13 @@ def default_inner(potential: Potential) -> float:
     return 0.8 * float(shortest) if shortest else FALLBACK_INNER
 
 
-def export_lammps(potential: Potential, folder: str | Path, inner: float | None = None, points: int = DEFAULT_POINTS, angle_points: int = DEFAULT_ANGLE_POINTS) -> LammpsExport:
+def export_lammps(
+    potential: Potential,
+    folder: str | Path,
+    inner: float | None = None,
+    points: int = DEFAULT_POINTS,
+    angle_points: int = DEFAULT_ANGLE_POINTS,
+) -> LammpsExport:
     """Write LAMMPS files for ``potential`` into ``folder`` and return what was written.
 
     ``inner`` (Å) is the shortest tabulated distance (default :func:`default_inner`);
@@ -62,22 +68,34 @@ def export_lammps(potential: Potential, folder: str | Path, inner: float | None 
     (N distances per bond, 2N angles). Raises :class:`EvopotError` for a potential
     LAMMPS cannot run exactly, saying why."""
     if potential.metadata.get("correction"):
-        raise EvopotError("this is a hybrid potential (formula + neural correction); LAMMPS export takes the formula alone: pass --formula-only")
+        raise EvopotError(
+            "this is a hybrid potential (formula + neural correction); LAMMPS export takes the formula "
+            "alone: pass --formula-only"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     inner = default_inner(potential) if inner is None else float(inner)
     kinds = {t.kind for t in potential.terms}
     out = LammpsExport(folder)
     lines = ["# " + line for line in header_lines(potential, "LAMMPS input lines")]
-    lines.append("# include after units metal, atom_style atomic and the box (read_data); types numbered in the species order above")
+    lines.append(
+        "# include after units metal, atom_style atomic and the box (read_data); types numbered in the "
+        "species order above"
+    )
     has_pairs = "pair" in kinds
     if kinds <= {"pair"}:
         lines += [f"pair_style table spline {points}"] + _table(potential, out, inner, points, substyle="")
     elif kinds <= {"pair", "embedding"}:
-        rho_max = write_setfl(potential, folder / "evopot.eam.alloy", inner, points, header_lines(potential, "eam/alloy setfl"))
+        rho_max = write_setfl(
+            potential, folder / "evopot.eam.alloy", inner, points, header_lines(potential, "eam/alloy setfl")
+        )
         out.files.append("evopot.eam.alloy")
         out.styles.append("eam/alloy")
-        out.notes.append(f"eam/alloy: tables on r in [0, {potential.cutoff.radius:g}] Å (held at their value at {inner:.4g} Å below it) and rho in [0, {rho_max:.6g}], {points} points; LAMMPS extrapolates F linearly beyond")
+        out.notes.append(
+            f"eam/alloy: tables on r in [0, {potential.cutoff.radius:g}] Å (held at their value at "
+            f"{inner:.4g} Å below it) and rho in [0, {rho_max:.6g}], {points} points; LAMMPS extrapolates F "
+            f"linearly beyond"
+        )
         lines += ["pair_style eam/alloy", f"pair_coeff * * evopot.eam.alloy {' '.join(potential.species)}"]
     elif kinds <= {"pair", "threebody"}:
         try:
@@ -98,11 +116,19 @@ def export_lammps(potential: Potential, folder: str | Path, inner: float | None 
 
 def _table(potential: Potential, out: LammpsExport, inner: float, points: int, substyle: str) -> list[str]:
     """Write evopot.table; return its pair_coeff lines (naming ``substyle`` inside a hybrid)."""
-    sections = write_pair_tables(potential, out.folder / "evopot.table", inner, points, header_lines(potential, "pair_style table"))
+    sections = write_pair_tables(
+        potential, out.folder / "evopot.table", inner, points, header_lines(potential, "pair_style table")
+    )
     out.files.append("evopot.table")
     out.styles.append("table")
-    out.notes.append(f"evopot.table starts at {inner:.4g} Å: LAMMPS stops with 'Pair distance < table inner cutoff' if two atoms come closer")
-    return [f"pair_coeff {_types(potential, s.species)} {substyle}evopot.table {s.keyword} {s.cutoff:.12g}" for s in sections]
+    out.notes.append(
+        f"evopot.table starts at {inner:.4g} Å: LAMMPS stops with 'Pair distance < table inner cutoff' if "
+        f"two atoms come closer"
+    )
+    return [
+        f"pair_coeff {_types(potential, s.species)} {substyle}evopot.table {s.keyword} {s.cutoff:.12g}"
+        for s in sections
+    ]
 
 
 def _stillinger_weber(potential: Potential, out: LammpsExport, inner: float, points: int, has_pairs: bool) -> list[str]:
@@ -115,28 +141,48 @@ def _stillinger_weber(potential: Potential, out: LammpsExport, inner: float, poi
     elements = " ".join(potential.species)
     if pair_included or not has_pairs:
         return ["pair_style sw", f"pair_coeff * * evopot.sw {elements}"]
-    out.notes.append("the pair terms are not of SW form: they are tabulated and overlaid on the SW three-body part (A = 0 in evopot.sw)")
-    return [f"pair_style hybrid/overlay table spline {points} sw"] + _table(potential, out, inner, points, substyle="table ") + [f"pair_coeff * * sw evopot.sw {elements}"]
+    out.notes.append(
+        "the pair terms are not of SW form: they are tabulated and overlaid on the SW three-body part (A = 0 "
+        "in evopot.sw)"
+    )
+    return (
+        [f"pair_style hybrid/overlay table spline {points} sw"]
+        + _table(potential, out, inner, points, substyle="table ")
+        + [f"pair_coeff * * sw evopot.sw {elements}"]
+    )
 
 
-def _threebody_table(potential: Potential, out: LammpsExport, inner: float, n: int, has_pairs: bool, points: int) -> list[str]:
+def _threebody_table(
+    potential: Potential, out: LammpsExport, inner: float, n: int, has_pairs: bool, points: int
+) -> list[str]:
     """Write the threebody/table files, measure their force error on probe cells, and
     return the pair_style and pair_coeff lines."""
     grid = AngleGrid(inner, threebody_radius(potential), n)
-    out.files += write_threebody_table(potential, out.folder, grid, header_lines(potential, f"threebody/table, N = {n}"))
+    out.files += write_threebody_table(
+        potential, out.folder, grid, header_lines(potential, f"threebody/table, N = {n}")
+    )
     out.styles.append("threebody/table")
     errors = []
     for seed in range(3):
-        table, exact = table_forces(potential, grid, probe_cell(potential.species, potential.metadata.get("shortest_distance"), seed=seed))
+        table, exact = table_forces(
+            potential, grid, probe_cell(potential.species, potential.metadata.get("shortest_distance"), seed=seed)
+        )
         errors.append(np.abs(table - exact))
     errors = np.concatenate(errors)
     out.threebody_error = float(errors.max())
-    out.notes.append(f"threebody/table with N = {n} (nearest grid point, no interpolation): three-body force error on 3 random probe cells "
-                     f"max {errors.max():.3g} eV/Å, mean {errors.mean():.3g} eV/Å; it shrinks as 1/N (option --angle-points)")
+    out.notes.append(
+        f"threebody/table with N = {n} (nearest grid point, no interpolation): three-body force error on 3 "
+        f"random probe cells "
+        f"max {errors.max():.3g} eV/Å, mean {errors.mean():.3g} eV/Å; it shrinks as 1/N (option --angle-points)"
+    )
     elements = " ".join(potential.species)
     if not has_pairs:
         return ["pair_style threebody/table", f"pair_coeff * * evopot.3b {elements}"]
-    return [f"pair_style hybrid/overlay table spline {points} threebody/table"] + _table(potential, out, inner, points, substyle="table ") + [f"pair_coeff * * threebody/table evopot.3b {elements}"]
+    return (
+        [f"pair_style hybrid/overlay table spline {points} threebody/table"]
+        + _table(potential, out, inner, points, substyle="table ")
+        + [f"pair_coeff * * threebody/table evopot.3b {elements}"]
+    )
 
 
 def _reference_energy_lines(potential: Potential) -> list[str]:

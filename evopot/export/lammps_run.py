@@ -50,31 +50,41 @@ def _environment() -> dict:
     return env
 
 
-def run_lammps(atoms, export_dir: str | Path, species: list[str] | tuple[str, ...], commands: str = "run 0", timeout: float = 600) -> LammpsResult:
+def run_lammps(
+    atoms, export_dir: str | Path, species: list[str] | tuple[str, ...], commands: str = "run 0", timeout: float = 600
+) -> LammpsResult:
     """Energy and forces of ``atoms`` from LAMMPS with the ``in.evopot`` of ``export_dir``
     after ``commands`` (default ``run 0``). ``species`` is the type order of the export."""
     export_dir = Path(export_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="evopot-lammps-") as work:
         work = Path(work)
         prism = Prism(atoms.cell.array, pbc=atoms.pbc)
-        ase.io.write(work / "structure.data", atoms, format="lammps-data", specorder=list(species), masses=True, prismobj=prism)
+        ase.io.write(
+            work / "structure.data", atoms, format="lammps-data", specorder=list(species), masses=True, prismobj=prism
+        )
         boundary = " ".join("p" if p else "f" for p in atoms.pbc)
         script = f"""units metal
 atom_style atomic
 atom_modify map array
 boundary {boundary}
-read_data {work / 'structure.data'}
-include {export_dir / 'in.evopot'}
+read_data {work / "structure.data"}
+include {export_dir / "in.evopot"}
 neighbor 1.0 bin
 thermo_style custom step pe ke etotal
 thermo_modify format float %.16g
 {commands}
-write_dump all custom {work / 'forces.dump'} id fx fy fz modify sort id format float %.16g
+write_dump all custom {work / "forces.dump"} id fx fy fz modify sort id format float %.16g
 print "EVOPOT_ENERGY $(v_evopot_energy:%.16g)"
 """
         (work / "in.run").write_text(script)
-        done = subprocess.run([lammps_executable(), "-in", str(work / "in.run"), "-log", str(work / "log.lammps"), "-screen", "none"],
-                              cwd=export_dir, env=_environment(), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [lammps_executable(), "-in", str(work / "in.run"), "-log", str(work / "log.lammps"), "-screen", "none"],
+            cwd=export_dir,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         log = (work / "log.lammps").read_text() if (work / "log.lammps").is_file() else done.stdout + done.stderr
         if done.returncode != 0 or not (work / "forces.dump").is_file():
             tail = "\n".join((log + done.stderr).strip().splitlines()[-8:])

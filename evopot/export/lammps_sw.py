@@ -49,11 +49,19 @@ class SWParameters:
 
     def pair_expression(self) -> sympy.Expr:
         s = self.sigma
-        return self.A * self.epsilon * (self.B * (s / R) ** self.p - (s / R) ** self.q) * sympy.exp(s / (R - self.a * s))
+        return (
+            self.A * self.epsilon * (self.B * (s / R) ** self.p - (s / R) ** self.q) * sympy.exp(s / (R - self.a * s))
+        )
 
     def angle_expression(self) -> sympy.Expr:
         s, d = self.sigma, self.a * self.sigma
-        return self.lam * self.epsilon * (COS - self.cos0) ** 2 * sympy.exp(self.gamma * s / (RIJ - d)) * sympy.exp(self.gamma * s / (RIK - d))
+        return (
+            self.lam
+            * self.epsilon
+            * (COS - self.cos0) ** 2
+            * sympy.exp(self.gamma * s / (RIJ - d))
+            * sympy.exp(self.gamma * s / (RIK - d))
+        )
 
 
 def sw_parameters(potential: Potential) -> tuple[SWParameters, bool]:
@@ -67,7 +75,10 @@ def sw_parameters(potential: Potential) -> tuple[SWParameters, bool]:
     angle = angles[0]
     cutoff = potential.cutoff_of(angle)
     if cutoff.kind != "none":
-        raise NotStillingerWeber(f"the three-body term uses cutoff function '{cutoff.kind}'; SW's own exponentials are its cutoff (cutoff function none)")
+        raise NotStillingerWeber(
+            f"the three-body term uses cutoff function '{cutoff.kind}'; SW's own exponentials are its cutoff "
+            f"(cutoff function none)"
+        )
     d = cutoff.radius
     g, t = _separable_angle(angle, d)
     c2, c1, c0 = (float(g.coeff(COS, k)) for k in (2, 1, 0))
@@ -92,7 +103,9 @@ def _separable_angle(term: Term, d: float) -> tuple[sympy.Poly, float]:
     expr = sympy.powsimp(sympy.expand(term.numeric()), combine="exp")
     radial = [e for e in expr.atoms(sympy.exp) if e.free_symbols & {RIJ, RIK}]
     if len(radial) != 1:
-        raise NotStillingerWeber("the three-body term is not one angular factor times exp(t/(r_ij − d))·exp(t/(r_ik − d))")
+        raise NotStillingerWeber(
+            "the three-body term is not one angular factor times exp(t/(r_ij − d))·exp(t/(r_ik − d))"
+        )
     g = sympy.expand(sympy.simplify(expr / radial[0]))
     if not g.free_symbols <= {COS}:
         raise NotStillingerWeber("the angular factor of the three-body term depends on the bond lengths")
@@ -100,7 +113,9 @@ def _separable_angle(term: Term, d: float) -> tuple[sympy.Poly, float]:
     t_ik = _pole_strength(radial[0].args[0], RIK, d, "three-body")
     if abs(t_ij - t_ik) > 1e-9 * abs(t_ij):
         raise NotStillingerWeber("the three-body term's two radial factors differ")
-    constant = sum((a for a in sympy.Add.make_args(sympy.expand(radial[0].args[0])) if not a.free_symbols), sympy.Integer(0))
+    constant = sum(
+        (a for a in sympy.Add.make_args(sympy.expand(radial[0].args[0])) if not a.free_symbols), sympy.Integer(0)
+    )
     g = sympy.expand(g * sympy.exp(constant))
     try:
         poly = sympy.Poly(g, COS)
@@ -124,7 +139,9 @@ def _pole_strength(argument: sympy.Expr, variable: sympy.Symbol, d: float, what:
     alpha, beta = (float(c) for c in den.all_coeffs())
     pole = -beta / alpha
     if abs(pole - d) > 1e-9 * d:
-        raise NotStillingerWeber(f"the {what} exponent has its pole at {pole:.6g} Å, not at the cutoff radius {d:.6g} Å")
+        raise NotStillingerWeber(
+            f"the {what} exponent has its pole at {pole:.6g} Å, not at the cutoff radius {d:.6g} Å"
+        )
     return float(numerator) / alpha
 
 
@@ -150,7 +167,7 @@ def _pair_parameters(potential: Potential, d: float) -> tuple[float, float, floa
             raise NotStillingerWeber(f"the pair prefactor {sympy.sstr(powers)} is not a sum of powers of r")
         terms.append((float(piece.subs(R, 1)), float(e)))
     if len(terms) == 1:
-        (c1, e1), = terms
+        ((c1, e1),) = terms
         return sigma, c1 / sigma ** (-e1), 2.0, -e1, -e1  # A(B − 1)(σ/r)^p with B = 2
     if len(terms) != 2:
         raise NotStillingerWeber(f"the pair prefactor {sympy.sstr(powers)} has {len(terms)} powers of r, SW has two")

@@ -30,7 +30,9 @@ class TableSection:
     cutoff: float
 
 
-def write_pair_tables(potential: Potential, path: Path, inner: float, points: int, header: list[str]) -> list[TableSection]:
+def write_pair_tables(
+    potential: Potential, path: Path, inner: float, points: int, header: list[str]
+) -> list[TableSection]:
     """Write every species pair's tabulated pair energy and force to ``path``.
 
     ``inner`` (Å) is the first tabulated distance, ``points`` the number of rows; the
@@ -39,7 +41,9 @@ def write_pair_tables(potential: Potential, path: Path, inner: float, points: in
     ``inner``)."""
     radius = potential.cutoff.radius
     if not 0 < inner < radius:
-        raise EvopotError(f"table inner limit {inner} Å must lie between 0 and the cutoff radius {radius} Å (option --inner)")
+        raise EvopotError(
+            f"table inner limit {inner} Å must lie between 0 and the cutoff radius {radius} Å (option --inner)"
+        )
     r = np.linspace(inner, radius, points)
     lines = [f"# {line}" for line in header]
     lines.append(f"# pair_style table spline {points}; inner limit {inner:.6g} A (LAMMPS stops if atoms come closer)")
@@ -48,7 +52,10 @@ def write_pair_tables(potential: Potential, path: Path, inner: float, points: in
         energy, slope = pair_curve(potential, pair, r)
         if not (np.all(np.isfinite(energy)) and np.all(np.isfinite(slope))):
             bad = r[~(np.isfinite(energy) & np.isfinite(slope))]
-            raise EvopotError(f"pair {'-'.join(pair)}: energy or force is not finite at r = {bad[0]:.4g} Å; choose an inner limit above it (option --inner)")
+            raise EvopotError(
+                f"pair {'-'.join(pair)}: energy or force is not finite at r = {bad[0]:.4g} Å; choose an "
+                f"inner limit above it (option --inner)"
+            )
         keyword = f"EVOPOT_{pair[0]}_{pair[1]}"
         lines += ["", keyword, f"N {points} R {inner:.12g} {radius:.12g}", ""]
         lines += [f"{k + 1} {x:.12g} {e:.16e} {-f:.16e}" for k, (x, e, f) in enumerate(zip(r, energy, slope))]

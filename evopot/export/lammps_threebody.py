@@ -94,7 +94,10 @@ def write_threebody_table(potential: Potential, folder: Path, grid: AngleGrid, h
         r1, r2, theta = grid.rows(symmetric)
         values = force_constants(potential, pattern, r1, r2, theta)
         if not all(np.all(np.isfinite(v)) for v in values):
-            raise EvopotError(f"the three-body term is not finite on the table grid of {keyword} (from {grid.rmin:.4g} Å); choose a larger --inner")
+            raise EvopotError(
+                f"the three-body term is not finite on the table grid of {keyword} (from {grid.rmin:.4g} Å); "
+                f"choose a larger --inner"
+            )
         entries.append(f"{' '.join(pattern)} {cut:.12g} evopot_3b.table {keyword} linear {grid.n}")
         table += ["", keyword, f"N {grid.n} rmin {grid.rmin:.12g} rmax {grid.rmax:.12g}", ""]
         columns = np.column_stack([r1, r2, theta, *values])
@@ -112,8 +115,14 @@ def table_forces(potential: Potential, grid: AngleGrid, atoms) -> tuple[np.ndarr
     d1 = geometry.pair_vectors[bonds.pair[t.bond_ij]] * bonds.sign[t.bond_ij, None]
     d2 = geometry.pair_vectors[bonds.pair[t.bond_ik]] * bonds.sign[t.bond_ik, None]
     names = np.array(geometry.species)
-    patterns = np.stack([names[geometry.atom_species[t.center]], names[geometry.atom_species[bonds.neighbor[t.bond_ij]]],
-                         names[geometry.atom_species[bonds.neighbor[t.bond_ik]]]], axis=1)
+    patterns = np.stack(
+        [
+            names[geometry.atom_species[t.center]],
+            names[geometry.atom_species[bonds.neighbor[t.bond_ij]]],
+            names[geometry.atom_species[bonds.neighbor[t.bond_ik]]],
+        ],
+        axis=1,
+    )
     theta = np.degrees(np.arccos(np.clip(t.cos_theta, -1, 1)))
     swapped = t.r_ij > t.r_ik
     short, long = np.minimum(t.r_ij, t.r_ik), np.maximum(t.r_ij, t.r_ik)

@@ -16,7 +16,8 @@ def header_lines(potential: Potential, what: str) -> list[str]:
     lines = [
         f"evopot {__version__} export, {datetime.date.today().isoformat()}: {what}",
         "units metal (energy eV, distance Angstrom, force eV/Angstrom)",
-        f"species {' '.join(potential.species)}; cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}-{potential.cutoff.radius:g} A",
+        f"species {' '.join(potential.species)}; cutoff {potential.cutoff.kind} "
+        f"{potential.cutoff.onset:g}-{potential.cutoff.radius:g} A",
     ]
     for k, term in enumerate(potential.terms):
         species = "all" if term.species is None else "-".join(term.species)
@@ -24,7 +25,9 @@ def header_lines(potential: Potential, what: str) -> list[str]:
         if term.density is not None:
             lines.append(f"term {k} density f(r): {sympy.sstr(term.density)}")
         if term.constants:
-            lines.append(f"term {k} constants: " + ", ".join(f"{name}={value:.12g}" for name, value in term.constants.items()))
+            lines.append(
+                f"term {k} constants: " + ", ".join(f"{name}={value:.12g}" for name, value in term.constants.items())
+            )
         if term.cutoff is not None:
             lines.append(f"term {k} cutoff {term.cutoff.kind} {term.cutoff.onset:g}-{term.cutoff.radius:g} A")
     return lines

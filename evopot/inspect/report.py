@@ -68,7 +68,9 @@ def term_figures(potential: Potential, folder: Path) -> list[Path]:
     for k, term in enumerate(potential.terms):
         cutoff = potential.cutoff_of(term)
         r = np.linspace(0.9 * shortest, cutoff.radius, 400)
-        figure, axes = plt.subplots(1, 2 if term.kind != "pair" else 1, figsize=(9 if term.kind != "pair" else 5, 3.4), squeeze=False)
+        figure, axes = plt.subplots(
+            1, 2 if term.kind != "pair" else 1, figsize=(9 if term.kind != "pair" else 5, 3.4), squeeze=False
+        )
         axes = axes[0]
         if term.kind == "pair":
             species = term.species or (potential.species[0], potential.species[0])
@@ -138,7 +140,9 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
     for split, label in splits:
         axis.plot([r["complexity"] for r in rows], [r[f"{split}_force_mae"] for r in rows], "o-", label=label)
     chosen = next(r for r in rows if int(r["member"]) == number)
-    axis.plot([chosen["complexity"]], [chosen[f"{splits[-1][0]}_force_mae"]], "*", ms=16, color="k", label=f"member {number}")
+    axis.plot(
+        [chosen["complexity"]], [chosen[f"{splits[-1][0]}_force_mae"]], "*", ms=16, color="k", label=f"member {number}"
+    )
     axis.set_xlabel("complexity (nodes)")
     axis.set_ylabel("force MAE (eV/Å)")
     axis.set_title("Pareto front")
@@ -209,24 +213,43 @@ def _page(run, rows, splits, number, potential, figures, terms, split_name, fram
             summary = json.loads(run.summary.read_text())
         except json.JSONDecodeError:
             raise EvopotError(f"{run.summary}: corrupt summary file") from None
-    head = ["member", "nodes"] + [f"{label} F-MAE (eV/Å)" for _, label in splits] + [f"{label} E-MAE (meV/atom)" for _, label in splits] + ["formula"]
+    head = (
+        ["member", "nodes"]
+        + [f"{label} F-MAE (eV/Å)" for _, label in splits]
+        + [f"{label} E-MAE (meV/atom)" for _, label in splits]
+        + ["formula"]
+    )
     body = []
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
-        cells += [f"{row[f'{s}_force_mae']:.6g}" for s, _ in splits] + [f"{row[f'{s}_energy_mae']:.6g}" for s, _ in splits]
+        cells += [f"{row[f'{s}_force_mae']:.6g}" for s, _ in splits] + [
+            f"{row[f'{s}_energy_mae']:.6g}" for s, _ in splits
+        ]
         mark = ' class="chosen"' if int(row["member"]) == number else ""
-        body.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td><code>{html.escape(row['formula'])}</code></td></tr>")
-    constants = "".join(f"<li>term {k} ({t.kind}): " + ", ".join(f"<code>{html.escape(n)} = {v:.10g}</code>" for n, v in t.constants.items()) + "</li>" for k, t in enumerate(potential.terms))
+        body.append(
+            f"<tr{mark}>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + f"<td><code>{html.escape(row['formula'])}</code></td></tr>"
+        )
+    constants = "".join(
+        f"<li>term {k} ({t.kind}): "
+        + ", ".join(f"<code>{html.escape(n)} = {v:.10g}</code>" for n, v in t.constants.items())
+        + "</li>"
+        for k, t in enumerate(potential.terms)
+    )
     dataset = summary.get("dataset", {})
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>evopot report: {html.escape(str(run.path))}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }} td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
-td:last-child {{ text-align: left; }} tr.chosen {{ background: #fff3c4; }} img {{ max-width: 100%; }} code {{ font-size: 0.95em; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+td:last-child {{ text-align: left; }} tr.chosen {{ background: #fff3c4; }}
+img {{ max-width: 100%; }} code {{ font-size: 0.95em; }}
 </style></head><body>
 <h1>evopot report</h1>
-<p>Run <code>{html.escape(str(run.path))}</code>; {len(rows)} front members; generations {summary.get("generations", "?")}; seed {summary.get("seed", "?")};
+<p>Run <code>{html.escape(str(run.path))}</code>; {len(rows)} front members;
+generations {summary.get("generations", "?")}; seed {summary.get("seed", "?")};
 training frames {dataset.get("train", {}).get("frames", "?")}.</p>
 <h2>Pareto front</h2>
 {_image(figures["front"], "Pareto front: force MAE against complexity")}
@@ -235,7 +258,8 @@ training frames {dataset.get("train", {}).get("frames", "?")}.</p>
 <h2>Member {number}</h2>
 <p><code>{html.escape(potential.formula())}</code></p>
 {_image(figures["formula"], "formula") if "formula" in figures else ""}
-<p>Constants (a… are linear coefficients solved exactly by least squares; b… and named constants are nonlinear, refined by least squares from the search's values):</p>
+<p>Constants (a… are linear coefficients solved exactly by least squares;
+b… and named constants are nonlinear, refined by least squares from the search's values):</p>
 <ul>{constants}</ul>
 {"".join(_image(t, f"term {k}") for k, t in enumerate(terms))}
 <h2>Forces on the {split_name} split ({len(frames)} frames)</h2>

@@ -59,7 +59,10 @@ def member_text(run_path: str | Path, member: int | None = None) -> str:
 def terms_text(potential: Potential, title: str) -> str:
     """The terms of ``potential`` with their variables, constants and their origins."""
     labels = {"pair": "V(r)", "threebody": "V3(rij, rik, costheta)", "embedding": "F(rho)"}
-    out = [f"{title}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, species {', '.join(potential.species)}"]
+    out = [
+        f"{title}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, "
+        f"species {', '.join(potential.species)}"
+    ]
     for k, term in enumerate(potential.terms):
         species = "all species" if term.species is None else "-".join(term.species)
         out.append(f"term {k}: {term.kind} ({species})")
@@ -69,7 +72,10 @@ def terms_text(potential: Potential, title: str) -> str:
         for name, value in term.constants.items():
             out.append(f"    {name} = {value:.10g}   ({_origin(name)})")
     if potential.reference_energies:
-        out.append("reference energies (eV/atom): " + ", ".join(f"{s} {v:.6g}" for s, v in potential.reference_energies.items()))
+        out.append(
+            "reference energies (eV/atom): "
+            + ", ".join(f"{s} {v:.6g}" for s, v in potential.reference_energies.items())
+        )
     return "\n".join(out)
 
 
@@ -80,7 +86,11 @@ def model_text(path: str | Path, as_json: bool = False) -> str:
 
     model = load_model(path)
     if as_json:
-        return json.dumps(model.metadata.get("correction", {}) | {"potential": str(path), "formula": (model.potential if isinstance(model, Hybrid) else model).formula()}, indent=2)
+        return json.dumps(
+            model.metadata.get("correction", {})
+            | {"potential": str(path), "formula": (model.potential if isinstance(model, Hybrid) else model).formula()},
+            indent=2,
+        )
     if not isinstance(model, Hybrid):
         return terms_text(model, str(path))
     out = [terms_text(model.potential, f"{path} (hybrid: formula + neural correction)")]
@@ -88,18 +98,29 @@ def model_text(path: str | Path, as_json: bool = False) -> str:
     d = c.descriptor
     symmetry = getattr(d, "symmetry", d)
     moments = len(symmetry.moment_invariants)
-    out.append(f"correction: {len(c.networks)} Behler–Parrinello network(s), {'×'.join(str(h) for h in c.hidden)} {c.activation} per species, "
-               f"{c.parameters} parameters in all; {d.n_features} inputs: {symmetry.n_features - moments} symmetry functions (radial to {d.cutoff:g} Å, "
-               f"angular to {d.angular_cutoff:g} Å)" + (f", {moments} moment-tensor invariants ({len(symmetry.moments)} channel(s) per species)" if moments else "")
-               + (f" and the energy per atom of each of the formula's {d.n_terms} term(s)" if hasattr(d, "n_terms") else ""))
+    out.append(
+        f"correction: {len(c.networks)} Behler–Parrinello network(s), {'×'.join(str(h) for h in c.hidden)} "
+        f"{c.activation} per species, "
+        f"{c.parameters} parameters in all; {d.n_features} inputs: {symmetry.n_features - moments} symmetry "
+        f"functions (radial to {d.cutoff:g} Å, "
+        f"angular to {d.angular_cutoff:g} Å)"
+        + (f", {moments} moment-tensor invariants ({len(symmetry.moments)} channel(s) per species)" if moments else "")
+        + (f" and the energy per atom of each of the formula's {d.n_terms} term(s)" if hasattr(d, "n_terms") else "")
+    )
     share = info.get("share") or {}
     if share:
-        out.append(f"  size on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS = {share['energy_share']:.1%} of the formula's energy "
-                   f"({share['formula_energy_rms'] * 1000:.0f} meV/atom RMS, reference energies aside); forces {share['correction_force_rms']:.3f} eV/Å RMS "
-                   f"= {share['force_share']:.1%} of the formula's")
+        out.append(
+            f"  size on the training frames: {share['correction_energy_rms'] * 1000:.1f} meV/atom RMS = "
+            f"{share['energy_share']:.1%} of the formula's energy "
+            f"({share['formula_energy_rms'] * 1000:.0f} meV/atom RMS, reference energies aside); forces "
+            f"{share['correction_force_rms']:.3f} eV/Å RMS "
+            f"= {share['force_share']:.1%} of the formula's"
+        )
     for split, e in (info.get("errors") or {}).items():
-        out.append(f"  {split:<10} force MAE {e['formula']['force_mae']:.4f} → {e['hybrid']['force_mae']:.4f} eV/Å, "
-                   f"energy MAE {e['formula']['energy_mae']:.1f} → {e['hybrid']['energy_mae']:.1f} meV/atom (formula → hybrid)")
+        out.append(
+            f"  {split:<10} force MAE {e['formula']['force_mae']:.4f} → {e['hybrid']['force_mae']:.4f} eV/Å, "
+            f"energy MAE {e['formula']['energy_mae']:.1f} → {e['hybrid']['energy_mae']:.1f} meV/atom (formula → hybrid)"
+        )
     if info.get("uncertainty_threshold") is not None:
         out.append(f"  uncertainty threshold (95th percentile, validation): {info['uncertainty_threshold']:.4f} eV/Å")
     return "\n".join(out)

@@ -112,7 +112,11 @@ def cubic_elastic_constants(atoms, calculator, strain: float = 0.005, fmax: floa
     ds = stress(np.eye(3) + shear) - stress(np.eye(3) - shear)
     to_gpa = 1 / units.GPa
     # the shear deformation has ε_yz = strain, an engineering shear γ = 2·strain
-    return {"C11": dn[0, 0] / (2 * strain) * to_gpa, "C12": dn[1, 1] / (2 * strain) * to_gpa, "C44": ds[1, 2] / (4 * strain) * to_gpa}
+    return {
+        "C11": dn[0, 0] / (2 * strain) * to_gpa,
+        "C12": dn[1, 1] / (2 * strain) * to_gpa,
+        "C44": ds[1, 2] / (4 * strain) * to_gpa,
+    }
 
 
 def radial_distribution(frames: list, r_max: float = 5.0, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +154,10 @@ def _dft_equation_of_state(frames: Frames, atoms_per_cell: int):
         v = [frames.atoms[k].get_volume() / len(frames.atoms[k]) for k in isotropic]
         volume, _, b = EquationOfState(v, [per_atom[k] for k in isotropic], eos="birchmurnaghan").fit()
         modulus = b / units.GPa
-    points = ([frames.atoms[k].get_volume() / len(frames.atoms[k]) for k in isotropic or [ground]], [per_atom[k] - per_atom[ground] for k in isotropic or [ground]])
+    points = (
+        [frames.atoms[k].get_volume() / len(frames.atoms[k]) for k in isotropic or [ground]],
+        [per_atom[k] - per_atom[ground] for k in isotropic or [ground]],
+    )
     return (volume * atoms_per_cell) ** (1 / 3), modulus, points
 
 
@@ -159,7 +166,14 @@ def frame_temperature(description: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def validate(potential: Potential, reference: str | Path, output: str | Path, steps: int = 2000, seed: int = 0, progress: bool = False) -> Validation:
+def validate(
+    potential: Potential,
+    reference: str | Path,
+    output: str | Path,
+    steps: int = 2000,
+    seed: int = 0,
+    progress: bool = False,
+) -> Validation:
     """Run every check of ``potential`` against the DFT frames in ``reference``; figures
     go to ``output``."""
     import matplotlib
@@ -170,7 +184,10 @@ def validate(potential: Potential, reference: str | Path, output: str | Path, st
     frames = read_frames(reference)
     missing = sorted(set(frames.species) - set(potential.species))
     if missing:
-        raise EvopotError(f"{reference}: the reference data has species {missing} that the potential ({', '.join(potential.species)}) does not describe")
+        raise EvopotError(
+            f"{reference}: the reference data has species {missing} that the potential "
+            f"({', '.join(potential.species)}) does not describe"
+        )
     if len(frames.species) != 1:
         raise EvopotError(f"{reference}: validate's crystal checks need one element; the data has {frames.species}")
     element = frames.species[0]
@@ -196,31 +213,81 @@ def validate(potential: Potential, reference: str | Path, output: str | Path, st
     figure.savefig(output / "energy_volume.png", dpi=110)
     plt.close(figure)
     result.figures.append(output / "energy_volume.png")
-    result.checks.append(Check("lattice constant a0", a0, reference_a0, "Å", None if reference_a0 is None else abs(a0 / reference_a0 - 1) < 0.01, "within 1 % of DFT"))
-    result.checks.append(Check("bulk modulus B", modulus, reference_b, "GPa", None if reference_b is None else abs(modulus / reference_b - 1) < 0.15,
-                               "within 15 % of DFT" if reference_b is not None else "no isotropic DFT strains in the data to compare"))
+    result.checks.append(
+        Check(
+            "lattice constant a0",
+            a0,
+            reference_a0,
+            "Å",
+            None if reference_a0 is None else abs(a0 / reference_a0 - 1) < 0.01,
+            "within 1 % of DFT",
+        )
+    )
+    result.checks.append(
+        Check(
+            "bulk modulus B",
+            modulus,
+            reference_b,
+            "GPa",
+            None if reference_b is None else abs(modulus / reference_b - 1) < 0.15,
+            "within 15 % of DFT" if reference_b is not None else "no isotropic DFT strains in the data to compare",
+        )
+    )
 
     # elastic constants at the potential's own lattice constant
     for name, value in cubic_elastic_constants(crystal(element, a0), calculator).items():
-        result.checks.append(Check(f"elastic constant {name}", value, None, "GPa", None, "relaxed atoms, ±0.5 % strain"))
+        result.checks.append(
+            Check(f"elastic constant {name}", value, None, "GPa", None, "relaxed atoms, ±0.5 % strain")
+        )
     stable = [c for c in result.checks if c.name.startswith("elastic")]
     c11, c12, c44 = (c.value for c in stable)
-    result.checks.append(Check("Born stability", min(c11 - c12, c11 + 2 * c12, c44), None, "GPa", bool(c11 - c12 > 0 and c11 + 2 * c12 > 0 and c44 > 0), "C11−C12, C11+2C12, C44 > 0"))
+    result.checks.append(
+        Check(
+            "Born stability",
+            min(c11 - c12, c11 + 2 * c12, c44),
+            None,
+            "GPa",
+            bool(c11 - c12 > 0 and c11 + 2 * c12 > 0 and c44 > 0),
+            "C11−C12, C11+2C12, C44 > 0",
+        )
+    )
 
     # NVE drift and stability
     temperatures = sorted({t for t in (frame_temperature(a.info.get("description", "")) for a in frames.atoms) if t})
     supercell = crystal(element, a0).repeat(3)
     start = thermalized(supercell, 600.0, seed)
-    nve = MolecularDynamics(start, ForceField(potential), 1.0).run(steps, thermo_every=max(1, steps // 20), progress=progress)
+    nve = MolecularDynamics(start, ForceField(potential), 1.0).run(
+        steps, thermo_every=max(1, steps // 20), progress=progress
+    )
     drift = abs(nve.thermo[-1].total - nve.thermo[0].total) / len(supercell) * 1000
-    result.checks.append(Check("NVE energy drift", drift, 1.0, "meV/atom", drift < 1.0, f"{steps} steps of 1 fs from 600 K, {len(supercell)} atoms"))
+    result.checks.append(
+        Check(
+            "NVE energy drift",
+            drift,
+            1.0,
+            "meV/atom",
+            drift < 1.0,
+            f"{steps} steps of 1 fs from 600 K, {len(supercell)} atoms",
+        )
+    )
     hot = 2 * temperatures[-1] if temperatures else 1200.0
     try:
-        run = MolecularDynamics(thermalized(supercell, hot, seed), ForceField(potential), 0.5, "langevin", hot, 5.0, seed).run(steps, thermo_every=max(1, steps // 20), progress=progress)
+        run = MolecularDynamics(
+            thermalized(supercell, hot, seed), ForceField(potential), 0.5, "langevin", hot, 5.0, seed
+        ).run(steps, thermo_every=max(1, steps // 20), progress=progress)
         closest = float(min(np.min(run.atoms.get_all_distances(mic=True) + 1e9 * np.eye(len(supercell))), 99))
         shortest = float(potential.metadata.get("shortest_distance") or 0.0)
         ok = closest > 0.7 * shortest if shortest else closest > 1.0
-        result.checks.append(Check(f"MD stable at {hot:.0f} K", closest, shortest or None, "Å (closest pair)", ok, f"Langevin {steps} × 0.5 fs; 2 × highest data temperature"))
+        result.checks.append(
+            Check(
+                f"MD stable at {hot:.0f} K",
+                closest,
+                shortest or None,
+                "Å (closest pair)",
+                ok,
+                f"Langevin {steps} × 0.5 fs; 2 × highest data temperature",
+            )
+        )
     except EvopotError as exc:
         result.checks.append(Check(f"MD stable at {hot:.0f} K", None, None, "", False, str(exc)))
 
@@ -235,14 +302,25 @@ def validate(potential: Potential, reference: str | Path, output: str | Path, st
         dft = aimd[temperature]
         r, g_dft = radial_distribution(dft)
         sampled = []
-        dynamics = MolecularDynamics(thermalized(dft[0], temperature, seed), ForceField(potential), 1.0, "langevin", temperature, 5.0, seed)
+        dynamics = MolecularDynamics(
+            thermalized(dft[0], temperature, seed), ForceField(potential), 1.0, "langevin", temperature, 5.0, seed
+        )
         dynamics.run(steps // 4)
         for _ in range(10):
             dynamics.run(max(1, steps // 20))
             sampled.append(dynamics.snapshot())
         _, g_md = radial_distribution(sampled)
         difference = float(trapezoid(np.abs(g_md - g_dft), r) / trapezoid(g_dft, r))
-        result.checks.append(Check(f"RDF at {temperature:.0f} K", difference, 0.25, "∫|Δg|/∫g", difference < 0.25, f"MD vs {len(dft)} DFT AIMD frames"))
+        result.checks.append(
+            Check(
+                f"RDF at {temperature:.0f} K",
+                difference,
+                0.25,
+                "∫|Δg|/∫g",
+                difference < 0.25,
+                f"MD vs {len(dft)} DFT AIMD frames",
+            )
+        )
         figure, axis = plt.subplots(figsize=(5, 3.6))
         axis.plot(r, g_dft, label=f"DFT AIMD ({len(dft)} frames)")
         axis.plot(r, g_md, label="evopot MD")
@@ -256,4 +334,3 @@ def validate(potential: Potential, reference: str | Path, output: str | Path, st
         result.figures.append(output / "rdf.png")
     (output / "validation.txt").write_text(result.table() + "\n")
     return result
-

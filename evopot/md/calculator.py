@@ -24,7 +24,15 @@ class EvopotCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, potential: Potential | Hybrid | str, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False, **kwargs):
+    def __init__(
+        self,
+        potential: Potential | Hybrid | str,
+        device=None,
+        dtype: torch.dtype = torch.float64,
+        skin: float = 0.5,
+        optimize: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.potential = load_model(potential) if isinstance(potential, str) else potential
         self.forcefield = ForceField(self.potential, device, dtype, skin, optimize)

@@ -46,8 +46,16 @@ class MDResult:
 class MolecularDynamics:
     """Integrate ``atoms`` with ``forcefield``; ``thermostat`` None (NVE) or "langevin"."""
 
-    def __init__(self, atoms, forcefield: ForceField, timestep_fs: float, thermostat: str | None = None, temperature: float = 300.0,
-                 friction_per_ps: float = 1.0, seed: int = 0):
+    def __init__(
+        self,
+        atoms,
+        forcefield: ForceField,
+        timestep_fs: float,
+        thermostat: str | None = None,
+        temperature: float = 300.0,
+        friction_per_ps: float = 1.0,
+        seed: int = 0,
+    ):
         if not timestep_fs > 0:
             raise EvopotError(f"time step must be > 0 fs, got {timestep_fs}")
         if thermostat not in (None, "langevin"):
@@ -74,12 +82,20 @@ class MolecularDynamics:
         where = ""
         if closest is not None:
             r, i, j = closest
-            where = f"atoms {i} and {j} are {r:.3f} Å apart" + (f" (the potential was fitted on distances ≥ {fitted:.3f} Å)" if fitted else "")
+            where = f"atoms {i} and {j} are {r:.3f} Å apart" + (
+                f" (the potential was fitted on distances ≥ {fitted:.3f} Å)" if fitted else ""
+            )
         if not (bool(torch.isfinite(self.energy)) and bool(torch.isfinite(self.forces).all())):
-            raise EvopotError(f"the potential gives a non-finite energy or forces for the starting structure{'; ' + where if where else ''}: "
-                              "check the structure (units Å, no overlapping atoms)")
+            raise EvopotError(
+                f"the potential gives a non-finite energy or forces for the starting "
+                f"structure{'; ' + where if where else ''}: "
+                "check the structure (units Å, no overlapping atoms)"
+            )
         if closest is not None and fitted and closest[0] < fitted:
-            warnings.warn(f"{where}: closer than any pair in the training data, so the formula is extrapolated there", stacklevel=3)
+            warnings.warn(
+                f"{where}: closer than any pair in the training data, so the formula is extrapolated there",
+                stacklevel=3,
+            )
 
     def kinetic_energy(self) -> float:
         return float(0.5 * (self.masses * self.velocities**2).sum())
@@ -87,7 +103,14 @@ class MolecularDynamics:
     def thermo(self) -> Thermo:
         kinetic = self.kinetic_energy()
         dof = max(3 * len(self.positions) - 3, 1)  # momentum is conserved: Stationary initial velocities
-        return Thermo(self.step_count, self.step_count * self.dt / (1000 * units.fs), 2 * kinetic / (dof * units.kB), kinetic, float(self.energy), kinetic + float(self.energy))
+        return Thermo(
+            self.step_count,
+            self.step_count * self.dt / (1000 * units.fs),
+            2 * kinetic / (dof * units.kB),
+            kinetic,
+            float(self.energy),
+            kinetic + float(self.energy),
+        )
 
     def step(self) -> None:
         dt, m = self.dt, self.masses
@@ -95,7 +118,12 @@ class MolecularDynamics:
         if self.thermostat == "langevin":
             self.positions = self.positions + 0.5 * dt * self.velocities
             c1 = math.exp(-self.friction * dt)
-            noise = torch.randn(self.velocities.shape, generator=self.generator, dtype=self.velocities.dtype, device=self.velocities.device)
+            noise = torch.randn(
+                self.velocities.shape,
+                generator=self.generator,
+                dtype=self.velocities.dtype,
+                device=self.velocities.device,
+            )
             self.velocities = c1 * self.velocities + torch.sqrt((1 - c1**2) * units.kB * self.temperature / m) * noise
             self.positions = self.positions + 0.5 * dt * self.velocities
         else:
@@ -109,10 +137,20 @@ class MolecularDynamics:
         atoms = self.atoms.copy()
         atoms.positions = self.positions.detach().cpu().numpy().astype(np.float64)
         atoms.set_velocities(self.velocities.detach().cpu().numpy().astype(np.float64))
-        atoms.calc = SinglePointCalculator(atoms, energy=float(self.energy), forces=self.forces.detach().cpu().numpy().astype(np.float64))
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=float(self.energy), forces=self.forces.detach().cpu().numpy().astype(np.float64)
+        )
         return atoms
 
-    def run(self, steps: int, thermo_every: int = 100, trajectory: str | Path | None = None, trajectory_every: int = 100, progress: bool = False, report=None) -> MDResult:
+    def run(
+        self,
+        steps: int,
+        thermo_every: int = 100,
+        trajectory: str | Path | None = None,
+        trajectory_every: int = 100,
+        progress: bool = False,
+        report=None,
+    ) -> MDResult:
         """Run ``steps`` steps; ``report(thermo)`` is called with each thermo line."""
         import time
 
@@ -133,18 +171,31 @@ class MolecularDynamics:
                         bar.update(1)
                 if k % thermo_every == 0 or k == steps:
                     line = self.thermo()
-                    kept = f"; the trajectory up to the last frame written is kept in {trajectory}" if trajectory is not None else ""
+                    kept = (
+                        f"; the trajectory up to the last frame written is kept in {trajectory}"
+                        if trajectory is not None
+                        else ""
+                    )
                     if not math.isfinite(line.total):
-                        raise EvopotError(f"MD blew up at step {self.step_count} (energy {line.total}); use a smaller time step or check the structure{kept}")
+                        raise EvopotError(
+                            f"MD blew up at step {self.step_count} (energy {line.total}); use a smaller time "
+                            f"step or check the structure{kept}"
+                        )
                     limit = max(20 * max(self.start_temperature, self.temperature if self.thermostat else 0.0), 10000.0)
                     if line.temperature > limit:
-                        raise EvopotError(f"MD temperature exploded to {line.temperature:.0f} K at step {self.step_count} (started at {self.start_temperature:.0f} K, "
-                                          f"limit {limit:.0f} K); use a smaller time step or check the structure and the potential{kept}")
+                        raise EvopotError(
+                            f"MD temperature exploded to {line.temperature:.0f} K at step {self.step_count} "
+                            f"(started at {self.start_temperature:.0f} K, "
+                            f"limit {limit:.0f} K); use a smaller time step or check the structure and the "
+                            f"potential{kept}"
+                        )
                     result.thermo.append(line)
                     if report is not None:
                         report(line)
                     if bar is not None:
-                        bar.set_postfix(T=f"{line.temperature:.0f} K", E=f"{line.total / len(self.positions):.5f} eV/atom")
+                        bar.set_postfix(
+                            T=f"{line.temperature:.0f} K", E=f"{line.total / len(self.positions):.5f} eV/atom"
+                        )
                 if trajectory is not None and (k % trajectory_every == 0 or k == steps):
                     ase.io.write(trajectory, self.snapshot(), format="extxyz", append=True)
         finally:
@@ -162,7 +213,9 @@ def thermalized(atoms, temperature: float, seed: int = 0):
     from ase.md import velocitydistribution
 
     atoms = atoms.copy()
-    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize = (
+        getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    )
     thermalize(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
     velocitydistribution.Stationary(atoms)
     return atoms

@@ -42,34 +42,58 @@ class ForceField:
     """``model`` (a Potential or a Hybrid) compiled for ``device`` and ``dtype``
     (float64 or float32)."""
 
-    def __init__(self, model: Potential | Hybrid, device=None, dtype: torch.dtype = torch.float64, skin: float = 0.5, optimize: bool = False):
+    def __init__(
+        self,
+        model: Potential | Hybrid,
+        device=None,
+        dtype: torch.dtype = torch.float64,
+        skin: float = 0.5,
+        optimize: bool = False,
+    ):
         if dtype not in (torch.float64, torch.float32):
             raise EvopotError(f"dtype {dtype} not supported; use float64 or float32")
         potential = model.potential if isinstance(model, Hybrid) else model
         if potential.metadata.get("correction") and not isinstance(model, Hybrid):
-            raise EvopotError("this potential names a neural correction; load it with evopot.neural.hybrid.load_model to use the network, "
-                              "or drop the correction with evopot.neural.hybrid.formula_only to run the formula alone")
+            raise EvopotError(
+                "this potential names a neural correction; load it with evopot.neural.hybrid.load_model to "
+                "use the network, "
+                "or drop the correction with evopot.neural.hybrid.formula_only to run the formula alone"
+            )
         self.potential, self.device, self.dtype = potential, resolve_device(device), dtype
         if self.device.type == "cpu":
             reuse_freed_memory()
         self.kernel = compile_kernel(potential, optimize)
-        self.correction = copy.deepcopy(model.correction).to(self.device, dtype) if isinstance(model, Hybrid) else None  # a copy: dtype casts stay local
-        radius = self.kernel.pair_radius if self.correction is None else max(self.kernel.pair_radius, self.correction.descriptor.cutoff)
+        self.correction = (
+            copy.deepcopy(model.correction).to(self.device, dtype) if isinstance(model, Hybrid) else None
+        )  # a copy: dtype casts stay local
+        radius = (
+            self.kernel.pair_radius
+            if self.correction is None
+            else max(self.kernel.pair_radius, self.correction.descriptor.cutoff)
+        )
         self.neighbors = VerletList(radius, skin)
-        self.reference = torch.tensor([potential.reference_energies.get(s, 0.0) for s in potential.species], dtype=dtype, device=self.device)
+        self.reference = torch.tensor(
+            [potential.reference_energies.get(s, 0.0) for s in potential.species], dtype=dtype, device=self.device
+        )
 
     def species_indices(self, symbols: list[str]) -> torch.Tensor:
         unknown = sorted(set(symbols) - set(self.potential.species))
         if unknown:
-            raise EvopotError(f"the structure has species {unknown} that the potential ({', '.join(self.potential.species)}) does not describe")
+            raise EvopotError(
+                f"the structure has species {unknown} that the potential "
+                f"({', '.join(self.potential.species)}) does not describe"
+            )
         order = {s: k for k, s in enumerate(self.potential.species)}
         return torch.tensor([order[s] for s in symbols], dtype=torch.long, device=self.device)
 
     def tensors(self, atoms) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """positions, cell, pbc and species indices of an ASE ``Atoms`` on the device."""
-        return (torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device),
-                torch.as_tensor(atoms.cell.array, dtype=self.dtype, device=self.device),
-                torch.as_tensor(atoms.pbc, device=self.device), self.species_indices(atoms.get_chemical_symbols()))
+        return (
+            torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device),
+            torch.as_tensor(atoms.cell.array, dtype=self.dtype, device=self.device),
+            torch.as_tensor(atoms.pbc, device=self.device),
+            self.species_indices(atoms.get_chemical_symbols()),
+        )
 
     def closest_pair(self, positions, cell, pbc) -> tuple[float, int, int] | None:
         """(distance Å, i, j) of the closest two atoms within the neighbour list's reach,

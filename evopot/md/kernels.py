@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import sympy
 from sympy.printing.pytorch import torch_code
@@ -49,7 +49,9 @@ class Kernel:
     pair_radius: float  # Å, the largest cutoff of any term: the neighbour list's radius
 
 
-def _function(name: str, variables: tuple[str, ...], expression: sympy.Expr, constants: dict[str, float], derivatives: bool = True) -> str:
+def _function(
+    name: str, variables: tuple[str, ...], expression: sympy.Expr, constants: dict[str, float], derivatives: bool = True
+) -> str:
     """Source of ``name(*variables) -> (value, d/dvariable…)`` with constants inlined."""
     symbols = [sympy.Symbol(v) for v in variables]
     expr = expression.xreplace({sympy.Symbol(k): sympy.Float(v, 17) for k, v in constants.items()})
@@ -59,7 +61,9 @@ def _function(name: str, variables: tuple[str, ...], expression: sympy.Expr, con
     constant = [not (full.free_symbols & set(symbols)) for full in outputs]
     lines = [f"def {name}({', '.join(variables)}):"] + ([f"    zero = {variables[0]} * 0"] if any(constant) else [])
     lines += [f"    {s} = {torch_code(e)}" for s, e in shared]
-    lines.append("    return (" + ", ".join(("zero + " if c else "") + torch_code(e) for c, e in zip(constant, reduced)) + ",)")
+    lines.append(
+        "    return (" + ", ".join(("zero + " if c else "") + torch_code(e) for c, e in zip(constant, reduced)) + ",)"
+    )
     return "\n".join(lines)
 
 
@@ -78,7 +82,9 @@ def _cutoff_function(name: str, cutoff: Cutoff) -> str:
             return zero + {value}, torch.where(inside, zero + {slope}, zero)""")
 
 
-def _species_mask(variable_names: list[str], species: tuple[str, ...] | None, order: tuple[str, ...], kind: str) -> str | None:
+def _species_mask(
+    variable_names: list[str], species: tuple[str, ...] | None, order: tuple[str, ...], kind: str
+) -> str | None:
     """A torch expression selecting the bonds/angles/atoms a species-specific term acts on."""
     if species is None:
         return None
@@ -137,7 +143,9 @@ def _moment_lines(coefficients: list[float]) -> list[str]:
         for a in range(n + 1):
             for b in range(n + 1 - a):
                 monomials.append(ux**a * uy**b * uz ** (n - a - b))
-                weights.append(c * math.factorial(n) / (math.factorial(a) * math.factorial(b) * math.factorial(n - a - b)))
+                weights.append(
+                    c * math.factorial(n) / (math.factorial(a) * math.factorial(b) * math.factorial(n - a - b))
+                )
     weighted = [sympy.Symbol(f"wt[{m}]") for m in range(len(monomials))]
     total = sum(w * m for w, m in zip(weighted, monomials))
     slopes = [torch_code(sympy.diff(total, u)) for u in (ux, uy, uz)]
@@ -187,13 +195,20 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
                 lines += [f"v, dv = pair_{k}(r)"]
             if smooth:
                 lines += [f"c, dc = {fc}(r[b])" if select else f"c, dc = {fc}(r)", "v, dv = v * c, dv * c + v * dc"]
-            lines += ["energy = energy + 0.5 * v.sum()", "slope = slope.index_add(0, b, 0.5 * dv)" if select else "slope = slope + 0.5 * dv"]
+            lines += [
+                "energy = energy + 0.5 * v.sum()",
+                "slope = slope.index_add(0, b, 0.5 * dv)" if select else "slope = slope + 0.5 * dv",
+            ]
             body.append("\n".join(lines))
         elif term.kind == "embedding":
             helpers.append(_function(f"density_{k}", DENSITY_VARIABLES, term.density, term.constants))
             helpers.append(_function(f"embedding_{k}", TERM_VARIABLES["embedding"], term.expression, term.constants))
             mask = _species_mask(["species"], term.species, potential.species, "embedding")
-            lines = [f"# embedding term {k}: F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij)", f"b = torch.nonzero(r < {radius!r}).squeeze(1)", f"f, df = density_{k}(r[b])"]
+            lines = [
+                f"# embedding term {k}: F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij)",
+                f"b = torch.nonzero(r < {radius!r}).squeeze(1)",
+                f"f, df = density_{k}(r[b])",
+            ]
             if smooth:
                 lines += [f"c, dc = {fc}(r[b])", "f, df = f * c, df * c + f * dc"]
             lines += [
@@ -205,15 +220,22 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
             lines += ["energy = energy + F.sum()", "slope = slope.index_add(0, b, dF[center[b]] * df)"]
             body.append("\n".join(lines))
         else:
-            mask = _species_mask(["species[center[t1]]", "species[neighbor[t1]]", "species[neighbor[t2]]"], term.species, potential.species, "threebody")
+            mask = _species_mask(
+                ["species[center[t1]]", "species[neighbor[t1]]", "species[neighbor[t2]]"],
+                term.species,
+                potential.species,
+                "threebody",
+            )
             lines = []
             separable = _separable(term)
             if separable is not None:
                 # h per bond (cutoff folded in), then per angle only products: SW and mW are of this form
                 radial, angular = separable
                 helpers.append(_function(f"radial_{k}", ("r",), radial, {}))
-                lines += [f"# three-body term {k}: g(cos θ)·h(r_ij)·h(r_ik)·fc(r_ij)·fc(r_ik) per angle j–i–k",
-                          f"h, dh = radial_{k}(torch.where(r < {radius!r}, r, r.new_tensor({radius / 2!r})))"]
+                lines += [
+                    f"# three-body term {k}: g(cos θ)·h(r_ij)·h(r_ik)·fc(r_ij)·fc(r_ik) per angle j–i–k",
+                    f"h, dh = radial_{k}(torch.where(r < {radius!r}, r, r.new_tensor({radius / 2!r})))",
+                ]
                 if smooth:
                     lines += [f"c, dc = {fc}(r)", "h, dh = h * c, dh * c + h * dc"]
                 coefficients = None if mask or not moments else _polynomial(angular)
@@ -221,7 +243,11 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
                     # g is a polynomial in cos θ: per-atom angular moments instead of triplets
                     if radius < reach:
                         lines += [f"near = (r < {radius!r}).to(r.dtype)", "h, dh = h * near, dh * near"]
-                    lines += [f"# g(cos θ) = {' + '.join(f'{c!r}·cos^{n}' for n, c in enumerate(coefficients) if c)}: no triplets, per-atom angular moments"]
+                    lines += [
+                        f"# g(cos θ) = "
+                        f"{' + '.join(f'{c!r}·cos^{n}' for n, c in enumerate(coefficients) if c)}: no "
+                        f"triplets, per-atom angular moments"
+                    ]
                     body.append("\n".join(lines + _moment_lines(coefficients)))
                     continue
                 helpers.append(_function(f"angular_{k}", ("costheta",), angular, {}))
@@ -230,21 +256,39 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
                 lines += [f"# three-body term {k}: V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) per angle j–i–k"]
             lines += [f"t1, t2 = angle_pairs(center, r, {radius!r}, n_atoms)"]
             if mask:
-                lines += [f"keep = torch.nonzero({mask}).squeeze(1)", "t1, t2 = t1.index_select(0, keep), t2.index_select(0, keep)"]
+                lines += [
+                    f"keep = torch.nonzero({mask}).squeeze(1)",
+                    "t1, t2 = t1.index_select(0, keep), t2.index_select(0, keep)",
+                ]
             # each per-bond quantity the angle needs, gathered for both bonds (contiguous columns)
             columns = "r, unit[0], unit[1], unit[2]" + (", h, dh" if separable is not None else "")
             names = "r{s}, x{s}, y{s}, z{s}" + (", h{s}, dh{s}" if separable is not None else "")
-            lines += [f"{names.format(s=1)} = (column.index_select(0, t1) for column in ({columns}))",
-                      f"{names.format(s=2)} = (column.index_select(0, t2) for column in ({columns}))",
-                      "cos = x1 * x2 + y1 * y2 + z1 * z2"]
+            lines += [
+                f"{names.format(s=1)} = (column.index_select(0, t1) for column in ({columns}))",
+                f"{names.format(s=2)} = (column.index_select(0, t2) for column in ({columns}))",
+                "cos = x1 * x2 + y1 * y2 + z1 * z2",
+            ]
             if separable is not None:
-                lines += [f"g, dg = angular_{k}(cos)", "gh2 = g * h2", "v, v1, v2, vc = gh2 * h1, gh2 * dh1, g * h1 * dh2, dg * h1 * h2"]
+                lines += [
+                    f"g, dg = angular_{k}(cos)",
+                    "gh2 = g * h2",
+                    "v, v1, v2, vc = gh2 * h1, gh2 * dh1, g * h1 * dh2, dg * h1 * h2",
+                ]
             else:
                 lines += [f"v, v1, v2, vc = angle_{k}(r1, r2, cos)"]
                 if not _symmetric(term.expression):
-                    lines += [f"w, w2, w1, wc = angle_{k}(r2, r1, cos)", "v, v1, v2, vc = 0.5 * (v + w), 0.5 * (v1 + w1), 0.5 * (v2 + w2), 0.5 * (vc + wc)"]
+                    lines += [
+                        f"w, w2, w1, wc = angle_{k}(r2, r1, cos)",
+                        "v, v1, v2, vc = 0.5 * (v + w), 0.5 * (v1 + w1), 0.5 * (v2 + w2), 0.5 * (vc + wc)",
+                    ]
                 if smooth:
-                    lines += [f"c1, dc1 = {fc}(r1)", f"c2, dc2 = {fc}(r2)", "c12 = c1 * c2", "v1, v2, vc = (v1 * c1 + v * dc1) * c2, (v2 * c2 + v * dc2) * c1, vc * c12", "v = v * c12"]
+                    lines += [
+                        f"c1, dc1 = {fc}(r1)",
+                        f"c2, dc2 = {fc}(r2)",
+                        "c12 = c1 * c2",
+                        "v1, v2, vc = (v1 * c1 + v * dc1) * c2, (v2 * c2 + v * dc2) * c1, vc * c12",
+                        "v = v * c12",
+                    ]
             lines += [
                 "energy = energy + v.sum()",
                 "# ∂W/∂d1 = (∂W/∂r1 − ∂W/∂cos·cos/r1)·u1 + ∂W/∂cos/r1·u2: the u1 part is radial (a slope)",
@@ -254,7 +298,10 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
             ]
             body.append("\n".join(lines))
 
-    header = f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n\nfrom evopot.data.neighbors import angle_pairs\n'
+    header = (
+        f'"""evopot kernel (generated) for: {potential.formula()}"""\n\nimport torch\n\nfrom '
+        f"evopot.data.neighbors import angle_pairs\n"
+    )
     compute = textwrap.dedent(f'''\
         def compute(d, center, neighbor, species, n_atoms):
             """Energy (eV), forces (n_atoms, 3) eV/Å and virial Σ d⊗∂E/∂d (3, 3) eV from bond
@@ -262,7 +309,8 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
             r = torch.linalg.norm(d, dim=1)
             # only bonds inside the largest cutoff ({reach!r} Å) matter; the list has a skin
             inside = torch.nonzero(r < {reach!r}).squeeze(1)
-            d, center, neighbor, r = d.index_select(0, inside), center.index_select(0, inside), neighbor.index_select(0, inside), r.index_select(0, inside)
+            d, r = d.index_select(0, inside), r.index_select(0, inside)
+            center, neighbor = center.index_select(0, inside), neighbor.index_select(0, inside)
             unit = (d / r[:, None]).T.contiguous()  # (3, n_bonds)
             energy = r.new_zeros(())
             slope = torch.zeros_like(r)          # ∂E/∂r per bond, from radial terms
@@ -272,12 +320,15 @@ def generate_source(potential: Potential, moments: bool = True) -> str:
 
         ''')
     compute += textwrap.indent("\n\n".join(body), "    ") + "\n\n"
-    compute += textwrap.indent(textwrap.dedent('''\
+    compute += textwrap.indent(
+        textwrap.dedent("""\
         gradient = per_bond[1:] + (slope + per_bond[0]) * unit   # ∂E/∂d, (3, n_bonds)
         # E depends on positions through d = x[neighbor] − x[center] (+ shift)
         forces = gradient.new_zeros((3, n_atoms)).index_add(1, center, gradient).index_add(1, neighbor, -gradient)
         virial = d.T @ gradient.T
-        return energy, forces.T.contiguous(), virial'''), "    ")
+        return energy, forces.T.contiguous(), virial"""),
+        "    ",
+    )
     return header + "\n\n" + "\n\n\n".join(helpers) + "\n\n\n" + compute + "\n"
 
 

@@ -104,5 +104,7 @@ def cutoff_from_config(config: CutoffConfig, where: str = "config") -> Cutoff:
     """The :class:`Cutoff` of a config's ``cutoff:`` section; an unknown function is an
     error naming the field."""
     if config.function not in PROFILES:
-        raise EvopotError(f"{where}: cutoff.function: unknown cutoff function '{config.function}'; choose one of {sorted(PROFILES)}")
+        raise EvopotError(
+            f"{where}: cutoff.function: unknown cutoff function '{config.function}'; choose one of {sorted(PROFILES)}"
+        )
     return Cutoff(config.radius, config.onset, config.function)

@@ -41,7 +41,9 @@ class Prediction:
 
 
 @lru_cache(maxsize=4096)
-def compile_function(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"):
+def compile_function(
+    expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"
+):
     """The function ``value(*variables, *constants)`` of ``expression``."""
     args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
     # torch's functions take tensors only: exp(-1) must reach torch as a number
@@ -123,7 +125,9 @@ def embedding_contributions(cutoff: Cutoff, term: Term, geometry: Geometry) -> t
     f, (df,) = _call(term, term.density, DENSITY_VARIABLES, r)
     fc, dfc = geometry.cutoff_values(cutoff)
     weight, dweight = f * fc, df * fc + f * dfc
-    rho = np.bincount(geometry.pair_i, weight, geometry.n_atoms) + np.bincount(geometry.pair_j, weight, geometry.n_atoms)
+    rho = np.bincount(geometry.pair_i, weight, geometry.n_atoms) + np.bincount(
+        geometry.pair_j, weight, geometry.n_atoms
+    )
     energy, (dF,) = _call(term, term.expression, TERM_VARIABLES["embedding"], rho)
     if term.species is not None:
         active = np.isin(np.array(geometry.species)[geometry.atom_species], term.species)
@@ -182,10 +186,15 @@ def build_angle_table(geometry: Geometry, cutoff: Cutoff, species: tuple[str, ..
     n = len(center)
     per_column = np.repeat([3 * len(block) for block in columns], n)
     return AngleTable(
-        r_ij=r1, r_ik=r2, cos_theta=c,
+        r_ij=r1,
+        r_ik=r2,
+        cos_theta=c,
         cutoff_values=(fc[p1], dfc[p1], fc[p2], dfc[p2]),
         frame=geometry.atom_frame[center],
-        force_scatter=scipy.sparse.csc_matrix((np.concatenate(values), np.concatenate(rows), np.concatenate([[0], np.cumsum(per_column)])), shape=(3 * geometry.n_atoms, 3 * n)),
+        force_scatter=scipy.sparse.csc_matrix(
+            (np.concatenate(values), np.concatenate(rows), np.concatenate([[0], np.cumsum(per_column)])),
+            shape=(3 * geometry.n_atoms, 3 * n),
+        ),
     )
 
 
@@ -198,7 +207,9 @@ def threebody_prediction(cutoff: Cutoff, term: Term, geometry: Geometry) -> Pred
     return Prediction(np.bincount(a.frame, energy, geometry.n_frames), forces.reshape(-1, 3))
 
 
-def angle_energy_and_slopes(term: Term, r1: np.ndarray, r2: np.ndarray, c: np.ndarray, cutoff_values) -> tuple[np.ndarray, ...]:
+def angle_energy_and_slopes(
+    term: Term, r1: np.ndarray, r2: np.ndarray, c: np.ndarray, cutoff_values
+) -> tuple[np.ndarray, ...]:
     """W = V3(r_ij, r_ik, cos θ)·fc(r_ij)·fc(r_ik) of a three-body term per angle (eV),
     with ∂W/∂r_ij, ∂W/∂r_ik (eV/Å) and ∂W/∂cos θ (eV); all shaped ``(n_angles,)``.
     ``cutoff_values`` is (fc(r_ij), fc'(r_ij), fc(r_ik), fc'(r_ik)). V3 is symmetrised

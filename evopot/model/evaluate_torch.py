@@ -39,15 +39,22 @@ def threebody_energy(term: Term, cutoff, r1: torch.Tensor, r2: torch.Tensor, cos
     return energy * cutoff.value(r1, "torch") * cutoff.value(r2, "torch")
 
 
-def evaluate_torch(potential: Potential, geometry: Geometry, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> Prediction:
+def evaluate_torch(
+    potential: Potential, geometry: Geometry, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64
+) -> Prediction:
     """Energies ``(n_frames,)`` and autograd forces ``(n_atoms, 3)`` as NumPy arrays."""
+
     def tensor(a, dt=dtype):
         return torch.as_tensor(np.asarray(a), dtype=dt, device=device)
 
     positions = tensor(geometry.positions).requires_grad_(True)
     cells = tensor(geometry.cells)
     pair_i, pair_j = tensor(geometry.pair_i, torch.long), tensor(geometry.pair_j, torch.long)
-    vectors = positions[pair_j] - positions[pair_i] + torch.einsum("pk,pkl->pl", tensor(geometry.pair_shifts), cells[tensor(geometry.pair_frame, torch.long)])
+    vectors = (
+        positions[pair_j]
+        - positions[pair_i]
+        + torch.einsum("pk,pkl->pl", tensor(geometry.pair_shifts), cells[tensor(geometry.pair_frame, torch.long)])
+    )
     distances = torch.linalg.norm(vectors, dim=1)
     atom_energy = torch.zeros(geometry.n_atoms, dtype=dtype, device=device)
     pair_energies = torch.zeros_like(distances)
@@ -67,7 +74,11 @@ def evaluate_torch(potential: Potential, geometry: Geometry, device: str | torch
             atom_energy = atom_energy + energy
         elif term.kind == "threebody":
             t = geometry.triplets(cutoff.radius)
-            keep = np.arange(len(t)) if term.species is None else np.nonzero(_triplet_species_mask(geometry, t, term.species))[0]
+            keep = (
+                np.arange(len(t))
+                if term.species is None
+                else np.nonzero(_triplet_species_mask(geometry, t, term.species))[0]
+            )
             bonds = geometry.bonds
             bond_vectors = vectors[tensor(bonds.pair, torch.long)] * tensor(bonds.sign)[:, None]
             v1 = bond_vectors[tensor(t.bond_ij[keep], torch.long)]
@@ -75,8 +86,12 @@ def evaluate_torch(potential: Potential, geometry: Geometry, device: str | torch
             r1, r2 = torch.linalg.norm(v1, dim=1), torch.linalg.norm(v2, dim=1)
             energy = threebody_energy(term, cutoff, r1, r2, (v1 * v2).sum(dim=1) / (r1 * r2))
             atom_energy = atom_energy.index_add(0, tensor(t.center[keep], torch.long), energy)
-    energies = torch.zeros(geometry.n_frames, dtype=dtype, device=device).index_add(0, tensor(geometry.pair_frame, torch.long), pair_energies)
+    energies = torch.zeros(geometry.n_frames, dtype=dtype, device=device).index_add(
+        0, tensor(geometry.pair_frame, torch.long), pair_energies
+    )
     energies = energies.index_add(0, tensor(geometry.atom_frame, torch.long), atom_energy)
-    energies = energies + tensor(geometry.species_counts) @ tensor([potential.reference_energies.get(s, 0.0) for s in geometry.species])
+    energies = energies + tensor(geometry.species_counts) @ tensor(
+        [potential.reference_energies.get(s, 0.0) for s in geometry.species]
+    )
     (gradient,) = torch.autograd.grad(energies.sum(), positions)
     return Prediction(energies.detach().cpu().numpy(), -gradient.cpu().numpy())

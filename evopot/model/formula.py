@@ -48,7 +48,9 @@ def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "f
     if len(text) > 10_000:
         raise EvopotError(f"{where}: formula is longer than 10,000 characters")
     allowed = set(names)
-    bad_names = [n for n in allowed if not n.isidentifier() or keyword.iskeyword(n) or n.startswith("_") or n in FUNCTIONS]
+    bad_names = [
+        n for n in allowed if not n.isidentifier() or keyword.iskeyword(n) or n.startswith("_") or n in FUNCTIONS
+    ]
     if bad_names:
         raise EvopotError(f"{where}: {bad_names} cannot be used as variable or constant names")
     try:
@@ -65,15 +67,29 @@ def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "f
         if tok.type == tokenize.NAME:
             if tok.string in FUNCTIONS or tok.string in allowed:
                 continue
-            raise EvopotError(f"{where}: unknown name {tok.string!r} in {text!r}; allowed are the variables and constants {sorted(allowed)} and the functions {sorted(FUNCTIONS)}")
+            raise EvopotError(
+                f"{where}: unknown name {tok.string!r} in {text!r}; allowed are the variables and constants "
+                f"{sorted(allowed)} and the functions {sorted(FUNCTIONS)}"
+            )
         if tok.type == tokenize.OP and tok.string in _OPERATORS:
             continue
-        raise EvopotError(f"{where}: {tok.string!r} is not allowed in a formula ({text!r}); use numbers, + - * / **, parentheses and the allowed names")
-    namespace = {"__builtins__": {}, "Integer": sympy.Integer, "Float": sympy.Float, "Rational": sympy.Rational, "Symbol": sympy.Symbol}
+        raise EvopotError(
+            f"{where}: {tok.string!r} is not allowed in a formula ({text!r}); use numbers, + - * / **, "
+            f"parentheses and the allowed names"
+        )
+    namespace = {
+        "__builtins__": {},
+        "Integer": sympy.Integer,
+        "Float": sympy.Float,
+        "Rational": sympy.Rational,
+        "Symbol": sympy.Symbol,
+    }
     namespace.update(FUNCTIONS)
     local = {n: sympy.Symbol(n) for n in allowed}
     try:
-        expr = parse_expr(text, local_dict=local, global_dict=namespace, transformations=standard_transformations, evaluate=True)
+        expr = parse_expr(
+            text, local_dict=local, global_dict=namespace, transformations=standard_transformations, evaluate=True
+        )
     except Exception as exc:  # sympy raises many kinds for malformed arithmetic
         raise EvopotError(f"{where}: cannot parse formula {text!r}: {exc}") from exc
     if not isinstance(expr, sympy.Expr):
@@ -112,7 +128,9 @@ def tidy(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
         lambda e: sympy.exp(e.exp * sympy.log(e.base)),
     )
     expr = sympy.powsimp(expr)
-    return expr.replace(lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.collect(sympy.expand(e.args[0]), variable)))
+    return expr.replace(
+        lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.collect(sympy.expand(e.args[0]), variable))
+    )
 
 
 def fold_numbers(expression: sympy.Expr) -> sympy.Expr:

@@ -61,13 +61,18 @@ class Term:
         allowed = set(self.variables) | set(self.constants)
         unknown = symbol_names(self.expression) - allowed
         if unknown:
-            raise EvopotError(f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables {list(self.variables)} nor constants")
+            raise EvopotError(
+                f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables "
+                f"{list(self.variables)} nor constants"
+            )
         if (self.kind == "embedding") != (self.density is not None):
             raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
         if self.density is not None:
             unknown = symbol_names(self.density) - set(DENSITY_VARIABLES) - set(self.constants)
             if unknown:
-                raise EvopotError(f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants")
+                raise EvopotError(
+                    f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants"
+                )
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -97,16 +102,20 @@ class Term:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "term") -> "Term":
+    def from_dict(cls, data: dict, where: str = "term") -> Term:
         if not isinstance(data, dict):
             raise EvopotError(f"{where}: expected an object with kind, expression and constants")
         kind = data.get("kind")
         if kind not in TERM_VARIABLES:
             raise EvopotError(f"{where}.kind: '{kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
         constants = data.get("constants") or {}
-        if not isinstance(constants, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()):
+        if not isinstance(constants, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()
+        ):
             raise EvopotError(f"{where}.constants: expected a mapping of names to numbers")
-        expr = parse_formula(data.get("expression"), list(TERM_VARIABLES[kind]) + list(constants), where=f"{where}.expression")
+        expr = parse_formula(
+            data.get("expression"), list(TERM_VARIABLES[kind]) + list(constants), where=f"{where}.expression"
+        )
         species = data.get("species")
         if species is not None:
             if not isinstance(species, list) or not all(isinstance(s, str) for s in species):
@@ -114,7 +123,9 @@ class Term:
             species = tuple(species)
         density = None
         if data.get("density") is not None:
-            density = parse_formula(data["density"], list(DENSITY_VARIABLES) + list(constants), where=f"{where}.density")
+            density = parse_formula(
+                data["density"], list(DENSITY_VARIABLES) + list(constants), where=f"{where}.density"
+            )
         cutoff = None
         if data.get("cutoff") is not None:
             try:
@@ -151,7 +162,7 @@ class Potential:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Potential":
+    def load(cls, path: str | Path) -> Potential:
         path = Path(path)
         if not path.is_file():
             raise EvopotError(f"{path}: potential file not found")
@@ -162,11 +173,14 @@ class Potential:
         return cls.from_dict(data, where=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "potential") -> "Potential":
+    def from_dict(cls, data: dict, where: str = "potential") -> Potential:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise EvopotError(f"{where}: not an evopot potential (expected \"format\": \"{FORMAT}\")")
+            raise EvopotError(f'{where}: not an evopot potential (expected "format": "{FORMAT}")')
         if data.get("format_version") != FORMAT_VERSION:
-            raise EvopotError(f"{where}: format_version {data.get('format_version')} is not supported by this evopot (reads {FORMAT_VERSION})")
+            raise EvopotError(
+                f"{where}: format_version {data.get('format_version')} is not supported by this evopot "
+                f"(reads {FORMAT_VERSION})"
+            )
         try:
             cutoff = Cutoff(**data["cutoff"])
             species = tuple(data["species"])
@@ -178,6 +192,7 @@ class Potential:
 
     def formula(self) -> str:
         """A readable one-line formula of all terms with their constant values."""
+
         def describe(t: Term) -> str:
             species = "" if t.species is None else "[" + "-".join(t.species) + "]"
             value = sympy.sstr(sympy.N(t.numeric(), 6))

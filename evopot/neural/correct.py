@@ -37,9 +37,15 @@ class CorrectionResult:
     hybrid: Hybrid
 
     def table(self) -> str:
-        lines = [f"{'split':<11} {'formula F-MAE':>14} {'hybrid F-MAE':>13} {'formula E-MAE':>14} {'hybrid E-MAE':>13}   (eV/Å, meV/atom)"]
+        lines = [
+            f"{'split':<11} {'formula F-MAE':>14} {'hybrid F-MAE':>13} {'formula E-MAE':>14} "
+            f"{'hybrid E-MAE':>13}   (eV/Å, meV/atom)"
+        ]
         for split, e in self.errors.items():
-            lines.append(f"{split:<11} {e['formula']['force_mae']:14.4f} {e['hybrid']['force_mae']:13.4f} {e['formula']['energy_mae']:14.2f} {e['hybrid']['energy_mae']:13.2f}")
+            lines.append(
+                f"{split:<11} {e['formula']['force_mae']:14.4f} {e['hybrid']['force_mae']:13.4f} "
+                f"{e['formula']['energy_mae']:14.2f} {e['hybrid']['energy_mae']:13.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -58,8 +64,14 @@ def symmetry_functions(potential: Potential, settings: CorrectionConfig) -> Symm
     cutoff = settings.cutoff or max(5.0, potential.reach)
     if settings.angular_cutoff is not None and settings.angular_cutoff > cutoff:
         raise EvopotError(f"correction.angular_cutoff ({settings.angular_cutoff} Å) exceeds the cutoff ({cutoff} Å)")
-    return SymmetryFunctions.default(potential.species, cutoff, settings.angular_cutoff, settings.radial_functions, settings.angular_shells,
-                                     settings.moment_channels)
+    return SymmetryFunctions.default(
+        potential.species,
+        cutoff,
+        settings.angular_cutoff,
+        settings.radial_functions,
+        settings.angular_shells,
+        settings.moment_channels,
+    )
 
 
 def descriptor_for(potential: Potential, settings: CorrectionConfig) -> SymmetryFunctions | FormulaInputs:
@@ -74,8 +86,10 @@ def descriptor_for(potential: Potential, settings: CorrectionConfig) -> Symmetry
 def errors(prediction, frames: Frames) -> dict:
     """Force MAE (eV/Å) and energy-per-atom MAE (meV/atom) of a prediction on ``frames``."""
     counts = np.array([len(a) for a in frames.atoms])
-    return {"force_mae": float(np.mean(np.abs(prediction.forces - np.concatenate(frames.forces)))),
-            "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000)}
+    return {
+        "force_mae": float(np.mean(np.abs(prediction.forces - np.concatenate(frames.forces)))),
+        "energy_mae": float(np.mean(np.abs(prediction.energies - frames.energies) / counts) * 1000),
+    }
 
 
 def frame_weights(config_types: list[str], weights: dict[str, float] | None) -> np.ndarray | None:
@@ -95,16 +109,25 @@ def check_frame_weights(weights: dict[str, float], train: Frames, validation: Fr
     present = sorted(set(train.config_types))
     unknown = sorted(set(weights) - set(present))
     if unknown:
-        raise EvopotError(f"correction.config_type_weights names {unknown}, which no training frame has; the training frames' "
-                          f"config types are {present} (a frame's config_type is its extxyz info entry)")
+        raise EvopotError(
+            f"correction.config_type_weights names {unknown}, which no training frame has; the training frames' "
+            f"config types are {present} (a frame's config_type is its extxyz info entry)"
+        )
     for name, frames in (("training", train), ("validation", validation)):
         if not frame_weights(frames.config_types, weights).any():
-            raise EvopotError(f"correction.config_type_weights gives every {name} frame weight 0 ({weights}); leave some of "
-                              f"{sorted(set(frames.config_types))} a positive weight")
+            raise EvopotError(
+                f"correction.config_type_weights gives every {name} frame weight 0 ({weights}); leave some of "
+                f"{sorted(set(frames.config_types))} a positive weight"
+            )
 
 
-def residual_for(potential: Potential | None, frames: Frames, descriptor: SymmetryFunctions | FormulaInputs, device="cpu",
-                 weights: dict[str, float] | None = None) -> ResidualData:
+def residual_for(
+    potential: Potential | None,
+    frames: Frames,
+    descriptor: SymmetryFunctions | FormulaInputs,
+    device="cpu",
+    weights: dict[str, float] | None = None,
+) -> ResidualData:
     """The network's inputs on ``frames`` with DFT minus ``potential`` (or the DFT labels
     themselves when ``potential`` is None) as targets, each frame weighted by its
     config type's entry in ``weights``."""
@@ -115,18 +138,39 @@ def residual_for(potential: Potential | None, frames: Frames, descriptor: Symmet
     if potential is not None:
         formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
         energies, forces = energies - formula.energies, forces - formula.forces
-    return residual_data(frames, descriptor, energies, forces, device, frame_weights=frame_weights(frames.config_types, weights))
+    return residual_data(
+        frames, descriptor, energies, forces, device, frame_weights=frame_weights(frames.config_types, weights)
+    )
 
 
 def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings:
     """How :func:`evopot.neural.residual.train_correction` learns, from a ``correction:`` section."""
-    return TrainingSettings(settings.ensemble, tuple(settings.hidden), settings.activation, settings.epochs, settings.batch_frames,
-                            settings.learning_rate, settings.patience, settings.force_weight, settings.energy_weight, seed, settings.weight_decay,
-                            settings.loss, settings.schedule, settings.ema)
+    return TrainingSettings(
+        settings.ensemble,
+        tuple(settings.hidden),
+        settings.activation,
+        settings.epochs,
+        settings.batch_frames,
+        settings.learning_rate,
+        settings.patience,
+        settings.force_weight,
+        settings.energy_weight,
+        seed,
+        settings.weight_decay,
+        settings.loss,
+        settings.schedule,
+        settings.ema,
+    )
 
 
-def train_hybrid(potential: Potential | None, splits: dict[str, Frames], settings: CorrectionConfig, descriptor: SymmetryFunctions | FormulaInputs,
-                 seed: int, progress: bool = True):
+def train_hybrid(
+    potential: Potential | None,
+    splits: dict[str, Frames],
+    settings: CorrectionConfig,
+    descriptor: SymmetryFunctions | FormulaInputs,
+    seed: int,
+    progress: bool = True,
+):
     """Train a correction on DFT minus ``potential`` (or on the DFT labels themselves when
     ``potential`` is None: the network alone) for the ``train`` split, stopping on
     ``validation``. Returns (correction, training log)."""
@@ -134,7 +178,10 @@ def train_hybrid(potential: Potential | None, splits: dict[str, Frames], setting
 
     device = resolve_device(settings.device)
     check_frame_weights(settings.config_type_weights, splits["train"], splits["validation"])
-    train, validation = (residual_for(potential, splits[s], descriptor, device, settings.config_type_weights) for s in ("train", "validation"))
+    train, validation = (
+        residual_for(potential, splits[s], descriptor, device, settings.config_type_weights)
+        for s in ("train", "validation")
+    )
     return train_correction(descriptor, train, validation, training_settings(settings, seed), progress)
 
 
@@ -143,15 +190,21 @@ def energy_share(prediction, potential: Potential, frames: Frames) -> dict:
     (eV/atom; the formula's without its reference energies) and RMS force component
     (eV/Å) of each, and their ratios."""
     counts = np.array([len(a) for a in frames.atoms])
-    reference = np.array([sum(potential.reference_energies.get(s, 0.0) for s in a.get_chemical_symbols()) for a in frames.atoms])
+    reference = np.array(
+        [sum(potential.reference_energies.get(s, 0.0) for s in a.get_chemical_symbols()) for a in frames.atoms]
+    )
     formula_energy = np.sqrt(np.mean(((prediction.formula.energies - reference) / counts) ** 2))
     correction_energy = np.sqrt(np.mean((prediction.correction_energies / counts) ** 2))
     formula_force = np.sqrt(np.mean(prediction.formula.forces**2))
     correction_force = np.sqrt(np.mean((prediction.forces - prediction.formula.forces) ** 2))
-    return {"formula_energy_rms": float(formula_energy), "correction_energy_rms": float(correction_energy),
-            "energy_share": float(correction_energy / max(formula_energy, 1e-12)),
-            "formula_force_rms": float(formula_force), "correction_force_rms": float(correction_force),
-            "force_share": float(correction_force / max(formula_force, 1e-12))}
+    return {
+        "formula_energy_rms": float(formula_energy),
+        "correction_energy_rms": float(correction_energy),
+        "energy_share": float(correction_energy / max(formula_energy, 1e-12)),
+        "formula_force_rms": float(formula_force),
+        "correction_force_rms": float(correction_force),
+        "force_share": float(correction_force / max(formula_force, 1e-12)),
+    }
 
 
 def hybrid_path(run_path: str | Path, member: int | None = None, output: str | Path | None = None) -> tuple[int, Path]:
@@ -167,8 +220,14 @@ def hybrid_path(run_path: str | Path, member: int | None = None, output: str | P
     return number, (path if path.suffix == ".json" else path / "hybrid.json")
 
 
-def correct_run(run_path: str | Path, member: int | None = None, overrides: dict | None = None, output: str | Path | None = None,
-                overwrite: bool = False, progress: bool = True) -> CorrectionResult:
+def correct_run(
+    run_path: str | Path,
+    member: int | None = None,
+    overrides: dict | None = None,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> CorrectionResult:
     """Train and save the hybrid of ``member`` (default: the config's, else the
     recommended one) of the run at ``run_path``; ``output`` defaults to
     RUN/corrections/member_K/hybrid.json."""
@@ -191,14 +250,26 @@ def correct_run(run_path: str | Path, member: int | None = None, overrides: dict
         if split == "train":
             share = energy_share(prediction, potential, frames)
         if split == "validation":
-            threshold = float(np.percentile(frame_uncertainty(prediction, frames), 95)) if len(correction.networks) > 1 else None
-    correction.info = {"run": str(run.path), "member": number, "errors": table, "share": share, "training": {"seconds": log.seconds, "networks": log.networks},
-                       "uncertainty_threshold": threshold}
+            threshold = (
+                float(np.percentile(frame_uncertainty(prediction, frames), 95))
+                if len(correction.networks) > 1
+                else None
+            )
+    correction.info = {
+        "run": str(run.path),
+        "member": number,
+        "errors": table,
+        "share": share,
+        "training": {"seconds": log.seconds, "networks": log.networks},
+        "uncertainty_threshold": threshold,
+    }
     save_hybrid(potential, correction, path)
     return CorrectionResult(path, number, table, share, log.seconds, hybrid)
 
 
-def flag_uncertain(model: Hybrid, frames: Frames, threshold: float | None = None) -> tuple[float, list[tuple[int, str, float]]]:
+def flag_uncertain(
+    model: Hybrid, frames: Frames, threshold: float | None = None
+) -> tuple[float, list[tuple[int, str, float]]]:
     """Frames whose largest per-atom force uncertainty (eV/Å) exceeds ``threshold``
     (default: the 95th percentile on the validation split, recorded at training):
     (threshold, [(frame index, config_type, uncertainty), …])."""

@@ -53,18 +53,30 @@ class SymmetryFunctions:
 
     def __post_init__(self):
         if not 0 < self.angular_cutoff <= self.cutoff:
-            raise EvopotError(f"symmetry functions: angular cutoff {self.angular_cutoff} Å must be in (0, cutoff {self.cutoff} Å]")
+            raise EvopotError(
+                f"symmetry functions: angular cutoff {self.angular_cutoff} Å must be in (0, cutoff {self.cutoff} Å]"
+            )
         for zeta, lam, eta, *_ in self.angular + self.shells:
             if zeta < 1 or lam not in (-1.0, 1.0) or eta < 0:
-                raise EvopotError(f"symmetry functions: angular set (zeta {zeta}, lambda {lam}, eta {eta}) needs zeta ≥ 1, lambda ±1, eta ≥ 0")
+                raise EvopotError(
+                    f"symmetry functions: angular set (zeta {zeta}, lambda {lam}, eta {eta}) needs zeta ≥ 1, "
+                    f"lambda ±1, eta ≥ 0"
+                )
         if not self.radial:
             raise EvopotError("symmetry functions: give at least one radial function")
         if any(eta <= 0 for eta, _ in self.moments):
             raise EvopotError(f"symmetry functions: moment channels {self.moments} need eta > 0")
 
     @classmethod
-    def default(cls, species, cutoff: float, angular_cutoff: float | None = None, radial_count: int = 16, shell_count: int = 6,
-                moment_count: int = 0) -> "SymmetryFunctions":
+    def default(
+        cls,
+        species,
+        cutoff: float,
+        angular_cutoff: float | None = None,
+        radial_count: int = 16,
+        shell_count: int = 6,
+        moment_count: int = 0,
+    ) -> SymmetryFunctions:
         """Evenly spaced radial Gaussians from 1 Å to the cutoff (width = spacing);
         ζ ∈ {1, 2, 4, 8}, λ = ±1 with two η scaled by the angular cutoff; the same ζ and λ
         on ``shell_count`` shells from 2 Å to 0.7 Å inside the angular cutoff; and
@@ -74,9 +86,22 @@ class SymmetryFunctions:
         spacing = (cutoff - 1.0) / (radial_count - 1)
         radial = tuple((round(0.5 / spacing**2, 6), round(c, 6)) for c in centres)
         etas = (round(0.5 / angular_cutoff**2, 6), round(2.0 / angular_cutoff**2, 6))
-        angular = tuple((float(z), float(l), e) for e in etas for z in (1, 2, 4, 8) for l in (1, -1))
-        shells = tuple((float(z), float(l), eta, shift) for eta, shift in _shells(angular_cutoff, shell_count) for z in (1, 2, 4, 8) for l in (1, -1))
-        return cls(tuple(species), float(cutoff), float(angular_cutoff), radial, angular, shells, _shells(angular_cutoff, moment_count))
+        angular = tuple((float(z), float(lam), e) for e in etas for z in (1, 2, 4, 8) for lam in (1, -1))
+        shells = tuple(
+            (float(z), float(lam), eta, shift)
+            for eta, shift in _shells(angular_cutoff, shell_count)
+            for z in (1, 2, 4, 8)
+            for lam in (1, -1)
+        )
+        return cls(
+            tuple(species),
+            float(cutoff),
+            float(angular_cutoff),
+            radial,
+            angular,
+            shells,
+            _shells(angular_cutoff, moment_count),
+        )
 
     @property
     def species_pairs(self) -> list[tuple[int, int]]:
@@ -89,34 +114,56 @@ class SymmetryFunctions:
         (b; a ≤ c), 'ttt' (a ≤ b ≤ c); channel = moment set × species."""
         channels = range(len(self.moments) * len(self.species))
         pairs = list(itertools.combinations_with_replacement(channels, 2))
-        return ([("vv", p) for p in pairs] + [("tt", p) for p in pairs] + [("vtv", (a, b, c)) for b in channels for a, c in pairs]
-                + [("ttt", t) for t in itertools.combinations_with_replacement(channels, 3)])
+        return (
+            [("vv", p) for p in pairs]
+            + [("tt", p) for p in pairs]
+            + [("vtv", (a, b, c)) for b in channels for a, c in pairs]
+            + [("ttt", t) for t in itertools.combinations_with_replacement(channels, 3)]
+        )
 
     @property
     def n_features(self) -> int:
-        return (len(self.radial) * len(self.species) + (len(self.angular) + len(self.shells)) * len(self.species_pairs)
-                + len(self.moment_invariants))
+        return (
+            len(self.radial) * len(self.species)
+            + (len(self.angular) + len(self.shells)) * len(self.species_pairs)
+            + len(self.moment_invariants)
+        )
 
     def to_dict(self) -> dict:
-        return {"species": list(self.species), "cutoff": self.cutoff, "angular_cutoff": self.angular_cutoff,
-                "radial": [list(p) for p in self.radial], "angular": [list(p) for p in self.angular], "shells": [list(p) for p in self.shells],
-                "moments": [list(p) for p in self.moments]}
+        return {
+            "species": list(self.species),
+            "cutoff": self.cutoff,
+            "angular_cutoff": self.angular_cutoff,
+            "radial": [list(p) for p in self.radial],
+            "angular": [list(p) for p in self.angular],
+            "shells": [list(p) for p in self.shells],
+            "moments": [list(p) for p in self.moments],
+        }
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "descriptor") -> "SymmetryFunctions":
+    def from_dict(cls, data: dict, where: str = "descriptor") -> SymmetryFunctions:
         try:
-            return cls(tuple(data["species"]), float(data["cutoff"]), float(data["angular_cutoff"]),
-                       tuple((float(a), float(b)) for a, b in data["radial"]),
-                       tuple((float(a), float(b), float(c)) for a, b, c in data["angular"]),
-                       tuple((float(a), float(b), float(c), float(e)) for a, b, c, e in data.get("shells", [])),
-                       tuple((float(a), float(b)) for a, b in data.get("moments", [])))
+            return cls(
+                tuple(data["species"]),
+                float(data["cutoff"]),
+                float(data["angular_cutoff"]),
+                tuple((float(a), float(b)) for a, b in data["radial"]),
+                tuple((float(a), float(b), float(c)) for a, b, c in data["angular"]),
+                tuple((float(a), float(b), float(c), float(e)) for a, b, c, e in data.get("shells", [])),
+                tuple((float(a), float(b)) for a, b in data.get("moments", [])),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise EvopotError(f"{where}: malformed symmetry functions ({exc}); expected species, cutoff, angular_cutoff, radial, angular") from exc
+            raise EvopotError(
+                f"{where}: malformed symmetry functions ({exc}); expected species, cutoff, angular_cutoff, "
+                f"radial, angular"
+            ) from exc
 
     def _fc(self, r: torch.Tensor, rc: float) -> torch.Tensor:
         return torch.where(r < rc, 0.5 * (torch.cos(math.pi * r / rc) + 1.0), torch.zeros_like(r))
 
-    def neighbourhood(self, d: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, species: torch.Tensor, n_atoms: int) -> dict:
+    def neighbourhood(
+        self, d: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, species: torch.Tensor, n_atoms: int
+    ) -> dict:
         """The bonds and angles inside the cutoffs, shared by all columns."""
         r = torch.linalg.norm(d, dim=1)
         t1, t2 = angle_pairs(center, r, self.angular_cutoff, n_atoms)
@@ -126,23 +173,35 @@ class SymmetryFunctions:
         s1, s2 = species[neighbor[t1]], species[neighbor[t2]]
         n = len(self.species)
         hood = {
-            "r": r, "center": center, "n_atoms": n_atoms, "bond_species": species[neighbor],
+            "r": r,
+            "center": center,
+            "n_atoms": n_atoms,
+            "bond_species": species[neighbor],
             "fc": self._fc(r, self.cutoff),
-            "angle_center": center[t1], "cos": ((d1 * d2).sum(1) / (r1 * r2)).clamp(-1.0, 1.0),
-            "squares": r1**2 + r2**2 + r3**2, "mean": 0.5 * (r1 + r2),
+            "angle_center": center[t1],
+            "cos": ((d1 * d2).sum(1) / (r1 * r2)).clamp(-1.0, 1.0),
+            "squares": r1**2 + r2**2 + r3**2,
+            "mean": 0.5 * (r1 + r2),
             "fc2": self._fc(r1, self.angular_cutoff) * self._fc(r2, self.angular_cutoff),
-            "fc3": self._fc(r1, self.angular_cutoff) * self._fc(r2, self.angular_cutoff) * self._fc(r3, self.angular_cutoff),
+            "fc3": self._fc(r1, self.angular_cutoff)
+            * self._fc(r2, self.angular_cutoff)
+            * self._fc(r3, self.angular_cutoff),
             "angle_species": torch.minimum(s1, s2) * n + torch.maximum(s1, s2),
         }
         if self.moments:
             eta, shift = (torch.as_tensor([m[k] for m in self.moments], dtype=d.dtype, device=d.device) for k in (0, 1))
             weight = torch.exp(-eta * (r[:, None] - shift) ** 2) * self._fc(r, self.angular_cutoff)[:, None]
-            weight = (weight[:, None, :] * (hood["bond_species"][:, None, None] == torch.arange(n, device=d.device)[None, :, None])).reshape(len(r), -1)
+            weight = (
+                weight[:, None, :]
+                * (hood["bond_species"][:, None, None] == torch.arange(n, device=d.device)[None, :, None])
+            ).reshape(len(r), -1)
             unit = d / r[:, None]
             outer = unit[:, :, None] * unit[:, None, :] - torch.eye(3, dtype=d.dtype, device=d.device) / 3
             channels = weight.shape[1]
             hood["V"] = r.new_zeros(n_atoms, channels, 3).index_add(0, center, weight[:, :, None] * unit[:, None, :])
-            hood["T"] = r.new_zeros(n_atoms, channels, 3, 3).index_add(0, center, weight[:, :, None, None] * outer[:, None])
+            hood["T"] = r.new_zeros(n_atoms, channels, 3, 3).index_add(
+                0, center, weight[:, :, None, None] * outer[:, None]
+            )
         return hood
 
     def column(self, hood: dict, k: int) -> torch.Tensor:

@@ -36,11 +36,15 @@ class FormulaInputs:
 
     def __post_init__(self):
         if tuple(self.potential.species) != tuple(self.symmetry.species):
-            raise EvopotError(f"formula inputs: the formula's species {list(self.potential.species)} differ from the "
-                              f"symmetry functions' {list(self.symmetry.species)}")
+            raise EvopotError(
+                f"formula inputs: the formula's species {list(self.potential.species)} differ from the "
+                f"symmetry functions' {list(self.symmetry.species)}"
+            )
         if self.potential.reach > self.symmetry.cutoff:
-            raise EvopotError(f"formula inputs: the formula reaches {self.potential.reach} Å, beyond the network's cutoff "
-                              f"{self.symmetry.cutoff} Å; raise correction.cutoff, or set correction.formula_inputs: false")
+            raise EvopotError(
+                f"formula inputs: the formula reaches {self.potential.reach} Å, beyond the network's cutoff "
+                f"{self.symmetry.cutoff} Å; raise correction.cutoff, or set correction.formula_inputs: false"
+            )
         if not self.potential.terms:
             raise EvopotError("formula inputs: the formula has no terms")
 
@@ -69,7 +73,9 @@ class FormulaInputs:
 
     def neighbourhood(self, d, center, neighbor, species, n_atoms) -> dict:
         hood = self.symmetry.neighbourhood(d, center, neighbor, species, n_atoms)
-        hood["formula"] = [self._term(term, d, hood["r"], center, neighbor, species, n_atoms) for term in self.potential.terms]
+        hood["formula"] = [
+            self._term(term, d, hood["r"], center, neighbor, species, n_atoms) for term in self.potential.terms
+        ]
         return hood
 
     def column(self, hood: dict, k: int) -> torch.Tensor:
@@ -93,14 +99,23 @@ class FormulaInputs:
             keep = inside
             if term.species is not None:
                 a, b = sorted(self._index(s) for s in term.species)
-                low, high = torch.minimum(species[center], species[neighbor]), torch.maximum(species[center], species[neighbor])
+                low, high = (
+                    torch.minimum(species[center], species[neighbor]),
+                    torch.maximum(species[center], species[neighbor]),
+                )
                 keep = keep & (low == a) & (high == b)
             return out.index_add(0, center, torch.where(keep, 0.5 * pair_energy(term, cut, safe), torch.zeros_like(r)))
         if term.kind == "embedding":
-            weight = torch.where(inside, _value(term, term.density, DENSITY_VARIABLES, safe) * cut.value(safe, "torch"), torch.zeros_like(r))
+            weight = torch.where(
+                inside,
+                _value(term, term.density, DENSITY_VARIABLES, safe) * cut.value(safe, "torch"),
+                torch.zeros_like(r),
+            )
             energy = _value(term, term.expression, TERM_VARIABLES["embedding"], out.index_add(0, center, weight))
             if term.species is not None:
-                energy = energy * torch.isin(species, torch.as_tensor([self._index(s) for s in term.species], device=species.device))
+                energy = energy * torch.isin(
+                    species, torch.as_tensor([self._index(s) for s in term.species], device=species.device)
+                )
             return energy
         if term.kind == "threebody":
             t1, t2 = angle_pairs(center, r, cut.radius, n_atoms)
@@ -111,4 +126,6 @@ class FormulaInputs:
                 a, b = species[neighbor[t1]], species[neighbor[t2]]
                 energy = energy * ((species[center[t1]] == c) & (((a == x) & (b == y)) | ((a == y) & (b == x))))
             return out.index_add(0, center[t1], energy)
-        raise EvopotError(f"formula inputs: no per-atom energy for a '{term.kind}' term; set correction.formula_inputs: false")
+        raise EvopotError(
+            f"formula inputs: no per-atom energy for a '{term.kind}' term; set correction.formula_inputs: false"
+        )

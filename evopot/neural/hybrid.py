@@ -32,11 +32,19 @@ class Hybrid:
 
     def __post_init__(self):
         if tuple(self.correction.species) != tuple(self.potential.species):
-            raise EvopotError(f"the network's species {list(self.correction.species)} do not match the formula's {list(self.potential.species)}; "
-                              "train the correction on this formula with evopot correct")
-        inputs = getattr(self.correction.descriptor, "potential", None)  # a network that reads the formula's terms (evopot.neural.formula_inputs)
+            raise EvopotError(
+                f"the network's species {list(self.correction.species)} do not match the formula's "
+                f"{list(self.potential.species)}; "
+                "train the correction on this formula with evopot correct"
+            )
+        inputs = getattr(
+            self.correction.descriptor, "potential", None
+        )  # a network that reads the formula's terms (evopot.neural.formula_inputs)
         if inputs is not None and (inputs.terms != self.potential.terms or inputs.cutoff != self.potential.cutoff):
-            raise EvopotError("the network reads the terms of another formula than this one; train the correction on this formula with evopot correct")
+            raise EvopotError(
+                "the network reads the terms of another formula than this one; train the correction on this "
+                "formula with evopot correct"
+            )
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -58,7 +66,9 @@ def save_hybrid(potential: Potential, correction: Correction, path: str | Path) 
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = path.with_suffix(".pt")
     correction.save_weights(weights)
-    hybrid = replace(potential, metadata={**formula_only(potential).metadata, "correction": correction.spec(weights.name)})
+    hybrid = replace(
+        potential, metadata={**formula_only(potential).metadata, "correction": correction.spec(weights.name)}
+    )
     hybrid.save(path)
     return path
 
@@ -96,11 +106,22 @@ def predict(model: Potential | Hybrid, frames: Frames) -> HybridPrediction:
     potential = model.potential if isinstance(model, Hybrid) else model
     formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
     if not isinstance(model, Hybrid):
-        return HybridPrediction(formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces)))
-    device = model.correction.networks[0].feature_mean.device  # where it lives: CUDA when train_hybrid ran there (evopot correct moves it to the CPU)
-    data = residual_data(frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces), device)
+        return HybridPrediction(
+            formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces))
+        )
+    device = model.correction.networks[
+        0
+    ].feature_mean.device  # where it lives: CUDA when train_hybrid ran there (evopot correct moves it to the CPU)
+    data = residual_data(
+        frames, model.correction.descriptor, np.zeros(len(frames)), np.zeros_like(formula.forces), device
+    )
     with torch.no_grad():
         energies, forces = ensemble_prediction(model.correction, data)
     correction = energies.mean(0).cpu().numpy()
-    return HybridPrediction(formula.energies + correction, formula.forces + forces.mean(0).cpu().numpy(), formula, correction,
-                            force_uncertainty(forces).cpu().numpy())
+    return HybridPrediction(
+        formula.energies + correction,
+        formula.forces + forces.mean(0).cpu().numpy(),
+        formula,
+        correction,
+        force_uncertainty(forces).cpu().numpy(),
+    )

@@ -69,12 +69,17 @@ def network_inputs(data: dict, where: str, potential=None):
     if terms is None:
         return symmetry
     if potential is None or len(potential.terms) != terms:
-        raise EvopotError(f"{where}: the correction reads {terms} formula term(s) but the formula here has "
-                          f"{0 if potential is None else len(potential.terms)}; the network belongs to another formula — train it again with evopot correct")
+        raise EvopotError(
+            f"{where}: the correction reads {terms} formula term(s) but the formula here has "
+            f"{0 if potential is None else len(potential.terms)}; the network belongs to another formula — "
+            f"train it again with evopot correct"
+        )
     recorded = data.get("formula")
     if recorded is not None and recorded != potential.formula():
-        raise EvopotError(f"{where}: the correction was trained reading the terms of {recorded!r}, not of this file's formula "
-                          f"{potential.formula()!r}; train it again with evopot correct (or restore the formula)")
+        raise EvopotError(
+            f"{where}: the correction was trained reading the terms of {recorded!r}, not of this file's formula "
+            f"{potential.formula()!r}; train it again with evopot correct (or restore the formula)"
+        )
     from evopot.neural.formula_inputs import FormulaInputs
 
     return FormulaInputs(symmetry, potential)
@@ -92,11 +97,15 @@ class Correction:
     info: dict = field(default_factory=dict)
 
     @classmethod
-    def new(cls, descriptor: SymmetryFunctions, size: int, hidden=(32, 32), activation="tanh", seed: int = 0) -> "Correction":
+    def new(
+        cls, descriptor: SymmetryFunctions, size: int, hidden=(32, 32), activation="tanh", seed: int = 0
+    ) -> Correction:
         networks = []
         for m in range(size):
             torch.manual_seed(seed + m)
-            networks.append(AtomicNetwork(len(descriptor.species), descriptor.n_features, tuple(hidden), activation).double())
+            networks.append(
+                AtomicNetwork(len(descriptor.species), descriptor.n_features, tuple(hidden), activation).double()
+            )
         return cls(descriptor, networks, tuple(hidden), activation)
 
     @property
@@ -107,7 +116,7 @@ class Correction:
     def parameters(self) -> int:
         return sum(p.numel() for net in self.networks for p in net.parameters())
 
-    def to(self, device, dtype=torch.float64) -> "Correction":
+    def to(self, device, dtype=torch.float64) -> Correction:
         for net in self.networks:
             net.to(device=device, dtype=dtype)
         return self
@@ -128,35 +137,69 @@ class Correction:
 
     def spec(self, weights_file: str) -> dict:
         """The JSON description of this correction (everything but the weights)."""
-        return {"kind": "behler-parrinello", "weights": weights_file, "species": list(self.species), "ensemble": len(self.networks),
-                "hidden": list(self.hidden), "activation": self.activation, "descriptor": self.descriptor.to_dict(),
-                "parameters": self.parameters, **self.info}
+        return {
+            "kind": "behler-parrinello",
+            "weights": weights_file,
+            "species": list(self.species),
+            "ensemble": len(self.networks),
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "descriptor": self.descriptor.to_dict(),
+            "parameters": self.parameters,
+            **self.info,
+        }
 
     def save_weights(self, path: str | Path) -> None:
-        torch.save({"format": WEIGHTS_FORMAT, "species": list(self.species),
-                    "networks": [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in self.networks]}, Path(path))
+        torch.save(
+            {
+                "format": WEIGHTS_FORMAT,
+                "species": list(self.species),
+                "networks": [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in self.networks],
+            },
+            Path(path),
+        )
 
     @classmethod
-    def load(cls, spec: dict, folder: Path, where: str, potential=None) -> "Correction":
+    def load(cls, spec: dict, folder: Path, where: str, potential=None) -> Correction:
         """The correction described by ``spec`` (from the potential's JSON), its weights
         read from ``folder``; ``potential`` is the formula, needed when the network reads
         its terms (:mod:`evopot.neural.formula_inputs`)."""
         try:
             descriptor = network_inputs(spec["descriptor"], f"{where}: correction.descriptor", potential)
-            hidden, activation, size, weights = tuple(int(h) for h in spec["hidden"]), str(spec["activation"]), int(spec["ensemble"]), str(spec["weights"])
+            hidden, activation, size, weights = (
+                tuple(int(h) for h in spec["hidden"]),
+                str(spec["activation"]),
+                int(spec["ensemble"]),
+                str(spec["weights"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise EvopotError(f"{where}: malformed 'correction' entry ({exc}); expected weights, ensemble, hidden, activation, descriptor") from exc
+            raise EvopotError(
+                f"{where}: malformed 'correction' entry ({exc}); expected weights, ensemble, hidden, "
+                f"activation, descriptor"
+            ) from exc
         path = folder / weights
         if not path.is_file():
-            raise EvopotError(f"{where}: the correction's weights file {path} is missing; keep it beside the potential JSON")
+            raise EvopotError(
+                f"{where}: the correction's weights file {path} is missing; keep it beside the potential JSON"
+            )
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a damaged file
-            raise EvopotError(f"{path}: cannot read the network weights ({type(exc).__name__}: {exc}); the file is damaged — train it again with evopot correct") from exc
-        if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT or not isinstance(data.get("networks"), list):
+            raise EvopotError(
+                f"{path}: cannot read the network weights ({type(exc).__name__}: {exc}); the file is damaged "
+                f"— train it again with evopot correct"
+            ) from exc
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != WEIGHTS_FORMAT
+            or not isinstance(data.get("networks"), list)
+        ):
             raise EvopotError(f"{path}: not an evopot correction weights file")
         if list(data.get("species", [])) != list(descriptor.species):
-            raise EvopotError(f"{path}: the network was trained for species {data.get('species')} but {where} describes {list(descriptor.species)}")
+            raise EvopotError(
+                f"{path}: the network was trained for species {data.get('species')} but {where} describes "
+                f"{list(descriptor.species)}"
+            )
         if len(data["networks"]) != size:
             raise EvopotError(f"{path}: holds {len(data['networks'])} networks, {where} says the ensemble has {size}")
         correction = cls.new(descriptor, size, hidden, activation)

@@ -61,12 +61,18 @@ class ResidualData:
     def n_frames(self) -> int:
         return len(self.energies)
 
-    def to(self, device) -> "ResidualData":
+    def to(self, device) -> ResidualData:
         """A copy with its tensors on ``device`` (the offsets stay NumPy)."""
-        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
-                                            if isinstance(getattr(self, f.name), torch.Tensor)})
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).to(device)
+                for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), torch.Tensor)
+            },
+        )
 
-    def batch(self, frames) -> "ResidualData":
+    def batch(self, frames) -> ResidualData:
         """The frames listed, renumbered from 0."""
         frames = np.asarray(frames)
         atoms = np.concatenate([np.arange(self.atom_start[f], self.atom_start[f + 1]) for f in frames])
@@ -77,15 +83,30 @@ class ResidualData:
         counts = self.atoms_per_frame[torch.as_tensor(frames, device=self.features.device)]
         bonds_t = torch.as_tensor(bonds, device=self.features.device)
         return ResidualData(
-            self.features[atoms_t], self.species[atoms_t], torch.repeat_interleave(torch.arange(len(frames), device=counts.device), counts),
-            local[self.center[bonds_t]], local[self.neighbor[bonds_t]], self.jacobian[bonds_t],
-            self.energies[torch.as_tensor(frames, device=counts.device)], self.forces[atoms_t], counts,
-            np.concatenate([[0], np.cumsum(counts.cpu().numpy())]), np.concatenate([[0], np.cumsum([self.bond_start[f + 1] - self.bond_start[f] for f in frames])]),
-            None if self.frame_weights is None else self.frame_weights[torch.as_tensor(frames, device=counts.device)])
+            self.features[atoms_t],
+            self.species[atoms_t],
+            torch.repeat_interleave(torch.arange(len(frames), device=counts.device), counts),
+            local[self.center[bonds_t]],
+            local[self.neighbor[bonds_t]],
+            self.jacobian[bonds_t],
+            self.energies[torch.as_tensor(frames, device=counts.device)],
+            self.forces[atoms_t],
+            counts,
+            np.concatenate([[0], np.cumsum(counts.cpu().numpy())]),
+            np.concatenate([[0], np.cumsum([self.bond_start[f + 1] - self.bond_start[f] for f in frames])]),
+            None if self.frame_weights is None else self.frame_weights[torch.as_tensor(frames, device=counts.device)],
+        )
 
 
-def residual_data(frames: Frames, descriptor: SymmetryFunctions, energies: np.ndarray, forces: np.ndarray,
-                  device="cpu", chunk_atoms: int = 4000, frame_weights: np.ndarray | None = None) -> ResidualData:
+def residual_data(
+    frames: Frames,
+    descriptor: SymmetryFunctions,
+    energies: np.ndarray,
+    forces: np.ndarray,
+    device="cpu",
+    chunk_atoms: int = 4000,
+    frame_weights: np.ndarray | None = None,
+) -> ResidualData:
     """Symmetry functions and their Jacobians of ``frames``, with targets ``energies``
     (n_frames,) eV and ``forces`` (n_atoms, 3) eV/Å (the residuals to fit) and the
     frames' weights in the loss (default 1)."""
@@ -117,10 +138,20 @@ def residual_data(frames: Frames, descriptor: SymmetryFunctions, energies: np.nd
     def tensor(a, dtype=torch.float64):
         return torch.as_tensor(a, dtype=dtype, device=device)
 
-    return ResidualData(tensor(features), tensor(geometry.atom_species, torch.long), tensor(geometry.atom_frame, torch.long),
-                        tensor(center, torch.long), tensor(neighbor, torch.long), tensor(jacobian), tensor(energies),
-                        tensor(np.asarray(forces).reshape(-1, 3)), tensor(geometry.atoms_per_frame, torch.long), atom_start, bond_start,
-                        None if frame_weights is None else tensor(frame_weights))
+    return ResidualData(
+        tensor(features),
+        tensor(geometry.atom_species, torch.long),
+        tensor(geometry.atom_frame, torch.long),
+        tensor(center, torch.long),
+        tensor(neighbor, torch.long),
+        tensor(jacobian),
+        tensor(energies),
+        tensor(np.asarray(forces).reshape(-1, 3)),
+        tensor(geometry.atoms_per_frame, torch.long),
+        atom_start,
+        bond_start,
+        None if frame_weights is None else tensor(frame_weights),
+    )
 
 
 def network_prediction(network, data: ResidualData, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,7 +216,10 @@ def _loss(network, data: ResidualData, settings: TrainingSettings, create_graph:
     ``frame_weights`` when there are any, and the forces predicted."""
     energies, forces = network_prediction(network, data, create_graph)
     measure = torch.abs if settings.loss == "mae" else torch.square
-    force_errors, energy_errors = measure(forces - data.forces), measure((energies - data.energies) / data.atoms_per_frame)
+    force_errors, energy_errors = (
+        measure(forces - data.forces),
+        measure((energies - data.energies) / data.atoms_per_frame),
+    )
     if data.frame_weights is None:
         force_term, energy_term = force_errors.mean(), energy_errors.mean()
     else:
@@ -202,7 +236,9 @@ def _normalise(network, train: ResidualData) -> None:
     network.feature_std.copy_(train.features.std(0).clamp_min(1e-6))
     n_species = len(network.energy_shift)
     counts = torch.zeros(train.n_frames, n_species, dtype=torch.float64, device=train.features.device)
-    counts.index_put_((train.atom_frame, train.species), torch.ones_like(train.atom_frame, dtype=torch.float64), accumulate=True)
+    counts.index_put_(
+        (train.atom_frame, train.species), torch.ones_like(train.atom_frame, dtype=torch.float64), accumulate=True
+    )
     shift = torch.linalg.lstsq(counts.cpu(), train.energies.cpu().unsqueeze(1)).solution.squeeze(1)
     network.energy_shift.copy_(shift)
     network.energy_scale.fill_(max(float(train.forces.pow(2).mean().sqrt()), 1e-3))
@@ -216,7 +252,9 @@ class _Schedule:
     def __init__(self, optimiser, settings: TrainingSettings):
         self.plateau, self.patience = settings.schedule == "plateau", settings.patience
         if self.plateau:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(settings.patience // 4, 2))
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimiser, factor=0.5, patience=max(settings.patience // 4, 2)
+            )
         else:
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
 
@@ -230,7 +268,9 @@ class _Schedule:
         return self.plateau and epoch - best_epoch >= self.patience
 
 
-def train_network(network, train: ResidualData, validation: ResidualData, settings: TrainingSettings, seed: int, progress=None) -> dict:
+def train_network(
+    network, train: ResidualData, validation: ResidualData, settings: TrainingSettings, seed: int, progress=None
+) -> dict:
     """Fit one network; keeps the weights of the epoch with the lowest validation loss."""
     generator = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -248,7 +288,7 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
     for epoch in range(1, settings.epochs + 1):
         order = generator.permutation(train.n_frames)
         for start in range(0, len(order), settings.batch_frames):
-            loss, _ = _loss(network, train.batch(order[start:start + settings.batch_frames]), settings, True)
+            loss, _ = _loss(network, train.batch(order[start : start + settings.batch_frames]), settings, True)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -271,8 +311,13 @@ def train_network(network, train: ResidualData, validation: ResidualData, settin
     return {"epochs": epoch, "best_epoch": best_epoch, "validation_force_mae": validation_mae}
 
 
-def train_correction(descriptor: SymmetryFunctions, train: ResidualData, validation: ResidualData, settings: TrainingSettings,
-                     progress: bool = True) -> tuple[Correction, TrainingLog]:
+def train_correction(
+    descriptor: SymmetryFunctions,
+    train: ResidualData,
+    validation: ResidualData,
+    settings: TrainingSettings,
+    progress: bool = True,
+) -> tuple[Correction, TrainingLog]:
     """An ensemble of ``settings.ensemble`` networks, network m seeded with seed + m."""
     correction = Correction.new(descriptor, settings.ensemble, settings.hidden, settings.activation, settings.seed)
     correction.to(train.features.device)

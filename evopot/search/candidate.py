@@ -62,11 +62,21 @@ class TermShape:
         return (Slot("V3", ("rij", "rik", "costheta"), True),)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "form": self.form, "species": list(self.species) if self.species else None, "cutoff": self.cutoff.to_dict() if self.cutoff else None}
+        return {
+            "kind": self.kind,
+            "form": self.form,
+            "species": list(self.species) if self.species else None,
+            "cutoff": self.cutoff.to_dict() if self.cutoff else None,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TermShape":
-        return cls(data["kind"], data["form"], tuple(data["species"]) if data["species"] else None, Cutoff(**data["cutoff"]) if data["cutoff"] else None)
+    def from_dict(cls, data: dict) -> TermShape:
+        return cls(
+            data["kind"],
+            data["form"],
+            tuple(data["species"]) if data["species"] else None,
+            Cutoff(**data["cutoff"]) if data["cutoff"] else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,25 +135,38 @@ class Candidate:
             slots = c.shape_of.slots
             parts.append(f"{slots[0].name}({', '.join(slots[0].variables)}) = {sympy.sstr(combined.xreplace(values))}")
             if c.shape is not None:
-                parts.append(f"{slots[1].name}({', '.join(slots[1].variables)}) = {sympy.sstr(c.shape.xreplace(values))}")
+                parts.append(
+                    f"{slots[1].name}({', '.join(slots[1].variables)}) = {sympy.sstr(c.shape.xreplace(values))}"
+                )
         return "; ".join(parts)
 
     @property
     def complexity(self) -> int:
         """Nodes of the fitted formula: every component's Σ a_k·b_k plus its shape once."""
-        return sum(complexity(combined) + (complexity(c.shape) if c.shape is not None else 0) for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}")))
+        return sum(
+            complexity(combined) + (complexity(c.shape) if c.shape is not None else 0)
+            for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}"))
+        )
 
     def terms(self, linear, nonlinear) -> list[Term]:
         """The fitted terms, constants named ``a<k>`` (linear) and ``b<k>`` (nonlinear)."""
         constants = {f"a{k}": float(v) for k, v in enumerate(linear)}
         constants.update({p.name: float(v) for p, v in zip(self.parameters, nonlinear)})
-        return [c.term(c.expression(combined), constants) for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}")) if combined != 0]
+        return [
+            c.term(c.expression(combined), constants)
+            for c, combined in self._combined(sympy.symbols(f"a0:{len(self.bases)}"))
+            if combined != 0
+        ]
 
     def basis_terms(self, nonlinear, only=None) -> list[Term]:
         """One term per linear basis, coefficient 1: the design-matrix columns (those
         with index in ``only``, when given)."""
         constants = {p.name: float(v) for p, v in zip(self.parameters, nonlinear)}
-        return [self.components[k].term(expression, constants) for i, (k, expression) in enumerate(self._basis_expressions) if only is None or i in only]
+        return [
+            self.components[k].term(expression, constants)
+            for i, (k, expression) in enumerate(self._basis_expressions)
+            if only is None or i in only
+        ]
 
     @cached_property
     def _basis_expressions(self) -> tuple[tuple[int, sympy.Expr], ...]:
@@ -161,16 +184,17 @@ class Candidate:
             out.append(frozenset(index[n] for n in names if n in index))
         return tuple(out)
 
-    def without(self, index: int, values) -> "Candidate":
+    def without(self, index: int, values) -> Candidate:
         """This candidate less linear basis ``index``, parameters started at ``values``
         (parameters no longer used go too)."""
         target, basis = self.bases[index]
         components = tuple(
-            Component(c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape) for k, c in enumerate(self.components)
+            Component(c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape)
+            for k, c in enumerate(self.components)
         )
         return self._with_components(components, values)
 
-    def with_constant(self, index: int, value: float, values, first_order: bool = False) -> "Candidate | None":
+    def with_constant(self, index: int, value: float, values, first_order: bool = False) -> Candidate | None:
         """This candidate with parameter ``index`` replaced by the number ``value`` in
         every basis and shape, the others started at ``values``: bases that vanish go,
         numeric factors of bases and shapes are dropped (the coefficients and g carry
@@ -204,7 +228,7 @@ class Candidate:
             components.append(Component(c.shape_of, tuple(bases), shape))
         return self._with_components(tuple(components), values)
 
-    def _with_components(self, components: tuple[Component, ...], values) -> "Candidate":
+    def _with_components(self, components: tuple[Component, ...], values) -> Candidate:
         """A candidate of ``components`` keeping only the parameters they still use,
         started at their entries of ``values`` (a shape counts while its term has bases)."""
         # a term left without bases contributes nothing: its shape goes too
@@ -214,9 +238,14 @@ class Candidate:
             for e in list(c.bases) + ([c.shape] if c.shape is not None else []):
                 used |= e.free_symbols
         keep = [k for k, p in enumerate(self.parameters) if p in used]
-        return Candidate(components, tuple(self.parameters[k] for k in keep), tuple(float(values[k]) for k in keep), tuple(self.sources[k] for k in keep))
+        return Candidate(
+            components,
+            tuple(self.parameters[k] for k in keep),
+            tuple(float(values[k]) for k in keep),
+            tuple(self.sources[k] for k in keep),
+        )
 
-    def with_initial(self, values) -> "Candidate":
+    def with_initial(self, values) -> Candidate:
         return Candidate(self.components, self.parameters, tuple(float(v) for v in values), self.sources)
 
     @cached_property
@@ -232,7 +261,11 @@ class Candidate:
     def to_dict(self) -> dict:
         return {
             "components": [
-                {"term": c.shape_of.to_dict(), "bases": [formula_string(b) for b in c.bases], "shape": formula_string(c.shape) if c.shape is not None else None}
+                {
+                    "term": c.shape_of.to_dict(),
+                    "bases": [formula_string(b) for b in c.bases],
+                    "shape": formula_string(c.shape) if c.shape is not None else None,
+                }
                 for c in self.components
             ],
             "parameters": [p.name for p in self.parameters],
@@ -241,15 +274,22 @@ class Candidate:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Candidate":
+    def from_dict(cls, data: dict) -> Candidate:
         names = ["r", "rij", "rik", "costheta", "rho"] + list(data["parameters"])
         components = []
         for c in data["components"]:
             bases = tuple(parse_formula(b, names, where="checkpoint basis") for b in c["bases"])
             # (older checkpoints kept the shape of a term left without bases)
-            shape = parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None and bases else None
+            shape = (
+                parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None and bases else None
+            )
             components.append(Component(TermShape.from_dict(c["term"]), bases, shape))
-        return cls(tuple(components), tuple(sympy.Symbol(n) for n in data["parameters"]), tuple(data["initial"]), tuple(data["sources"]))
+        return cls(
+            tuple(components),
+            tuple(sympy.Symbol(n) for n in data["parameters"]),
+            tuple(data["initial"]),
+            tuple(data["sources"]),
+        )
 
 
 def complexity(expr: sympy.Expr) -> int:
@@ -314,7 +354,9 @@ def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: di
             if slot.linear:
                 bases = _linear_bases(expr, variables, params)
             else:
-                shape = _shape(expr, variables, params, drop_factor=term.kind == "threebody" or _density_scale_free(term, bases))
+                shape = _shape(
+                    expr, variables, params, drop_factor=term.kind == "threebody" or _density_scale_free(term, bases)
+                )
         components.append(Component(term, bases, shape))
     symbols = list(params.symbols)
     initial = tuple(_real_value(sub, values) for sub in symbols)
@@ -351,7 +393,7 @@ def _density_scale_free(term: TermShape, bases) -> bool:
     return term.kind == "embedding" and all(_power_of(b, RHO) for b in bases)
 
 
-def _scale_free(component: "Component") -> "Component":
+def _scale_free(component: Component) -> Component:
     """``component`` without a constant factor in f once its F is made of powers of ρ
     (as :func:`decompose` builds it): dropping F's one other basis must not leave
     f's scale to wander."""
@@ -381,7 +423,15 @@ def _real_value(expr: sympy.Expr, values: dict) -> float:
     return value if isinstance(value, float) and math.isfinite(value) else float("nan")
 
 
-_FLOAT_FUNCTIONS = {sympy.exp: math.exp, sympy.log: math.log, sympy.sin: math.sin, sympy.cos: math.cos, sympy.tanh: math.tanh, sympy.Abs: abs, sympy.erf: math.erf}
+_FLOAT_FUNCTIONS = {
+    sympy.exp: math.exp,
+    sympy.log: math.log,
+    sympy.sin: math.sin,
+    sympy.cos: math.cos,
+    sympy.tanh: math.tanh,
+    sympy.Abs: abs,
+    sympy.erf: math.erf,
+}
 
 
 def _float(expr: sympy.Expr, values: dict) -> float:

@@ -51,7 +51,7 @@ class FitProblem:
     energy_weight: float = 0.1
 
     @classmethod
-    def from_frames(cls, frames: Frames, cutoff: Cutoff, species, force_weight=1.0, energy_weight=0.1) -> "FitProblem":
+    def from_frames(cls, frames: Frames, cutoff: Cutoff, species, force_weight=1.0, energy_weight=0.1) -> FitProblem:
         geometry = build_geometry(frames, cutoff.radius, species)
         return cls(geometry, frames.energies, np.concatenate(frames.forces), cutoff, force_weight, energy_weight)
 
@@ -106,7 +106,16 @@ _STEP = float(np.sqrt(np.finfo(float).eps))
 
 
 #: Errors that mean "this formula cannot be evaluated", not "evopot is broken".
-UNFIT = (NotImplementedError, TypeError, ValueError, ZeroDivisionError, OverflowError, FloatingPointError, KeyError, np.linalg.LinAlgError)
+UNFIT = (
+    NotImplementedError,
+    TypeError,
+    ValueError,
+    ZeroDivisionError,
+    OverflowError,
+    FloatingPointError,
+    KeyError,
+    np.linalg.LinAlgError,
+)
 
 
 class VariableProjection:
@@ -189,7 +198,9 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         return FitResult(False, FAILED, np.zeros(n), initial, np.zeros(len(problem.geometry.species)), message)
 
     expressions = [b for _, b in candidate.bases] + [c.shape for c in candidate.components if c.shape is not None]
-    if any(e.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for e in expressions) or not np.all(np.isfinite(initial)):
+    if any(e.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I) for e in expressions) or not np.all(
+        np.isfinite(initial)
+    ):
         return failed("infinite or undefined expression")
 
     projection = VariableProjection(problem, candidate)
@@ -197,7 +208,14 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
     try:
         if len(theta) and max_evaluations > 0:
             with np.errstate(all="ignore"):
-                opt = scipy.optimize.least_squares(projection.residual, theta, jac=projection.jacobian, method="trf", x_scale="jac", max_nfev=max_evaluations)
+                opt = scipy.optimize.least_squares(
+                    projection.residual,
+                    theta,
+                    jac=projection.jacobian,
+                    method="trf",
+                    x_scale="jac",
+                    max_nfev=max_evaluations,
+                )
             if np.all(np.isfinite(opt.x)):
                 theta = opt.x
         coefficients, res = projection.solve(theta)

@@ -69,14 +69,22 @@ class SearchResult:
         return simplest_within(self.front, lambda m: m.errors[split]["force_mae"], lambda m: m.complexity, tolerance)
 
 
-def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True, config_path: str | None = None) -> SearchResult:
+def search(
+    config: SearchConfig | str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    config_path: str | None = None,
+) -> SearchResult:
     """Run (or with ``resume`` continue) the search of ``config`` and write its run directory."""
     if not isinstance(config, SearchConfig):
         config_path = str(config)
         config = load_config(config)
     where = config_path or "config"
     started = time.perf_counter()
-    space_path = resolve_search_space_path(config.search_space, Path(config_path).resolve().parent if config_path else None)
+    space_path = resolve_search_space_path(
+        config.search_space, Path(config_path).resolve().parent if config_path else None
+    )
     space = load_search_space(space_path)
     if config.engine.name == "guided" and not resume:  # a resumed run distils nothing
         from evopot.search.engines.guided import check_distiller
@@ -99,7 +107,15 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(space, GPSettings(e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience, e.restart), scorer.score_candidate, scorer.prune, radius=cutoff.radius)
+    engine = GPEngine(
+        space,
+        GPSettings(
+            e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience, e.restart
+        ),
+        scorer.score_candidate,
+        scorer.prune,
+        radius=cutoff.radius,
+    )
 
     distilled_path = run.path / "distilled.json"
     if resume:
@@ -117,14 +133,18 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
             engine.initialise(seeds)
             record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
             write_atomic(distilled_path, json.dumps(record, indent=1))
-            run.append_log(f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population")
+            run.append_log(
+                f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population"
+            )
         _after_generation(run, engine, scorer)
 
     bar = _progress(progress, e.generations, engine.generation)
     try:
         while not engine.done():
             if e.time_limit is not None and time.perf_counter() - started > e.time_limit:
-                run.append_log(f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there")
+                run.append_log(
+                    f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there"
+                )
                 break
             engine.step()
             _after_generation(run, engine, scorer)
@@ -139,19 +159,35 @@ def search(config: SearchConfig | str | Path, resume: bool = False, overwrite: b
     full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
     refit = Scorer(full, max(config.fitness.max_evaluations, 100), max_complexity=10**9)
     geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
-    shortest = min(float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs)  # Å, for export table limits
+    shortest = min(
+        float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
+    )  # Å, for export table limits
     front = []
     for k, scored in enumerate(engine.archive.front()):
         size, loss, candidate = scored.complexity, scored.loss, scored.candidate
         # Refine θ on the whole training set, but keep the search's θ (linear part
         # refitted) when refinement lands somewhere worse, as fragile forms can.
         start = candidate.with_initial(scored.fit.nonlinear)
-        options = [o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok]
+        options = [
+            o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok
+        ]
         final = min(options, key=lambda o: o.loss) if options else scored
         origin = "distilled" if candidate.structure in engine.seeded else "search"
-        potential = final.to_potential(full, {"member": k, "search_loss": loss, "seed": config.seed, "search_space": str(space_path), "shortest_distance": shortest,
-                                              "engine": e.name, "origin": origin})
-        member_errors = {name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()}
+        potential = final.to_potential(
+            full,
+            {
+                "member": k,
+                "search_loss": loss,
+                "seed": config.seed,
+                "search_space": str(space_path),
+                "shortest_distance": shortest,
+                "engine": e.name,
+                "origin": origin,
+            },
+        )
+        member_errors = {
+            name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()
+        }
         front.append(FrontMember(k, size, loss, potential, member_errors))
     wall = time.perf_counter() - started
     _write_results(run, config, dataset, front, engine, wall)
@@ -165,12 +201,18 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
             raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
         saved = run.config.read_text()
         if _without_run_length(saved) != _without_run_length(config.to_yaml()):
-            raise EvopotError(f"{run.path}: the config differs from the one this run was started with ({run.config}); only engine.generations and engine.time_limit may change on --resume")
+            raise EvopotError(
+                f"{run.path}: the config differs from the one this run was started with ({run.config}); only "
+                f"engine.generations and engine.time_limit may change on --resume"
+            )
         write_atomic(run.config, config.to_yaml())
         return run
     if run.path.exists() and any(run.path.iterdir()):
         if not overwrite:
-            raise EvopotError(f"{run.path}: output folder already holds a run; continue it with --resume, choose another 'output', or pass --overwrite to replace it")
+            raise EvopotError(
+                f"{run.path}: output folder already holds a run; continue it with --resume, choose another "
+                f"'output', or pass --overwrite to replace it"
+            )
         shutil.rmtree(run.path)
     run.potentials.mkdir(parents=True, exist_ok=True)
     write_atomic(run.config, config.to_yaml())
@@ -186,9 +228,20 @@ def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> No
     last = engine.history[-1]
     last.evaluations = scorer.fits
     if last.restarted:
-        run.append_log(f"generation {last.generation:4d}  the best loss gained < {RESTART_GAIN:.0%} in {engine.settings.restart} generations: population restarted from random trees (the front is kept)")
-    run.append_log(f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits {scorer.fits:6d}  {last.best_formula}")
-    run.write_rows(run.history, ["generation", "best_loss", "front_size", "evaluations", "restarted", "best_formula"], [vars(h) for h in engine.history])
+        run.append_log(
+            f"generation {last.generation:4d}  the best loss gained < {RESTART_GAIN:.0%} in "
+            f"{engine.settings.restart} generations: population restarted from random trees (the front is "
+            f"kept)"
+        )
+    run.append_log(
+        f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits "
+        f"{scorer.fits:6d}  {last.best_formula}"
+    )
+    run.write_rows(
+        run.history,
+        ["generation", "best_loss", "front_size", "evaluations", "restarted", "best_formula"],
+        [vars(h) for h in engine.history],
+    )
     run.write_checkpoint(engine.state())
 
 
@@ -200,13 +253,20 @@ def _progress(enabled: bool, total: int, done: int):
     return tqdm(total=total, initial=done, desc="evopot search", unit="gen", dynamic_ncols=True)
 
 
-def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: GPEngine, wall: float) -> None:
+def _write_results(
+    run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: GPEngine, wall: float
+) -> None:
     rows = []
     for m in front:
         path = run.member_path(m.member)
         m.potential.save(path)
-        row = {"member": m.member, "complexity": m.complexity, "search_loss": f"{m.search_loss:.6g}",
-               "formula": simplified_formula(m.potential), "potential": str(path.relative_to(run.path))}
+        row = {
+            "member": m.member,
+            "complexity": m.complexity,
+            "search_loss": f"{m.search_loss:.6g}",
+            "formula": simplified_formula(m.potential),
+            "potential": str(path.relative_to(run.path)),
+        }
         for split, values in m.errors.items():
             for metric, value in values.items():
                 row[f"{split}_{metric}"] = f"{value:.6g}"
@@ -219,7 +279,16 @@ def _write_results(run: RunDirectory, config: SearchConfig, dataset: Dataset, fr
         "wall_time_s": wall,
         "dataset": dataset.summary(),
         "baselines": {name: zero_force_errors(frames) for name, frames in dataset.splits().items()},
-        "front": [{"member": m.member, "complexity": m.complexity, "search_loss": m.search_loss, "errors": m.errors, "formula": simplified_formula(m.potential)} for m in front],
+        "front": [
+            {
+                "member": m.member,
+                "complexity": m.complexity,
+                "search_loss": m.search_loss,
+                "errors": m.errors,
+                "formula": simplified_formula(m.potential),
+            }
+            for m in front
+        ],
     }
     write_atomic(run.summary, json.dumps(summary, indent=2) + "\n")
     run.append_log(f"done: {len(front)} front members, {engine.generation} generations, {wall:.1f} s")
@@ -246,4 +315,3 @@ def _simplified(expr: sympy.Expr, digits: int) -> str:
     except Exception:  # simplify can fail on odd expressions; the rounded one is still right
         simpler = rounded
     return sympy.sstr(min([rounded, simpler], key=complexity))
-

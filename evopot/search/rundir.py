@@ -26,11 +26,20 @@ from evopot.model.metrics import simplest_within
 from evopot.model.potential import Potential
 
 FRONT_COLUMNS = [
-    "member", "complexity", "search_loss",
-    "train_force_mae", "train_force_rmse", "train_energy_mae",
-    "validation_force_mae", "validation_force_rmse", "validation_energy_mae",
-    "test_force_mae", "test_force_rmse", "test_energy_mae",
-    "formula", "potential",
+    "member",
+    "complexity",
+    "search_loss",
+    "train_force_mae",
+    "train_force_rmse",
+    "train_energy_mae",
+    "validation_force_mae",
+    "validation_force_rmse",
+    "validation_energy_mae",
+    "test_force_mae",
+    "test_force_rmse",
+    "test_energy_mae",
+    "formula",
+    "potential",
 ]
 
 
@@ -88,7 +97,9 @@ class RunDirectory:
         try:
             return json.loads(self.checkpoint.read_text())
         except json.JSONDecodeError as exc:
-            raise EvopotError(f"{self.checkpoint}: checkpoint is corrupt ({exc}); start a new run in another output folder") from exc
+            raise EvopotError(
+                f"{self.checkpoint}: checkpoint is corrupt ({exc}); start a new run in another output folder"
+            ) from exc
 
     def write_rows(self, path: Path, columns: list[str], rows: list[dict]) -> None:
         buffer = io.StringIO()
@@ -103,7 +114,10 @@ class RunDirectory:
         if not self.path.is_dir():
             raise EvopotError(f"{self.path}: run directory not found")
         if not self.front.is_file():
-            raise EvopotError(f"{self.front}: no front file; the search has not finished (continue it with evopot search CONFIG --resume)")
+            raise EvopotError(
+                f"{self.front}: no front file; the search has not finished (continue it with evopot search "
+                f"CONFIG --resume)"
+            )
         try:
             rows = list(csv.DictReader(self.front.open()))
         except csv.Error as exc:
@@ -122,7 +136,9 @@ class RunDirectory:
                     try:
                         parsed[key] = float(value) if value != "" else None
                     except ValueError:
-                        raise EvopotError(f"{self.front}: corrupt front file (row {k + 1}, column {key}: {value!r} is not a number)") from None
+                        raise EvopotError(
+                            f"{self.front}: corrupt front file (row {k + 1}, column {key}: {value!r} is not a number)"
+                        ) from None
             out.append(parsed)
         return out
 
@@ -135,7 +151,12 @@ def member_potential(run_path: str | Path, member: int | None = None) -> tuple[i
     numbers = [int(row["member"]) for row in rows]
     if member is None:
         split = "validation" if rows[0].get("validation_force_mae") is not None else "train"
-        member = int(simplest_within(rows, lambda row: row[f"{split}_force_mae"], lambda row: row["complexity"])["member"])
+        member = int(
+            simplest_within(rows, lambda row: row[f"{split}_force_mae"], lambda row: row["complexity"])["member"]
+        )
     elif member not in numbers:
-        raise EvopotError(f"{run.front}: no member {member}; the front has members {numbers[0]}–{numbers[-1]} (see evopot show {run.path})")
+        raise EvopotError(
+            f"{run.front}: no member {member}; the front has members {numbers[0]}–{numbers[-1]} (see evopot "
+            f"show {run.path})"
+        )
     return member, Potential.load(run.member_path(member))

@@ -78,7 +78,14 @@ class Scorer:
             return cached
         size = candidate.complexity
         if size > self.max_complexity:
-            fit = FitResult(False, FAILED, np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(0), "formula too large")
+            fit = FitResult(
+                False,
+                FAILED,
+                np.zeros(len(candidate.bases)),
+                np.array(candidate.initial),
+                np.zeros(0),
+                "formula too large",
+            )
         else:
             fit = fit_constants(self.problem, candidate, budget)
             self.fits += 1
@@ -107,7 +114,10 @@ class Scorer:
         steps = self._rounded(scored)
         current = scored
         while current.fit.ok and len(current.candidate.bases) > 1:
-            options = [self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0) for k in range(len(current.candidate.bases))]
+            options = [
+                self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0)
+                for k in range(len(current.candidate.bases))
+            ]
             options = [o for o in options if o.fit.ok]
             if not options:
                 break
@@ -127,7 +137,9 @@ class Scorer:
                 continue  # went with a basis an earlier rounding removed
             index = current.candidate.parameters.index(symbol)
             value = current.fit.nonlinear[index]
-            roundings = [(math.copysign(math.inf, value), False)] if abs(value) > LARGE_CONSTANT else [(0, False), (0, True)]
+            roundings = (
+                [(math.copysign(math.inf, value), False)] if abs(value) > LARGE_CONSTANT else [(0, False), (0, True)]
+            )
             for rounded, first_order in roundings:
                 simpler = current.candidate.with_constant(index, rounded, current.fit.nonlinear, first_order)
                 result = None if simpler is None else self.score_candidate(simpler, max_evaluations=0)

@@ -20,6 +20,7 @@ from evopot.model.formula import tidy
 def canonical(expr: sympy.Expr, variables) -> sympy.Expr:
     """Expanded, tidied in each variable, with numbers within 1e-6 of an integer made
     that integer (so a fitted exponent 1.00000006 reads as 1)."""
+
     def snap(e):
         return e.xreplace({f: sympy.Integer(round(f)) for f in e.atoms(sympy.Float) if abs(f - round(f)) < 1e-6})
 
@@ -44,7 +45,9 @@ def _close(a, b, rtol) -> bool:
         x, y = complex(a), complex(b)
     except TypeError:
         return False
-    return math.isclose(x.real, y.real, rel_tol=rtol, abs_tol=1e-12) and math.isclose(x.imag, y.imag, rel_tol=rtol, abs_tol=1e-12)
+    return math.isclose(x.real, y.real, rel_tol=rtol, abs_tol=1e-12) and math.isclose(
+        x.imag, y.imag, rel_tol=rtol, abs_tol=1e-12
+    )
 
 
 def _match(a, b, rtol) -> bool:
@@ -59,7 +62,9 @@ def _match(a, b, rtol) -> bool:
         ca, ra = a.as_coeff_Add()
         cb, rb = b.as_coeff_Add()
         if (ca, ra) != (0, a) or (cb, rb) != (0, b):
-            return (_close(ca, cb, rtol) or (abs(float(ca)) < 1e-12 and abs(float(cb)) < 1e-12)) and _match(ra, rb, rtol)
+            return (_close(ca, cb, rtol) or (abs(float(ca)) < 1e-12 and abs(float(cb)) < 1e-12)) and _match(
+                ra, rb, rtol
+            )
     if a.func != b.func or len(a.args) != len(b.args):
         return False
     if not a.args:
@@ -74,6 +79,6 @@ def _match_multiset(left, right, rtol) -> bool:
         return not right
     head, rest = left[0], left[1:]
     for k, candidate in enumerate(right):
-        if _match(head, candidate, rtol) and _match_multiset(rest, right[:k] + right[k + 1:], rtol):
+        if _match(head, candidate, rtol) and _match_multiset(rest, right[:k] + right[k + 1 :], rtol):
             return True
     return False

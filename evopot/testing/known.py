@@ -13,8 +13,18 @@ from evopot.model.formula import parse_formula
 from evopot.model.potential import Potential, Term
 
 #: LAMMPS ``Si.sw`` / Stillinger & Weber, Phys. Rev. B 31, 5262 (1985).
-SW_SILICON = {"eps": 2.1683, "sig": 2.0951, "a": 1.80, "lam": 21.0, "gam": 1.20, "cos0": -1.0 / 3.0,
-              "A": 7.049556277, "B": 0.6022245584, "p": 4.0, "q": 0.0}
+SW_SILICON = {
+    "eps": 2.1683,
+    "sig": 2.0951,
+    "a": 1.80,
+    "lam": 21.0,
+    "gam": 1.20,
+    "cos0": -1.0 / 3.0,
+    "A": 7.049556277,
+    "B": 0.6022245584,
+    "p": 4.0,
+    "q": 0.0,
+}
 
 #: Sutton & Chen, Phil. Mag. Lett. 61, 139 (1990), copper.
 SUTTON_CHEN_COPPER = {"eps": 1.2382e-2, "c": 39.432, "a": 3.61, "n": 9.0, "m": 6.0}
@@ -33,7 +43,13 @@ def stillinger_weber(species: str = "Si", constants: dict | None = None) -> Pote
     pair_constants = {k: c[k] for k in ("A", "eps", "B", "sig", "p", "q", "a")}
     angle_constants = {k: c[k] for k in ("lam", "eps", "cos0", "gam", "sig", "a")}
     cutoff = Cutoff(radius, 0.0, "none")
-    return Potential((Term("pair", pair, pair_constants), Term("threebody", angle, angle_constants)), cutoff, (species,), {}, {"name": "Stillinger-Weber"})
+    return Potential(
+        (Term("pair", pair, pair_constants), Term("threebody", angle, angle_constants)),
+        cutoff,
+        (species,),
+        {},
+        {"name": "Stillinger-Weber"},
+    )
 
 
 def sutton_chen(species: str = "Cu", constants: dict | None = None, cutoff: Cutoff = Cutoff(7.0, 6.0)) -> Potential:
@@ -42,5 +58,10 @@ def sutton_chen(species: str = "Cu", constants: dict | None = None, cutoff: Cuto
     c = dict(SUTTON_CHEN_COPPER if constants is None else constants)
     names = ["r", "rho", *c]
     pair = Term("pair", parse_formula("eps*(a/r)**n", names), {k: c[k] for k in ("eps", "a", "n")})
-    embedding = Term("embedding", parse_formula("-eps*c*sqrt(rho)", names), {k: c[k] for k in ("eps", "c", "a", "m")}, density=parse_formula("(a/r)**m", names))
+    embedding = Term(
+        "embedding",
+        parse_formula("-eps*c*sqrt(rho)", names),
+        {k: c[k] for k in ("eps", "c", "a", "m")},
+        density=parse_formula("(a/r)**m", names),
+    )
     return Potential((pair, embedding), cutoff, (species,), {}, {"name": "Sutton-Chen"})

@@ -10,9 +10,9 @@ seeds) and by ``benchmarks/rediscovery.py`` (ten seeds).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import ase.io
 import numpy as np
@@ -36,13 +36,20 @@ class Problem:
     frames: Callable
     cutoff: dict
     search_space: str = "pair"
-    engine: dict = field(default_factory=lambda: {"population": 200, "generations": 40, "target_error": 1e-7, "patience": 10})
+    engine: dict = field(
+        default_factory=lambda: {"population": 200, "generations": 40, "target_error": 1e-7, "patience": 10}
+    )
 
 
-def dense_cells(calculator: Callable, number_density: float, min_distance: float, n_frames: int = 12, n_atoms: int = 32):
+def dense_cells(
+    calculator: Callable, number_density: float, min_distance: float, n_frames: int = 12, n_atoms: int = 32
+):
     """Random dense periodic cells labelled by ``calculator()``."""
+
     def make(seed):
-        return label(random_dense_cells(n_frames, n_atoms, number_density, min_distance, seed=1000 + seed), calculator())
+        return label(
+            random_dense_cells(n_frames, n_atoms, number_density, min_distance, seed=1000 + seed), calculator()
+        )
 
     return make
 
@@ -66,7 +73,9 @@ def morse(epsilon: float = 0.3, rho0: float = 6.0, r0: float = 2.8) -> Problem:
     return Problem(
         "morse",
         {"pair": epsilon * (sympy.exp(-2 * rho0 * (R / r0 - 1)) - 2 * sympy.exp(-rho0 * (R / r0 - 1)))},
-        dense_cells(lambda: MorsePotential(epsilon=epsilon, rho0=rho0, r0=r0, rcut1=rcut1, rcut2=rcut2), 0.04, 0.8 * r0),
+        dense_cells(
+            lambda: MorsePotential(epsilon=epsilon, rho0=rho0, r0=r0, rcut1=rcut1, rcut2=rcut2), 0.04, 0.8 * r0
+        ),
         {"radius": rcut2 * r0, "onset": rcut1 * r0, "function": "quintic"},
     )
 
@@ -96,7 +105,9 @@ def silicon_snapshots(seed: int):
     hot = bulk("Si", "diamond", 5.431, cubic=True).repeat(2)
     hot.calc = calculator()
     # thermalize_momenta (ASE ≥ 3.29) replaces MaxwellBoltzmannDistribution
-    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize = (
+        getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    )
     thermalize(hot, temperature_K=3000, rng=rng)
     dynamics = Langevin(hot, 1.0 * units.fs, temperature_K=3000, friction=0.02, rng=rng, fixcm=False)
     for _ in range(4):
@@ -111,7 +122,13 @@ def stillinger_weber() -> Problem:
     radius = c["a"] * c["sig"]
     rij, rik, cos = sympy.symbols("rij rik costheta")
     pair = c["A"] * c["eps"] * (c["B"] * (c["sig"] / R) ** c["p"] - 1) * sympy.exp(c["sig"] / (R - radius))
-    angle = c["lam"] * c["eps"] * (cos - c["cos0"]) ** 2 * sympy.exp(c["gam"] * c["sig"] / (rij - radius)) * sympy.exp(c["gam"] * c["sig"] / (rik - radius))
+    angle = (
+        c["lam"]
+        * c["eps"]
+        * (cos - c["cos0"]) ** 2
+        * sympy.exp(c["gam"] * c["sig"] / (rij - radius))
+        * sympy.exp(c["gam"] * c["sig"] / (rik - radius))
+    )
     return Problem(
         "stillinger-weber",
         {"pair": pair, "threebody": angle},
@@ -146,7 +163,10 @@ def sutton_chen() -> Problem:
 
     return Problem(
         "sutton-chen",
-        {"pair": c["eps"] * (c["a"] / R) ** c["n"], "embedding": (-c["eps"] * c["c"] * sympy.sqrt(RHO), (c["a"] / R) ** c["m"])},
+        {
+            "pair": c["eps"] * (c["a"] / R) ** c["n"],
+            "embedding": (-c["eps"] * c["c"] * sympy.sqrt(RHO), (c["a"] / R) ** c["m"]),
+        },
         copper_snapshots,
         {"radius": 7.0, "onset": 6.0, "function": "quintic"},
         search_space="eam",
@@ -154,7 +174,12 @@ def sutton_chen() -> Problem:
     )
 
 
-PROBLEMS = {"lennard-jones": lennard_jones, "morse": morse, "stillinger-weber": stillinger_weber, "sutton-chen": sutton_chen}
+PROBLEMS = {
+    "lennard-jones": lennard_jones,
+    "morse": morse,
+    "stillinger-weber": stillinger_weber,
+    "sutton-chen": sutton_chen,
+}
 
 
 @dataclass

@@ -89,7 +89,9 @@ class Distilled:
         return [[slot[k] for slot, k in zip(trees, rank)] for rank in ranks[:count]]
 
 
-def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def slot_samples(
+    network: SeparableNetwork, data: NeuralData, points: int = 200
+) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """(slot name, variable, x, learned y) of every one-variable slot, x at ``points``
     quantiles (1 %–99 %) of where the data has that variable."""
     g = data.geometry
@@ -99,7 +101,10 @@ def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200)
             radius = network.cutoff_of(shape).radius
             for slot in shape.slots:
                 if len(slot.variables) != 1:
-                    raise NotImplementedError("distillation of the general three-body V3(rij, rik, costheta) is not supported; use the separable form")
+                    raise NotImplementedError(
+                        "distillation of the general three-body V3(rij, rik, costheta) is not supported; use "
+                        "the separable form"
+                    )
                 if slot.name == "V":
                     values = g.pair_distances[data.pair_selection[t].numpy()]
                 elif slot.name in ("h", "g"):
@@ -110,7 +115,11 @@ def slot_samples(network: SeparableNetwork, data: NeuralData, points: int = 200)
                 else:  # F(ρ): the network's own densities
                     distances = torch.as_tensor(g.pair_distances)
                     weight = network.slot(t, "f", distances) * network.cutoff_of(shape).value(distances, "torch")
-                    rho = torch.zeros(g.n_atoms, dtype=torch.float64).index_add(0, data.pair_i, weight).index_add(0, data.pair_j, weight)
+                    rho = (
+                        torch.zeros(g.n_atoms, dtype=torch.float64)
+                        .index_add(0, data.pair_i, weight)
+                        .index_add(0, data.pair_j, weight)
+                    )
                     values = rho.numpy()
                 values = values[values < radius] if slot.variables == ("r",) else values
                 x = np.unique(np.quantile(values, np.linspace(0.01, 0.99, points)))
@@ -127,9 +136,23 @@ def slot_curves(network: SeparableNetwork, data: NeuralData, space: SearchSpace)
         yield name, variable, x, y, spec.operators.get(name, space.operators)
 
 
-def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
-                  keep: int = 3, seed: int = 0, max_evaluations: int = 30, tolerance: float = 3.0, floor: float = NETWORK_ERROR,
-                  max_complexity: int | None = None, envelope: str = "none", offset: bool = True):
+def regress_curve(
+    x: np.ndarray,
+    y: np.ndarray,
+    operators: list[str],
+    space: SearchSpace,
+    radius: float,
+    population: int = 100,
+    generations: int = 15,
+    keep: int = 3,
+    seed: int = 0,
+    max_evaluations: int = 30,
+    tolerance: float = 3.0,
+    floor: float = NETWORK_ERROR,
+    max_complexity: int | None = None,
+    envelope: str = "none",
+    offset: bool = True,
+):
     """Symbolic regression of samples ``y`` at ``x`` with ``operators`` (and the
     constants and size limits of ``space``). Returns the trees (in ``r``) worth seeding
     with their relative RMS errors — the ``keep`` best distinct ones and the ``keep``
@@ -144,10 +167,21 @@ def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: Sea
     un-enveloped V), wrong elsewhere (the search could not add it back)."""
     from evopot.search.scoring import Scorer
 
-    curve_space = SearchSpace(name="distil", terms=[TermSpec(kind="pair", envelope=envelope)], operators=operators,
-                              constants=space.constants, limits=LimitSpec(**space.limits.model_dump()))
+    curve_space = SearchSpace(
+        name="distil",
+        terms=[TermSpec(kind="pair", envelope=envelope)],
+        operators=operators,
+        constants=space.constants,
+        limits=LimitSpec(**space.limits.model_dump()),
+    )
     scorer = Scorer(CurveProblem(x, y, offset), max_evaluations)
-    engine = GPEngine(curve_space, GPSettings(population, generations, seed=seed, target_error=1e-6, patience=2), scorer.score_candidate, scorer.prune, radius=radius)
+    engine = GPEngine(
+        curve_space,
+        GPSettings(population, generations, seed=seed, target_error=1e-6, patience=2),
+        scorer.score_candidate,
+        scorer.prune,
+        radius=radius,
+    )
     engine.initialise()
     while not engine.done():
         engine.step()
@@ -158,7 +192,9 @@ def regress_curve(x: np.ndarray, y: np.ndarray, operators: list[str], space: Sea
     best = min(ind.fitness.values[0] for ind in fitted)
     accurate = _distinct(sorted(fitted, key=lambda ind: ind.fitness.values), keep)
     near = max(tolerance * best, floor)
-    simple = _distinct(sorted((ind for ind in fitted if ind.fitness.values[0] <= near), key=lambda ind: ind.fitness.values[::-1]), keep)
+    simple = _distinct(
+        sorted((ind for ind in fitted if ind.fitness.values[0] <= near), key=lambda ind: ind.fitness.values[::-1]), keep
+    )
     taken = [ind for pair in itertools.zip_longest(accurate, simple) for ind in pair if ind is not None]
     return [(str(ind[0]), float(ind.fitness.values[0])) for ind in _distinct(taken, 2 * keep)], engine.archive.front()
 
@@ -173,15 +209,28 @@ def _distinct(individuals, count: int) -> list:
     return out[:count]
 
 
-def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, radius: float, population: int = 100, generations: int = 15,
-            keep: int = 3, seed: int = 0, max_evaluations: int = 30) -> Distilled:
+def distill(
+    network: SeparableNetwork,
+    data: NeuralData,
+    space: SearchSpace,
+    radius: float,
+    population: int = 100,
+    generations: int = 15,
+    keep: int = 3,
+    seed: int = 0,
+    max_evaluations: int = 30,
+) -> Distilled:
     """:func:`regress_curve` on each slot of ``network`` with that slot's operators of
     ``space``."""
     result = Distilled()
     # the search fits formulas up to 2 × max_nodes nodes in all (evopot.search.run): share that out
     slots = sum(len(shape.slots) for shape in network.shapes)
     budget = max(3, 2 * space.limits.max_nodes // (slots + 1))
-    envelopes = [term.envelope if slot.variables == ("r",) else "none" for term, shape in zip(space.terms, network.shapes) for slot in shape.slots]
+    envelopes = [
+        term.envelope if slot.variables == ("r",) else "none"
+        for term, shape in zip(space.terms, network.shapes)
+        for slot in shape.slots
+    ]
     for (name, variable, x, y, operators), envelope in zip(slot_curves(network, data, space), envelopes):
         # an enveloped slot's fitted formula repeats the envelope in each basis: allow two
         extra = 2 * complexity(sympy.exp(sympy.Symbol("s") / (R - radius))) if envelope != "none" else 0
@@ -189,10 +238,30 @@ def distill(network: SeparableNetwork, data: NeuralData, space: SearchSpace, rad
         # cutoff, forces only where it falls), so the network hardly knows it; anywhere
         # else it is part of the learned shape
         offset = name == "F" or (name == "V" and envelope == "none")
-        trees, _ = regress_curve(x, y, operators, space, radius, population, generations, keep, seed, max_evaluations,
-                                 max_complexity=budget + extra, envelope=envelope, offset=offset)
-        result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(),
-                             "trees": [(rename_variable(t, variable), e) for t, e in trees]})
+        trees, _ = regress_curve(
+            x,
+            y,
+            operators,
+            space,
+            radius,
+            population,
+            generations,
+            keep,
+            seed,
+            max_evaluations,
+            max_complexity=budget + extra,
+            envelope=envelope,
+            offset=offset,
+        )
+        result.slots.append(
+            {
+                "slot": name,
+                "variable": variable,
+                "x": x.tolist(),
+                "y": y.tolist(),
+                "trees": [(rename_variable(t, variable), e) for t, e in trees],
+            }
+        )
     return result
 
 

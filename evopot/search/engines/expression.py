@@ -21,7 +21,14 @@ from evopot.search.engines.primitives import OPERATORS
 CONSTANT = "const"
 
 
-def build_primitive_set(operators: list[str], variables: tuple[str, ...], low: float, high: float, name: str = "V", radius: float | None = None) -> gp.PrimitiveSet:
+def build_primitive_set(
+    operators: list[str],
+    variables: tuple[str, ...],
+    low: float,
+    high: float,
+    name: str = "V",
+    radius: float | None = None,
+) -> gp.PrimitiveSet:
     """DEAP primitive set: the operators, the slot's variables and an ephemeral constant
     drawn uniformly from [low, high]; the terminal ``rc`` stands for ``radius``, which
     the context also holds for operators that need it (``vanish``)."""
@@ -32,7 +39,10 @@ def build_primitive_set(operators: list[str], variables: tuple[str, ...], low: f
         if (op.arity == 0 or op.needs_radius) and radius is None:
             raise EvopotError(f"operator {op_name!r} needs the term's cutoff radius")
         if op.needs_radius and tuple(variables) != ("r",):
-            raise EvopotError(f"operator {op_name!r} works on a distance r; slot {name} has variables {', '.join(variables)}: list it only for V, h or f slots")
+            raise EvopotError(
+                f"operator {op_name!r} works on a distance r; slot {name} has variables "
+                f"{', '.join(variables)}: list it only for V, h or f slots"
+            )
         if op.arity == 0:
             pset.addTerminal(float(radius), name=op_name)
         else:
@@ -52,7 +62,9 @@ def _placeholder(arity):
     return (lambda a: a) if arity == 1 else (lambda a, b: a)
 
 
-def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, float] | None = None) -> tuple[sympy.Expr, dict[sympy.Symbol, float]]:
+def tree_to_sympy(
+    tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, float] | None = None
+) -> tuple[sympy.Expr, dict[sympy.Symbol, float]]:
     """The tree as a sympy expression in its variables; each ephemeral constant becomes
     a symbol ``k<tree_index>_<node>``, returned with its value. Named terminals (``rc``)
     become their fixed numbers from ``named`` (a primitive set's ``context``)."""
@@ -66,7 +78,9 @@ def tree_to_sympy(tree: gp.PrimitiveTree, tree_index: int = 0, named: dict[str, 
             if isinstance(node, gp.Primitive):
                 op = OPERATORS[node.name]
                 if op.needs_radius and "rc" not in named:
-                    raise EvopotError(f"operator {node.name!r} needs the cutoff radius: pass the primitive set's context")
+                    raise EvopotError(
+                        f"operator {node.name!r} needs the cutoff radius: pass the primitive set's context"
+                    )
                 expr = op.build(*args, sympy.Float(named["rc"])) if op.needs_radius else op.build(*args)
             elif isinstance(node.value, str):
                 expr = sympy.Float(named[node.value]) if node.value in named else sympy.Symbol(node.value)

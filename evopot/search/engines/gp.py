@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import sympy
@@ -101,7 +101,7 @@ class _Slot:
     term: int
     name: str
     pset: gp.PrimitiveSet
-    envelope: float | None = None   # the radius rc when the slot is multiplied by exp(s/(r − rc))
+    envelope: float | None = None  # the radius rc when the slot is multiplied by exp(s/(r − rc))
 
 
 class GPEngine:
@@ -109,7 +109,14 @@ class GPEngine:
     with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
     fitted one; they enter the archive (not the population), and are pruned in turn."""
 
-    def __init__(self, space: SearchSpace, settings: GPSettings, score: Callable[..., Scored], prune: Callable[[Scored], list[Scored]] | None = None, radius: float | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        settings: GPSettings,
+        score: Callable[..., Scored],
+        prune: Callable[[Scored], list[Scored]] | None = None,
+        radius: float | None = None,
+    ):
         self.space = space
         self.settings = settings
         self.score = score
@@ -122,8 +129,18 @@ class GPEngine:
             for slot in shape.slots:
                 enveloped = spec.envelope == "vanish" and slot.variables == ("r",)
                 if enveloped and rc is None:
-                    raise EvopotError(f"term {t + 1} of search space {space.name!r} has envelope: vanish, which needs the cutoff radius")
-                pset = build_primitive_set(spec.operators.get(slot.name, space.operators), slot.variables, space.constants.low, space.constants.high, f"{slot.name}{t}", rc)
+                    raise EvopotError(
+                        f"term {t + 1} of search space {space.name!r} has envelope: vanish, which needs the "
+                        f"cutoff radius"
+                    )
+                pset = build_primitive_set(
+                    spec.operators.get(slot.name, space.operators),
+                    slot.variables,
+                    space.constants.low,
+                    space.constants.high,
+                    f"{slot.name}{t}",
+                    rc,
+                )
                 self.slots.append(_Slot(t, slot.name, pset, rc if enveloped else None))
         self.archive = Archive()
         self.history: list[GenerationReport] = []
@@ -252,7 +269,9 @@ class GPEngine:
         for trees in seeds or []:
             if len(trees) != len(self.slots):
                 raise EvopotError(f"a seed has {len(trees)} trees but the search space has {len(self.slots)} slots")
-            individual = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(trees, self.slots)])
+            individual = creator.EvopotIndividual(
+                [tree_from_string(text, slot.pset) for text, slot in zip(trees, self.slots)]
+            )
             if all(self._fits(tree) for tree in individual):
                 pool.append(individual)
         with _seeded(self.rng):
@@ -313,7 +332,10 @@ class GPEngine:
             self.evaluate(immigrants)
             pool = self._distinct(pool + immigrants)
         if not pool:
-            raise EvopotError("no candidate formula could be fitted to the data (every fit gave non-finite numbers); check the data units and the search space's operators")
+            raise EvopotError(
+                "no candidate formula could be fitted to the data (every fit gave non-finite numbers); check "
+                "the data units and the search space's operators"
+            )
         while len(pool) < size:
             pool = pool + [copy.deepcopy(ind) for ind in pool[: size - len(pool)]]
         return tools.selNSGA2(pool, size)
@@ -347,8 +369,10 @@ class GPEngine:
     def done(self) -> bool:
         """Out of generations, or at the target error for ``patience`` generations (the
         extra generations let simpler formulas with the same error surface)."""
-        recent = self.history[-(self.settings.patience + 1):]
-        reached = len(recent) == self.settings.patience + 1 and all(h.best_loss <= self.settings.target_error for h in recent)
+        recent = self.history[-(self.settings.patience + 1) :]
+        reached = len(recent) == self.settings.patience + 1 and all(
+            h.best_loss <= self.settings.target_error for h in recent
+        )
         return reached or self.generation >= self.settings.generations
 
     # -- checkpoints -----------------------------------------------------------------
@@ -359,7 +383,12 @@ class GPEngine:
             "generation": self.generation,
             "random_state": _jsonable(self.rng.getstate()),
             "population": [
-                {"trees": [str(t) for t in ind], "structure": ind.structure, "fitness": list(ind.fitness.values), "crowding": getattr(ind.fitness, "crowding_dist", 0.0)}
+                {
+                    "trees": [str(t) for t in ind],
+                    "structure": ind.structure,
+                    "fitness": list(ind.fitness.values),
+                    "crowding": getattr(ind.fitness, "crowding_dist", 0.0),
+                }
                 for ind in self.population
             ],
             "archive": [
@@ -383,15 +412,28 @@ class GPEngine:
         self.population = []
         for item in state["population"]:
             if len(item["trees"]) != len(self.slots):
-                raise EvopotError(f"checkpoint: individuals have {len(item['trees'])} trees but the search space has {len(self.slots)} slots")
-            ind = creator.EvopotIndividual([tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)])
+                raise EvopotError(
+                    f"checkpoint: individuals have {len(item['trees'])} trees but the search space has "
+                    f"{len(self.slots)} slots"
+                )
+            ind = creator.EvopotIndividual(
+                [tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)]
+            )
             ind.fitness.values = tuple(item["fitness"])
             ind.fitness.crowding_dist = float(item["crowding"])
             ind.structure = item["structure"]
             self.population.append(ind)
         for item in state["archive"]:
-            fit = FitResult(True, float(item["loss"]), np.array(item["linear"]), np.array(item["nonlinear"]), np.array(item["reference_energies"]))
-            self.archive.best[int(item["complexity"])] = Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"]))
+            fit = FitResult(
+                True,
+                float(item["loss"]),
+                np.array(item["linear"]),
+                np.array(item["nonlinear"]),
+                np.array(item["reference_energies"]),
+            )
+            self.archive.best[int(item["complexity"])] = Scored(
+                Candidate.from_dict(item["candidate"]), fit, int(item["complexity"])
+            )
         self.history = [GenerationReport(**h) for h in state["history"]]
         self.last_restart = int(state.get("last_restart", 0))
 

@@ -25,15 +25,22 @@ def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> N
         return
     enveloped = [f"{i + 1} ({term.kind})" for i, term in enumerate(space.terms) if term.envelope != "none"]
     if enveloped:
-        raise EvopotError(f"{where}: engine.guided.distill_with: pysr cannot distil terms with an envelope (search space {space.name!r}, "
-                          f"term {', '.join(enveloped)}: envelope: vanish): PySR fits the whole learned curve, vanishing included, while the "
-                          "search wants only what multiplies it. Use distill_with: deap (the default), or a copy of the search space with envelope: none.")
+        raise EvopotError(
+            f"{where}: engine.guided.distill_with: pysr cannot distil terms with an envelope (search space "
+            f"{space.name!r}, "
+            f"term {', '.join(enveloped)}: envelope: vanish): PySR fits the whole learned curve, vanishing "
+            f"included, while the "
+            "search wants only what multiplies it. Use distill_with: deap (the default), or a copy of the "
+            "search space with envelope: none."
+        )
     from evopot.search.engines.pysr_backend import available
 
     available()
 
 
-def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print) -> tuple[list[list[str]], Distilled, dict]:
+def guided_seeds(
+    space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print
+) -> tuple[list[list[str]], Distilled, dict]:
     """Seed individuals (one tree string per slot) for ``space``, the distillation
     record, and timings, from the labelled geometry of ``problem`` (a FitProblem).
     :func:`check_distiller` is the caller's, before any work."""
@@ -41,26 +48,63 @@ def guided_seeds(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedCo
     network, data, fit = fit_separable_network(space, problem, cutoff, settings, seed)
     trained = time.perf_counter()
     stiffness = network.stiffnesses()
-    log(f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g}" + "".join(f"; {k} envelope stiffness {v:.4g} Å" for k, v in stiffness.items()) + ")")
+    log(
+        f"guided: separable network fitted in {trained - started:.1f} s (loss {fit['loss']:.4g}"
+        + "".join(f"; {k} envelope stiffness {v:.4g} Å" for k, v in stiffness.items())
+        + ")"
+    )
     if settings.distill_with == "pysr":
         distilled = _distill_with_pysr(network, data, space, settings, seed)
     else:
-        distilled = distill(network, data, space, cutoff.radius, settings.distill_population, settings.distill_generations, settings.keep, seed)
+        distilled = distill(
+            network,
+            data,
+            space,
+            cutoff.radius,
+            settings.distill_population,
+            settings.distill_generations,
+            settings.keep,
+            seed,
+        )
     for s in distilled.slots:
-        log(f"guided: slot {s['slot']}({s['variable']}) distilled to " + "; ".join(f"{t} (rel. error {e:.3g})" for t, e in s["trees"][:3]))
-    timings = {"network_seconds": trained - started, "distill_seconds": time.perf_counter() - trained, "network_loss": fit["loss"], "envelope_stiffness": stiffness}
+        log(
+            f"guided: slot {s['slot']}({s['variable']}) distilled to "
+            + "; ".join(f"{t} (rel. error {e:.3g})" for t, e in s["trees"][:3])
+        )
+    timings = {
+        "network_seconds": trained - started,
+        "distill_seconds": time.perf_counter() - trained,
+        "network_loss": fit["loss"],
+        "envelope_stiffness": stiffness,
+    }
     return distilled.seeds(settings.seeds), distilled, timings
 
 
-def fit_separable_network(space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int) -> tuple[SeparableNetwork, NeuralData, dict]:
+def fit_separable_network(
+    space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int
+) -> tuple[SeparableNetwork, NeuralData, dict]:
     """The separable network of ``space`` (its envelopes included) fitted to the labelled
     geometry of ``problem`` (a FitProblem) with ``settings``' size and iterations, its
     data, and :func:`fit_network`'s summary."""
     shapes = term_shapes(space)
     data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
     torch.manual_seed(seed)
-    network = SeparableNetwork(shapes, cutoff, problem.geometry.species, tuple(settings.hidden), tuple(term.envelope == "vanish" for term in space.terms))
-    fit = fit_network(network, data, epochs=settings.epochs, force_weight=problem.force_weight, energy_weight=problem.energy_weight, seed=seed, polish=settings.polish)
+    network = SeparableNetwork(
+        shapes,
+        cutoff,
+        problem.geometry.species,
+        tuple(settings.hidden),
+        tuple(term.envelope == "vanish" for term in space.terms),
+    )
+    fit = fit_network(
+        network,
+        data,
+        epochs=settings.epochs,
+        force_weight=problem.force_weight,
+        energy_weight=problem.energy_weight,
+        seed=seed,
+        polish=settings.polish,
+    )
     return network, data, fit
 
 
@@ -70,5 +114,13 @@ def _distill_with_pysr(network, data, space: SearchSpace, settings: GuidedConfig
     result = Distilled()
     for name, variable, x, y, operators in slot_curves(network, data, space):
         model = fit_curve(x, y, operators, seed=seed)
-        result.slots.append({"slot": name, "variable": variable, "x": x.tolist(), "y": y.tolist(), "trees": equations_to_trees(model, variable, operators, settings.keep)})
+        result.slots.append(
+            {
+                "slot": name,
+                "variable": variable,
+                "x": x.tolist(),
+                "y": y.tolist(),
+                "trees": equations_to_trees(model, variable, operators, settings.keep),
+            }
+        )
     return result

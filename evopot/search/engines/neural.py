@@ -58,7 +58,9 @@ class SlotNetwork(nn.Module):
     def multiplier(self, *values: torch.Tensor) -> torch.Tensor:
         """The MLP part alone (what multiplies the envelope), (n,)."""
         columns = [v / _SCALE[name] for v, name in zip(values, self.variables)]
-        columns += [_SCALE[name] / v for v, name in zip(values, self.variables) if name in _DISTANCES]  # steep repulsive walls
+        columns += [
+            _SCALE[name] / v for v, name in zip(values, self.variables) if name in _DISTANCES
+        ]  # steep repulsive walls
         x = torch.stack(columns, dim=1)
         return self.mlp(x).squeeze(1) * self.scale
 
@@ -73,8 +75,12 @@ class SlotNetwork(nn.Module):
         k = torch.clamp(((x.detach() + 1.0) / step).floor().long(), 0, TABLE_NODES - 2)
         t = (x - nodes.detach()[k]) / step
         t2, t3 = t * t, t * t * t
-        return ((2 * t3 - 3 * t2 + 1) * y[k] + (t3 - 2 * t2 + t) * step * slope[k]
-                + (3 * t2 - 2 * t3) * y[k + 1] + (t3 - t2) * step * slope[k + 1])
+        return (
+            (2 * t3 - 3 * t2 + 1) * y[k]
+            + (t3 - 2 * t2 + t) * step * slope[k]
+            + (3 * t2 - 2 * t3) * y[k + 1]
+            + (t3 - t2) * step * slope[k + 1]
+        )
 
     def forward(self, *values: torch.Tensor) -> torch.Tensor:
         if self.variables == ("costheta",):
@@ -96,13 +102,28 @@ class SeparableNetwork(nn.Module):
     ``enveloped[t]`` (default none) says term t has the search space's ``envelope:
     vanish``: its slots of one distance r get the envelope at the term's cutoff radius."""
 
-    def __init__(self, shapes: list[TermShape], cutoff: Cutoff, species: tuple[str, ...], hidden: tuple[int, ...] = (32, 32),
-                 enveloped: tuple[bool, ...] | None = None):
+    def __init__(
+        self,
+        shapes: list[TermShape],
+        cutoff: Cutoff,
+        species: tuple[str, ...],
+        hidden: tuple[int, ...] = (32, 32),
+        enveloped: tuple[bool, ...] | None = None,
+    ):
         super().__init__()
         self.shapes, self.cutoff, self.species = list(shapes), cutoff, tuple(species)
         enveloped = enveloped or (False,) * len(self.shapes)
-        self.slots = nn.ModuleDict({f"{t}_{slot.name}": SlotNetwork(slot.variables, hidden, self.cutoff_of(shape).radius if enveloped[t] and slot.variables == ("r",) else None)
-                                    for t, shape in enumerate(self.shapes) for slot in shape.slots})
+        self.slots = nn.ModuleDict(
+            {
+                f"{t}_{slot.name}": SlotNetwork(
+                    slot.variables,
+                    hidden,
+                    self.cutoff_of(shape).radius if enveloped[t] and slot.variables == ("r",) else None,
+                )
+                for t, shape in enumerate(self.shapes)
+                for slot in shape.slots
+            }
+        )
         self.reference = nn.Parameter(torch.zeros(len(species), dtype=torch.float64))
         self.double()
 
@@ -121,7 +142,9 @@ class SeparableNetwork(nn.Module):
 class NeuralData:
     """A geometry's index arrays as tensors, and its labels: built once per dataset."""
 
-    def __init__(self, geometry: Geometry, shapes: list[TermShape], cutoff: Cutoff, energies: np.ndarray, forces: np.ndarray):
+    def __init__(
+        self, geometry: Geometry, shapes: list[TermShape], cutoff: Cutoff, energies: np.ndarray, forces: np.ndarray
+    ):
         def tensor(a, dtype=torch.float64):
             return torch.as_tensor(np.asarray(a), dtype=dtype)
 
@@ -142,24 +165,46 @@ class NeuralData:
             radius = (shape.cutoff or cutoff).radius
             if shape.kind == "pair":
                 mask = geometry.pair_mask(shape.species)
-                self.pair_selection[t] = tensor(np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0], torch.long)
+                self.pair_selection[t] = tensor(
+                    np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0], torch.long
+                )
             elif shape.kind == "threebody":
                 triplets = geometry.triplets(radius)
-                keep = np.arange(len(triplets)) if shape.species is None else np.nonzero(_triplet_species_mask(geometry, triplets, shape.species))[0]
-                self.triplets[t] = (tensor(triplets.center[keep], torch.long), tensor(triplets.bond_ij[keep], torch.long), tensor(triplets.bond_ik[keep], torch.long))
+                keep = (
+                    np.arange(len(triplets))
+                    if shape.species is None
+                    else np.nonzero(_triplet_species_mask(geometry, triplets, shape.species))[0]
+                )
+                self.triplets[t] = (
+                    tensor(triplets.center[keep], torch.long),
+                    tensor(triplets.bond_ij[keep], torch.long),
+                    tensor(triplets.bond_ik[keep], torch.long),
+                )
                 # h(r)·fc(r) is a function of the pair: evaluated once per pair the angles use
                 pair_ij, pair_ik = bonds.pair[triplets.bond_ij[keep]], bonds.pair[triplets.bond_ik[keep]]
                 used = np.unique(np.concatenate([pair_ij, pair_ik]))
-                self.triplet_pairs[t] = (tensor(used, torch.long), tensor(np.searchsorted(used, pair_ij), torch.long), tensor(np.searchsorted(used, pair_ik), torch.long))
+                self.triplet_pairs[t] = (
+                    tensor(used, torch.long),
+                    tensor(np.searchsorted(used, pair_ij), torch.long),
+                    tensor(np.searchsorted(used, pair_ik), torch.long),
+                )
             else:
-                active = np.ones(geometry.n_atoms, bool) if shape.species is None else np.isin(np.array(geometry.species)[geometry.atom_species], shape.species)
+                active = (
+                    np.ones(geometry.n_atoms, bool)
+                    if shape.species is None
+                    else np.isin(np.array(geometry.species)[geometry.atom_species], shape.species)
+                )
                 self.embedding_atoms[t] = tensor(active)
 
     def predict(self, network: SeparableNetwork, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å of ``network``."""
         with torch.enable_grad():
             positions = self.positions.clone().requires_grad_(True)
-            vectors = positions[self.pair_j] - positions[self.pair_i] + torch.einsum("pk,pkl->pl", self.shifts, self.cells[self.pair_frame])
+            vectors = (
+                positions[self.pair_j]
+                - positions[self.pair_i]
+                + torch.einsum("pk,pkl->pl", self.shifts, self.cells[self.pair_frame])
+            )
             distances = torch.linalg.norm(vectors, dim=1)
             pair_energy = torch.zeros_like(distances)
             atom_energy = torch.zeros(len(positions), dtype=distances.dtype)
@@ -171,7 +216,11 @@ class NeuralData:
                     pair_energy = pair_energy.index_add(0, chosen, network.slot(t, "V", r) * fc.value(r, "torch"))
                 elif shape.kind == "embedding":
                     weight = network.slot(t, "f", distances) * fc.value(distances, "torch")
-                    rho = torch.zeros_like(atom_energy).index_add(0, self.pair_i, weight).index_add(0, self.pair_j, weight)
+                    rho = (
+                        torch.zeros_like(atom_energy)
+                        .index_add(0, self.pair_i, weight)
+                        .index_add(0, self.pair_j, weight)
+                    )
                     atom_energy = atom_energy + network.slot(t, "F", rho) * self.embedding_atoms[t]
                 else:
                     center, b1, b2 = self.triplets[t]
@@ -185,7 +234,12 @@ class NeuralData:
                         radial = network.slot(t, "h", r) * fc.value(r, "torch")
                         value = network.slot(t, "g", cos) * radial[ij] * radial[ik]
                     else:
-                        value = 0.5 * (network.slot(t, "V3", r1, r2, cos) + network.slot(t, "V3", r2, r1, cos)) * fc.value(r1, "torch") * fc.value(r2, "torch")
+                        value = (
+                            0.5
+                            * (network.slot(t, "V3", r1, r2, cos) + network.slot(t, "V3", r2, r1, cos))
+                            * fc.value(r1, "torch")
+                            * fc.value(r2, "torch")
+                        )
                     atom_energy = atom_energy.index_add(0, center, value)
             energies = torch.zeros(len(self.counts), dtype=distances.dtype).index_add(0, self.pair_frame, pair_energy)
             energies = energies.index_add(0, self.atom_frame, atom_energy) + self.species_counts @ network.reference
@@ -202,9 +256,18 @@ POLISH_CHUNK = 100
 POLISH_GAIN = 0.02
 
 
-def fit_network(network: SeparableNetwork, train: NeuralData, validation: NeuralData | None = None, epochs: int = 400,
-                learning_rate: float = 1e-2, force_weight: float = 1.0, energy_weight: float = 0.1, seed: int = 0, polish: int = 200,
-                progress=None) -> dict:
+def fit_network(
+    network: SeparableNetwork,
+    train: NeuralData,
+    validation: NeuralData | None = None,
+    epochs: int = 400,
+    learning_rate: float = 1e-2,
+    force_weight: float = 1.0,
+    energy_weight: float = 0.1,
+    seed: int = 0,
+    polish: int = 200,
+    progress=None,
+) -> dict:
     """Full-batch Adam on w_F·mean(ΔF²) + w_E·mean((ΔE/n)²), learning rate decayed
     tenfold over the run, then at most ``polish`` L-BFGS iterations (fewer once they stop
     paying, :data:`POLISH_GAIN`); keeps the weights with the lowest validation (else
@@ -222,7 +285,10 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
 
     def loss(data: NeuralData, create_graph: bool):
         energies, forces = data.predict(network, create_graph)
-        return force_weight * (forces - data.forces).pow(2).mean() + energy_weight * ((energies - data.energies) / data.counts).pow(2).mean()
+        return (
+            force_weight * (forces - data.forces).pow(2).mean()
+            + energy_weight * ((energies - data.energies) / data.counts).pow(2).mean()
+        )
 
     best, best_state, done = float("inf"), copy.deepcopy(network.state_dict()), 0
     for epoch in range(epochs):
@@ -240,8 +306,15 @@ def fit_network(network: SeparableNetwork, train: NeuralData, validation: Neural
     if polish:
         # full-batch quasi-Newton to finish: the data sets here are small, and L-BFGS
         # takes the fit far below where Adam's noise floor leaves it
-        lbfgs = torch.optim.LBFGS(network.parameters(), lr=1.0, max_iter=POLISH_CHUNK, history_size=50, tolerance_grad=0.0, tolerance_change=0.0,
-                                  line_search_fn="strong_wolfe")
+        lbfgs = torch.optim.LBFGS(
+            network.parameters(),
+            lr=1.0,
+            max_iter=POLISH_CHUNK,
+            history_size=50,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure():
             lbfgs.zero_grad()

@@ -22,8 +22,8 @@ there, and no fit can start from it; the fitted stiffness (a² as one constant) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sympy
 
@@ -34,7 +34,7 @@ class Operator:
     arity: int
     build: Callable[..., sympy.Expr] | None
     doc: str
-    needs_radius: bool = False   # build takes the term's cutoff radius after its arguments
+    needs_radius: bool = False  # build takes the term's cutoff radius after its arguments
 
 
 OPERATORS: dict[str, Operator] = {
@@ -59,6 +59,12 @@ OPERATORS: dict[str, Operator] = {
         Operator("cos", 1, sympy.cos, "cos a"),
         Operator("sin", 1, sympy.sin, "sin a"),
         Operator("rc", 0, None, "the term's cutoff radius (a fixed number)"),
-        Operator("vanish", 1, lambda a, rc: sympy.exp(a**2 / (sympy.Symbol("r") - rc)), "e^(a²/(r − rc)), vanishing smoothly at the cutoff (slots of r only)", needs_radius=True),
+        Operator(
+            "vanish",
+            1,
+            lambda a, rc: sympy.exp(a**2 / (sympy.Symbol("r") - rc)),
+            "e^(a²/(r − rc)), vanishing smoothly at the cutoff (slots of r only)",
+            needs_radius=True,
+        ),
     ]
 }

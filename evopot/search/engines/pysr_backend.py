@@ -16,13 +16,32 @@ import sympy
 
 from evopot.errors import EvopotError
 
-INSTALL = ("PySR needs the Julia language and the PySR package: `pip install pysr`, then run `python -c \"import pysr\"` once on a machine that "
-           "can reach Julia's package servers (it downloads Julia and SymbolicRegression.jl; see https://github.com/MilesCranmer/PySR). "
-           "Or set distill_with: deap (the default), which needs nothing else.")
+INSTALL = (
+    'PySR needs the Julia language and the PySR package: `pip install pysr`, then run `python -c "import '
+    'pysr"` once on a machine that '
+    "can reach Julia's package servers (it downloads Julia and SymbolicRegression.jl; see "
+    "https://github.com/MilesCranmer/PySR). "
+    "Or set distill_with: deap (the default), which needs nothing else."
+)
 
 #: evopot operator → PySR operator name.
-_PYSR_OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^", "exp": "exp", "neg": "neg", "inv": "inv",
-                   "square": "square", "cube": "cube", "sqrt": "sqrt", "log": "log", "tanh": "tanh", "cos": "cos", "sin": "sin"}
+_PYSR_OPERATORS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "pow": "^",
+    "exp": "exp",
+    "neg": "neg",
+    "inv": "inv",
+    "square": "square",
+    "cube": "cube",
+    "sqrt": "sqrt",
+    "log": "log",
+    "tanh": "tanh",
+    "cos": "cos",
+    "sin": "sin",
+}
 
 
 def available() -> None:
@@ -30,7 +49,9 @@ def available() -> None:
     try:
         import pysr  # noqa: F401  (import triggers Julia's set-up)
     except Exception as exc:  # ImportError, or juliacall failing to find or install Julia
-        raise EvopotError(f"distill_with: pysr — PySR cannot start here ({type(exc).__name__}: {exc}). {INSTALL}") from None
+        raise EvopotError(
+            f"distill_with: pysr — PySR cannot start here ({type(exc).__name__}: {exc}). {INSTALL}"
+        ) from None
     if shutil.which("julia") is None:
         import os
 
@@ -44,8 +65,18 @@ def fit_curve(x: np.ndarray, y: np.ndarray, operators: list[str], iterations: in
     from pysr import PySRRegressor
 
     binary = [_PYSR_OPERATORS[o] for o in operators if o in ("add", "sub", "mul", "div", "pow")]
-    unary = [_PYSR_OPERATORS[o] for o in operators if o in _PYSR_OPERATORS and o not in ("add", "sub", "mul", "div", "pow")]
-    model = PySRRegressor(niterations=iterations, binary_operators=binary, unary_operators=unary, random_state=seed, deterministic=True, parallelism="serial", progress=False)
+    unary = [
+        _PYSR_OPERATORS[o] for o in operators if o in _PYSR_OPERATORS and o not in ("add", "sub", "mul", "div", "pow")
+    ]
+    model = PySRRegressor(
+        niterations=iterations,
+        binary_operators=binary,
+        unary_operators=unary,
+        random_state=seed,
+        deterministic=True,
+        parallelism="serial",
+        progress=False,
+    )
     model.fit(np.asarray(x).reshape(-1, 1), np.asarray(y))
     return model
 
@@ -72,6 +103,7 @@ def equations_to_trees(model, variable: str, operators: list[str], keep: int = 3
 def sympy_to_tree(expr: sympy.Expr, operators: set[str]) -> str | None:
     """``expr`` in DEAP prefix notation with evopot's operator names, or None when it
     needs an operator outside ``operators``."""
+
     def build(e) -> str:
         if e.is_Symbol:
             return e.name

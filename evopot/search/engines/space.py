@@ -24,7 +24,10 @@ def _shipped_folder() -> Path:
     regular install."""
     import sys
 
-    for folder in (Path(__file__).resolve().parents[3] / "search_spaces", Path(sys.prefix) / "share" / "evopot" / "search_spaces"):
+    for folder in (
+        Path(__file__).resolve().parents[3] / "search_spaces",
+        Path(sys.prefix) / "share" / "evopot" / "search_spaces",
+    ):
         if folder.is_dir():
             return folder
     return Path(__file__).resolve().parents[3] / "search_spaces"
@@ -68,18 +71,25 @@ class TermSpec(_Strict):
     @field_validator("operators")
     @classmethod
     def _known(cls, operators):
-        for slot, names in operators.items():
+        for names in operators.values():
             _check_operators(names)
         return operators
 
     @model_validator(mode="after")
     def _slots(self):
-        slots = {"pair": {"V"}, "embedding": {"F", "f"}}.get(self.kind) or ({"g", "h"} if self.form == "separable" else {"V3"})
+        slots = {"pair": {"V"}, "embedding": {"F", "f"}}.get(self.kind) or (
+            {"g", "h"} if self.form == "separable" else {"V3"}
+        )
         unknown = sorted(set(self.operators) - slots)
         if unknown:
-            raise ValueError(f"operators for slot(s) {unknown}, but a {self.kind} term ({self.form}) has slots {sorted(slots)}")
+            raise ValueError(
+                f"operators for slot(s) {unknown}, but a {self.kind} term ({self.form}) has slots {sorted(slots)}"
+            )
         if self.envelope != "none" and slots == {"V3"}:
-            raise ValueError(f"envelope: {self.envelope} multiplies slots of one distance r (V, h, f); a general three-body term has none: use form: separable, or envelope: none")
+            raise ValueError(
+                f"envelope: {self.envelope} multiplies slots of one distance r (V, h, f); a general "
+                f"three-body term has none: use form: separable, or envelope: none"
+            )
         return self
 
 
@@ -152,5 +162,9 @@ def load_search_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file; errors name the file and field."""
     path = Path(path)
     shipped = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
-    data = read_mapping(path, f"search space not found; give a path or one of the shipped names {shipped}", "a search space must be a YAML mapping with name, terms and operators")
+    data = read_mapping(
+        path,
+        f"search space not found; give a path or one of the shipped names {shipped}",
+        "a search space must be a YAML mapping with name, terms and operators",
+    )
     return validate(SearchSpace, data, path)
