@@ -21,14 +21,14 @@ import pstats
 import tempfile
 from pathlib import Path
 
-from evopot.model.evaluate import compile_function, compile_with_slopes
 from evopot.model.formula import tidy
+from evopot.model.terms.base import compile_function, compile_with_slopes
 from evopot.testing.rediscovery import PROBLEMS, run
 
 STAGES = {
     "fitting constants": ("fitting.py", "fit_constants"),
-    "  three-body columns": ("evaluate.py", "threebody_prediction"),
-    "  compiling formulas": ("evaluate.py", "compile_with_slopes"),
+    "  three-body columns": ("threebody.py", "prediction"),
+    "  compiling formulas": ("base.py", "compile_with_slopes"),
     "building candidates (sympy)": ("candidate.py", "decompose"),
     "  of which tidy": ("formula.py", "tidy"),
 }

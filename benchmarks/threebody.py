@@ -20,7 +20,8 @@ from ase.build import bulk
 
 from evopot.data.dataset import read_frames, unlabelled
 from evopot.data.geometry import build_geometry, build_triplets
-from evopot.model.evaluate import build_angle_table, evaluate, term_prediction
+from evopot.model.evaluate import evaluate, term_prediction
+from evopot.model.terms.threebody import build_angle_table
 from evopot.testing.known import stillinger_weber
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,20 @@ print(result.sympy())
 atoms.calc = evopot.EvopotCalculator("runs/x/potentials/member_003.json")
 """
 
-from evopot import search  # the subpackage; calling it runs a search
+import types
+
+from evopot import search  # the subpackage; calling it runs a search (evopot.api.search)
 from evopot.version import __version__
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, config, **options):
+        from evopot.api import search as run_search
+
+        return run_search(config, **options)
+
+
+search.__class__ = _CallableModule
 
 __all__ = ["search", "Potential", "EvopotCalculator", "__version__"]
 

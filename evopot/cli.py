@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from evopot.errors import EvopotError
 from evopot.version import __version__
@@ -54,11 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--member", type=int, help="member to picture (default: the recommended one)")
     report.add_argument("--output", help="folder for report.html and its PNGs (default RUN/report)")
 
+    from evopot.export.registry import EXPORTERS
+
     export = commands.add_parser("export", help="write a potential in another code's format (LAMMPS)")
     export.add_argument("run", nargs="?", help="run directory written by evopot search")
     export.add_argument("--member", type=int, help="front member to export (default: the recommended one)")
     export.add_argument("--potential", help="a potential JSON file to export instead of a run's member")
-    export.add_argument("--format", choices=["lammps"], default="lammps", help="target format (default lammps)")
+    export.add_argument(
+        "--format", default="lammps", help=f"target format: {', '.join(sorted(EXPORTERS))} (default lammps)"
+    )
     export.add_argument("--out", required=True, help="folder for the exported files")
     export.add_argument(
         "--inner",
@@ -396,10 +401,11 @@ def _md(args) -> int:
 
 
 def _export(args) -> int:
-    from evopot.export.lammps import export_lammps
+    from evopot.export.registry import ExportOptions, exporter
     from evopot.model.potential import Potential
     from evopot.search.rundir import member_potential
 
+    target = exporter(args.format)
     if (args.run is None) == (args.potential is None):
         raise EvopotError("give a run directory or --potential FILE (one of them)")
     if args.potential is not None and args.member is not None:
@@ -421,18 +427,16 @@ def _export(args) -> int:
         if not potential.metadata.get("correction"):
             raise EvopotError(f"{source} has no neural correction; --formula-only applies to hybrid potentials")
         potential, source = formula_only(potential), f"{source} (formula only)"
-    result = export_lammps(potential, args.out, inner=args.inner, points=args.points, angle_points=args.angle_points)
-    print(f"exported {source} for LAMMPS ({', '.join(result.styles)}) to {result.folder}: {', '.join(result.files)}")
-    for note in result.notes:
+    written = target.write(potential, Path(args.out), ExportOptions(args.inner, args.points, args.angle_points))
+    styles = f" ({', '.join(written.styles)})" if written.styles else ""
+    print(f"exported {source} for {target.target}{styles} to {written.folder}: {', '.join(written.files)}")
+    for note in written.notes:
         print(f"  note: {note}")
-    print("\nin your LAMMPS input, after units metal and read_data:\n  include " + str(result.folder / "in.evopot"))
+    if written.usage:
+        print("\n" + written.usage)
     if args.check:
-        from evopot.export.check import FORCE_TOLERANCE, compare_with_lammps
-
-        report = compare_with_lammps(
-            potential, result.folder, tolerance=max(FORCE_TOLERANCE, result.threebody_error or 0.0)
-        )
-        print(report.summary())
+        report = target.check(potential, written)
+        print(report.summary)
         return 0 if report.ok else 1
     return 0
 

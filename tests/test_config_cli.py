@@ -49,7 +49,7 @@ def changed(path: str, value):
         ("cutoff.onset", 9.0, "onset (9.0 Å) must be below radius"),
         ("cutoff.function", "sharp", "unknown cutoff function 'sharp'"),
         ("engine.population", 10, "must be a multiple of 4"),
-        ("engine.name", "annealing", "field 'engine.name'"),
+        ("engine.name", "annealing", "engine.name: 'annealing' is unknown; known engines: ['gp', 'guided']"),
         ("species", ["Xx"], "['Xx'] are not element symbols"),
         ("species", ["Ge"], "lists ['Ge'] but the data contains ['Si']"),
         ("data.train", "missing.extxyz", "missing.extxyz: data file not found"),

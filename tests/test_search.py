@@ -128,7 +128,7 @@ def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, caps
     config = write_problem(problem, tmp_path, seed=0, engine={"population": 16, "generations": 2})
     assert main(["search", str(config), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "V3(rij,rik,costheta) = " in out and "V(r) = " in out
+    assert "V3(rij, rik, costheta) = " in out and "V(r) = " in out
     members = sorted((tmp_path / "run_seed0" / "potentials").glob("member_*.json"))
     kinds = {t.kind for m in members for t in Potential.load(m).terms}
     assert "threebody" in kinds

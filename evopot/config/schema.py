@@ -26,9 +26,15 @@ class SplitConfig(_Strict):
     frames (shuffled with the seed); ``by: config_type`` takes them as lists of
     ``config_type`` names."""
 
-    by: Literal["fraction", "config_type"] = "fraction"
-    validation: float | list[str] = 0.1
-    test: float | list[str] | None = None
+    by: Literal["fraction", "config_type"] = Field(
+        "fraction", description="hold frames out by fraction or by config_type"
+    )
+    validation: float | list[str] = Field(
+        0.1, description="fraction of the frames, or list of config_type names, held out for validation"
+    )
+    test: float | list[str] | None = Field(
+        None, description="the same for a test split (when no data.test file is given); reported, never fitted"
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -49,9 +55,9 @@ class SplitConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    train: Path
-    validation: Path | None = None
-    test: Path | None = None
+    train: Path | None = Field(None, description="the training data file (any format ase.io reads, with labels)")
+    validation: Path | None = Field(None, description="a validation data file (else held out of data.train by split)")
+    test: Path | None = Field(None, description="a test data file: reported, never fitted")
     split: SplitConfig = SplitConfig()
 
 
@@ -98,18 +104,18 @@ class GuidedConfig(_Strict):
     distill_population: Population = Field(
         100, description="population of each slot's symbolic regression (a multiple of 4)"
     )
-    distill_generations: int = Field(15, ge=1)
+    distill_generations: int = Field(15, ge=1, description="generations of each slot's symbolic regression")
     keep: int = Field(3, ge=1, description="best trees kept per slot (and as many of the simplest nearly as good)")
     distill_with: Literal["deap", "pysr"] = Field("deap", description="deap (built in) or pysr (optional; needs Julia)")
     seeds: int = Field(20, ge=1, description="most seeded individuals")
 
 
 class EngineConfig(_Strict):
-    name: Literal["gp", "guided"] = "gp"
+    name: str = Field("gp", description="a registered search engine: gp, guided (evopot.search.engines.registry)")
     population: Population = Field(100, description="individuals kept each generation (a multiple of 4)")
-    generations: int = Field(20, ge=0)
-    crossover: float = Field(0.6, ge=0, le=1)
-    mutation: float = Field(0.3, ge=0, le=1)
+    generations: int = Field(20, ge=0, description="generations after the first population")
+    crossover: float = Field(0.6, ge=0, le=1, description="probability that a pair of offspring is crossed over")
+    mutation: float = Field(0.3, ge=0, le=1, description="probability that an offspring is mutated")
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
     patience: int = Field(
         3, ge=0, description="generations to go on after reaching target_error, so simpler formulas can surface"
@@ -235,12 +241,14 @@ class CorrectionConfig(_Strict):
 class SearchConfig(_Strict):
     """A whole experiment: ``evopot search`` reproduces it from this and the seed."""
 
-    seed: int = 0
-    output: Path = Path("runs/evopot")
-    species: list[str] | None = None
-    data: DataConfig
+    seed: int = Field(0, description="seeds the split, the search and every random choice: same seed, same front")
+    output: Path = Field(Path("runs/evopot"), description="the run directory to write")
+    species: list[str] | None = Field(
+        None, description="element symbols the potential describes, in this order (default: those in the data)"
+    )
+    data: DataConfig = DataConfig()
     cutoff: CutoffConfig
-    search_space: str = "pair"
+    search_space: str = Field("pair", description="a shipped search space's name (search_spaces/NAME.yaml) or a path")
     engine: EngineConfig = EngineConfig()
     fitness: FitnessConfig = FitnessConfig()
     correction: CorrectionConfig | None = None

@@ -106,8 +106,18 @@ def read_frames(path: str | Path, index: str = ":") -> Frames:
         ) from exc
     if isinstance(images, Atoms):
         images = [images]
+    return labelled(images, str(path), "the file")
+
+
+def labelled(images, source: str = "frames", what: str = "the list") -> Frames:
+    """:class:`Frames` of ASE ``Atoms`` that carry their DFT labels (a calculator's
+    results, or extxyz ``energy``/``forces``); ``source`` names them in errors."""
+    images = list(images)
+    path = source
     if not images:
-        raise EvopotError(f"{path}: the file holds no frames")
+        raise EvopotError(f"{source}: {what} holds no frames")
+    if not all(isinstance(a, Atoms) for a in images):
+        raise EvopotError(f"{source}: expected ase.Atoms frames, got {type(images[0]).__name__}")
     energies, forces, config_types = [], [], []
     for k, atoms in enumerate(images):
         energy, frame_forces = _labels(atoms)
@@ -132,6 +142,37 @@ def read_frames(path: str | Path, index: str = ":") -> Frames:
         forces.append(frame_forces)
         config_types.append(str(atoms.info.get("config_type", "unknown")))
     return Frames(images, np.array(energies), forces, config_types, source=str(path))
+
+
+def frames_of(source, where: str) -> Frames:
+    """Frames from a data file path, a :class:`Frames`, or a list of labelled ASE
+    ``Atoms`` (the Python API's in-memory data); ``where`` names it in errors."""
+    if isinstance(source, Frames):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_frames(source)
+    if isinstance(source, Atoms):
+        source = [source]
+    return labelled(source, where)
+
+
+def write_frames(frames: Frames, path: str | Path) -> Path:
+    """Write ``frames`` with their labels and config types to the extxyz file ``path``
+    (whole or not at all: through a temporary file renamed into place)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = []
+    for atoms, energy, forces, kind in zip(frames.atoms, frames.energies, frames.forces, frames.config_types):
+        copy = atoms.copy()
+        copy.info["config_type"] = kind
+        copy.calc = SinglePointCalculator(copy, energy=float(energy), forces=forces)
+        images.append(copy)
+    partial = path.with_name(path.name + ".partial")
+    ase.io.write(partial, images, format="extxyz")
+    partial.replace(path)
+    return path
 
 
 def _labels(atoms: Atoms):
@@ -197,9 +238,9 @@ def split_by_config_type(frames: Frames, held_out: dict[str, list[str]]) -> dict
 
 
 def load_dataset(
-    train: str | Path,
-    validation: str | Path | None = None,
-    test: str | Path | None = None,
+    train,
+    validation=None,
+    test=None,
     by: str = "fraction",
     validation_part: float | list[str] = 0.1,
     test_part: float | list[str] | None = None,
@@ -207,14 +248,15 @@ def load_dataset(
     species: list[str] | None = None,
     where: str = "config",
 ) -> Dataset:
-    """Read the data files and make the splits.
+    """Read the data files (or take frames in memory: see :func:`frames_of`) and make
+    the splits.
 
     Validation (and test, when no ``test`` file is given) frames are held out of the
     ``train`` file by fraction (shuffled with ``seed``) or by ``config_type`` (``by``).
     ``where`` names the config file for error messages. Every split must be non-empty,
     and every species in the data must be in ``species`` when that is given.
     """
-    train_frames = read_frames(train)
+    train_frames = frames_of(train, f"{where}: data.train")
     parts = {}
     if validation is None:
         parts["validation"] = validation_part
@@ -225,9 +267,9 @@ def load_dataset(
     else:
         splits = split_by_config_type(train_frames, parts)
     if validation is not None:
-        splits["validation"] = read_frames(validation)
+        splits["validation"] = frames_of(validation, f"{where}: data.validation")
     if test is not None:
-        splits["test"] = read_frames(test)
+        splits["test"] = frames_of(test, f"{where}: data.test")
     for name in ("train", "validation", "test"):
         if name in splits and len(splits[name]) == 0:
             present = sorted(set(train_frames.config_types))
@@ -249,9 +291,15 @@ def load_dataset(
     return Dataset(splits["train"], splits["validation"], splits.get("test"), all_species)
 
 
-def dataset_from_config(config: SearchConfig, where: str = "config") -> Dataset:
-    """The :class:`Dataset` a search config's ``data:`` section names, split by its seed."""
-    d = config.data
+def dataset_from_config(config: SearchConfig, where: str = "config", frames: dict | None = None) -> Dataset:
+    """The :class:`Dataset` a search config's ``data:`` section names, split by its
+    seed; ``frames`` (``train``, ``validation``, ``test``: lists of ASE ``Atoms``) stand
+    in for the files."""
+    d, frames = config.data, frames or {}
+    train = frames.get("train", d.train)
+    if train is None:
+        raise EvopotError(f"{where}: data.train: no training data; give a data file (or train= frames in Python)")
+    validation, test = frames.get("validation", d.validation), frames.get("test", d.test)
     return load_dataset(
-        d.train, d.validation, d.test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where
+        train, validation, test, d.split.by, d.split.validation, d.split.test, config.seed, config.species, where
     )

@@ -17,8 +17,9 @@ import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 
 from evopot.errors import EvopotError
-from evopot.model.evaluate import density_curve, embedding_curve, pair_curve
+from evopot.model.evaluate import pair_curve
 from evopot.model.potential import Potential
+from evopot.model.terms import EMBEDDING
 
 
 def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float | None = None):
@@ -30,10 +31,10 @@ def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float
             f"{len(embedding)} embedding terms"
         )
     term = embedding[0]
-    radius = potential.cutoff.radius
+    radius = potential.reach
     r = np.linspace(0.0, radius, points)
     clamped = np.maximum(r, inner)
-    density, _ = density_curve(term, potential.cutoff_of(term), clamped)
+    density, _ = EMBEDDING.density_curve(term, potential.cutoff_of(term), clamped)
     if not np.all(np.isfinite(density)) or np.any(density < 0):
         raise EvopotError(
             "the density f(r)·fc(r) is negative or not finite between the inner limit and the cutoff; setfl "
@@ -44,7 +45,9 @@ def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float
     rho = np.linspace(0.0, rho_max, points)
     F = {}
     for s in potential.species:
-        value = embedding_curve(term, rho)[0] if term.species is None or s in term.species else np.zeros_like(rho)
+        value = (
+            EMBEDDING.embedding_curve(term, rho)[0] if term.species is None or s in term.species else np.zeros_like(rho)
+        )
         if not np.all(np.isfinite(value)):
             raise EvopotError(f"F(ρ) is not finite somewhere on [0, {rho_max:.4g}] for {s}")
         F[s] = value

@@ -6,6 +6,8 @@ How terms map:
 
 - pair terms only → ``pair_style table spline N`` (:mod:`~evopot.export.lammps_table`);
 - pair + one embedding term → ``pair_style eam/alloy`` (:mod:`~evopot.export.eam_setfl`);
+- a Tersoff bond-order term → ``pair_style tersoff`` (:mod:`~evopot.export.lammps_tersoff`),
+  with pair terms overlaid as a table;
 - a separable three-body term of exact Stillinger–Weber form → ``pair_style sw``
   (:mod:`~evopot.export.lammps_sw`), with the pair terms inside the ``.sw`` file when
   they are of SW form too, else overlaid as a table (``hybrid/overlay table … sw``).
@@ -26,6 +28,7 @@ from evopot.errors import EvopotError
 from evopot.export.eam_setfl import write_setfl
 from evopot.export.lammps_sw import NotStillingerWeber, sw_parameters, write_sw
 from evopot.export.lammps_table import write_pair_tables
+from evopot.export.lammps_tersoff import NotTersoff, write_tersoff
 from evopot.export.lammps_threebody import AngleGrid, table_forces, threebody_radius, write_threebody_table
 from evopot.export.metadata import header_lines
 from evopot.model.potential import Potential
@@ -92,11 +95,13 @@ def export_lammps(
         out.files.append("evopot.eam.alloy")
         out.styles.append("eam/alloy")
         out.notes.append(
-            f"eam/alloy: tables on r in [0, {potential.cutoff.radius:g}] Å (held at their value at "
+            f"eam/alloy: tables on r in [0, {potential.reach:g}] Å (held at their value at "
             f"{inner:.4g} Å below it) and rho in [0, {rho_max:.6g}], {points} points; LAMMPS extrapolates F "
             f"linearly beyond"
         )
         lines += ["pair_style eam/alloy", f"pair_coeff * * evopot.eam.alloy {' '.join(potential.species)}"]
+    elif kinds == {"bondorder"} or kinds == {"pair", "bondorder"}:
+        lines += _tersoff(potential, out, inner, points, has_pairs)
     elif kinds <= {"pair", "threebody"}:
         try:
             lines += _stillinger_weber(potential, out, inner, points, has_pairs)
@@ -138,18 +143,24 @@ def _stillinger_weber(potential: Potential, out: LammpsExport, inner: float, poi
     write_sw(potential, out.folder / "evopot.sw", params, header_lines(potential, "pair_style sw"))
     out.files.append("evopot.sw")
     out.styles.append("sw")
-    elements = " ".join(potential.species)
-    if pair_included or not has_pairs:
-        return ["pair_style sw", f"pair_coeff * * evopot.sw {elements}"]
-    out.notes.append(
-        "the pair terms are not of SW form: they are tabulated and overlaid on the SW three-body part (A = 0 "
-        "in evopot.sw)"
-    )
-    return (
-        [f"pair_style hybrid/overlay table spline {points} sw"]
-        + _table(potential, out, inner, points, substyle="table ")
-        + [f"pair_coeff * * sw evopot.sw {elements}"]
-    )
+    overlay = has_pairs and not pair_included
+    if overlay:
+        out.notes.append(
+            "the pair terms are not of SW form: they are tabulated and overlaid on the SW three-body part (A = 0 "
+            "in evopot.sw)"
+        )
+    return _style_lines(potential, out, inner, points, "sw", "evopot.sw", overlay_pairs=overlay)
+
+
+def _tersoff(potential: Potential, out: LammpsExport, inner: float, points: int, has_pairs: bool) -> list[str]:
+    """Write evopot.tersoff (and evopot.table for pair terms); return the input lines."""
+    try:
+        write_tersoff(potential, out.folder / "evopot.tersoff", header_lines(potential, "pair_style tersoff"))
+    except NotTersoff as exc:
+        raise EvopotError(f"no LAMMPS style for this bond-order term: {exc}") from exc
+    out.files.append("evopot.tersoff")
+    out.styles.append("tersoff")
+    return _style_lines(potential, out, inner, points, "tersoff", "evopot.tersoff", overlay_pairs=has_pairs)
 
 
 def _threebody_table(
@@ -175,13 +186,21 @@ def _threebody_table(
         f"random probe cells "
         f"max {errors.max():.3g} eV/Å, mean {errors.mean():.3g} eV/Å; it shrinks as 1/N (option --angle-points)"
     )
+    return _style_lines(potential, out, inner, points, "threebody/table", "evopot.3b", overlay_pairs=has_pairs)
+
+
+def _style_lines(
+    potential: Potential, out: LammpsExport, inner: float, points: int, style: str, file: str, overlay_pairs: bool
+) -> list[str]:
+    """The pair_style and pair_coeff lines of a many-body ``style`` reading ``file`` for
+    all species, with the pair terms tabulated and overlaid when ``overlay_pairs``."""
     elements = " ".join(potential.species)
-    if not has_pairs:
-        return ["pair_style threebody/table", f"pair_coeff * * evopot.3b {elements}"]
+    if not overlay_pairs:
+        return [f"pair_style {style}", f"pair_coeff * * {file} {elements}"]
     return (
-        [f"pair_style hybrid/overlay table spline {points} threebody/table"]
+        [f"pair_style hybrid/overlay table spline {points} {style}"]
         + _table(potential, out, inner, points, substyle="table ")
-        + [f"pair_coeff * * threebody/table evopot.3b {elements}"]
+        + [f"pair_coeff * * {style} {file} {elements}"]
     )
 
 

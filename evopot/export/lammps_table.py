@@ -36,10 +36,11 @@ def write_pair_tables(
     """Write every species pair's tabulated pair energy and force to ``path``.
 
     ``inner`` (Å) is the first tabulated distance, ``points`` the number of rows; the
-    table ends at the potential's cutoff radius. Raises :class:`EvopotError` when the
+    table ends at the potential's neighbour radius (:attr:`Potential.reach`: a term's own
+    cutoff may reach past the potential's). Raises :class:`EvopotError` when the
     energy or force is not finite somewhere on [inner, cutoff] (then choose a larger
     ``inner``)."""
-    radius = potential.cutoff.radius
+    radius = potential.reach
     if not 0 < inner < radius:
         raise EvopotError(
             f"table inner limit {inner} Å must lie between 0 and the cutoff radius {radius} Å (option --inner)"

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from evopot.data.dataset import unlabelled
+from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.model.evaluate import angle_energy_and_slopes, applies_to_angle, build_geometry
 from evopot.model.potential import Potential
+from evopot.model.terms import THREEBODY
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,11 @@ def force_constants(potential: Potential, pattern: tuple[str, str, str], r1, r2,
     c = np.cos(np.radians(theta))
     W = W1 = W2 = Wc = np.zeros_like(r1)
     for term in potential.terms:
-        if term.kind == "threebody" and applies_to_angle(term, pattern):
+        if term.kind == THREEBODY.name and THREEBODY.applies(term, pattern):
             cutoff = potential.cutoff_of(term)
             fc1, dfc1 = cutoff.value_and_derivative(r1)
             fc2, dfc2 = cutoff.value_and_derivative(r2)
-            w, w1, w2, wc = angle_energy_and_slopes(term, r1, r2, c, (fc1, dfc1, fc2, dfc2))
+            w, w1, w2, wc = THREEBODY.angle_energy_and_slopes(term, r1, r2, c, (fc1, dfc1, fc2, dfc2))
             W, W1, W2, Wc = W + w, W1 + w1, W2 + w2, Wc + wc
     f22 = -Wc / (r1 * r2)
     f21 = -W1 / r1 + Wc * c / r1**2 + f22

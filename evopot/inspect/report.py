@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.model.evaluate import density_curve, embedding_curve, evaluate, pair_curve
+from evopot.model.evaluate import evaluate, potential_geometry
 from evopot.model.formula import round_floats
 from evopot.model.potential import Potential
 from evopot.search.rundir import RunDirectory, member_potential
@@ -41,13 +40,12 @@ def formula_image(potential: Potential, path: Path) -> bool:
     """The member's terms as LaTeX through matplotlib's mathtext; False when mathtext
     cannot draw them (the page then shows the plain formula only)."""
     plt = _plt()
-    labels = {"pair": "V(r)", "threebody": r"V_3(r_{ij}, r_{ik}, \cos\theta)", "embedding": r"F(\rho)"}
     lines = []
     for term in potential.terms:
         rounded = round_floats(term.numeric(), 4)
-        lines.append(f"${labels[term.kind]} = {sympy.latex(rounded)}$")
+        lines.append(f"${term.spec.latex_label} = {sympy.latex(rounded)}$")
         if term.density is not None:
-            lines.append(f"$f(r) = {sympy.latex(term.numeric(term.density))}$")
+            lines.append(f"${term.spec.density_latex} = {sympy.latex(term.numeric(term.density))}$")
     figure = plt.figure(figsize=(9, 0.55 * len(lines) + 0.3))
     for k, line in enumerate(lines):
         figure.text(0.01, 1 - (k + 0.8) / (len(lines) + 0.3), line.replace("costheta", r"\cos\theta"), fontsize=13)
@@ -68,45 +66,17 @@ def term_figures(potential: Potential, folder: Path) -> list[Path]:
     for k, term in enumerate(potential.terms):
         cutoff = potential.cutoff_of(term)
         r = np.linspace(0.9 * shortest, cutoff.radius, 400)
-        figure, axes = plt.subplots(
-            1, 2 if term.kind != "pair" else 1, figsize=(9 if term.kind != "pair" else 5, 3.4), squeeze=False
-        )
+        panels = term.spec.curves(term, cutoff, r, float(r[np.argmin(np.abs(r - 1.1 * shortest))]))
+        figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
         axes = axes[0]
-        if term.kind == "pair":
-            species = term.species or (potential.species[0], potential.species[0])
-            single = Potential((term,), potential.cutoff, potential.species)
-            energy, _ = pair_curve(single, tuple(species), r)
-            axes[0].plot(r, energy)
-            axes[0].set_xlabel("r (Å)")
-            axes[0].set_ylabel("V(r)·fc(r) (eV)")
-            axes[0].set_title(f"pair term {k}" + (f" ({'-'.join(term.species)})" if term.species else ""))
-        elif term.kind == "embedding":
-            density, _ = density_curve(term, cutoff, r)
-            axes[1].plot(r, density)
-            axes[1].set_xlabel("r (Å)")
-            axes[1].set_ylabel("f(r)·fc(r)")
-            rho = np.linspace(0, max(1e-6, 14 * float(np.max(np.abs(density)))), 400)
-            with np.errstate(all="ignore"):
-                axes[0].plot(rho, embedding_curve(term, rho)[0])
-            axes[0].set_xlabel("ρ")
-            axes[0].set_ylabel("F(ρ) (eV)")
-            axes[0].set_title(f"embedding term {k}")
-        else:
-            rij, rik, cos = sympy.symbols("rij rik costheta")
-            expr = term.numeric()
-            r0 = float(r[np.argmin(np.abs(r - 1.1 * shortest))])
-            angles = np.linspace(-1, 1, 300)
-            with np.errstate(all="ignore"):
-                angular = sympy.lambdify([cos], expr.subs({rij: r0, rik: r0}), "numpy")(angles) + 0 * angles
-                radial = sympy.lambdify([rij], expr.subs({rik: r0, cos: -1 / 3}), "numpy")(r) + 0 * r
-            axes[0].plot(angles, angular)
-            axes[0].set_xlabel("cos θ")
-            axes[0].set_ylabel(f"V3({r0:.2f}, {r0:.2f}, cos θ) (eV)")
-            axes[0].set_title(f"three-body term {k}: angular")
-            axes[1].plot(r, radial * cutoff.value(r) * float(cutoff.value(np.array([r0]))[0]))
-            axes[1].set_xlabel("r_ij (Å)")
-            axes[1].set_ylabel(f"V3·fc·fc at r_ik = {r0:.2f}, cos θ = −1/3")
-            axes[1].set_title("radial")
+        for axis, panel in zip(axes, panels):
+            for label, y in panel.lines.items():
+                axis.plot(panel.x, y, label=label or None)
+            if any(panel.lines):
+                axis.legend(fontsize=8)
+            axis.set_xlabel(panel.xlabel)
+            axis.set_ylabel(panel.ylabel)
+            axis.set_title(panel.title if axis is not axes[0] else f"{panel.title} {k}")
         for axis in axes:
             if axis.get_xlabel().startswith("r"):
                 if cutoff.onset > 0 and cutoff.kind != "none":
@@ -174,7 +144,7 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
     dataset = dataset_from_config(config, str(run.config))
     name = "test" if dataset.test is not None and len(dataset.test) else "validation"
     frames = dataset.splits()[name]
-    prediction = evaluate(potential, build_geometry(frames, potential.cutoff.radius, potential.species))
+    prediction = evaluate(potential, potential_geometry(potential, frames))
     truth = np.concatenate(frames.forces)
     kinds = np.repeat(np.array(frames.config_types), [len(a) for a in frames.atoms])
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -58,7 +58,6 @@ def member_text(run_path: str | Path, member: int | None = None) -> str:
 
 def terms_text(potential: Potential, title: str) -> str:
     """The terms of ``potential`` with their variables, constants and their origins."""
-    labels = {"pair": "V(r)", "threebody": "V3(rij, rik, costheta)", "embedding": "F(rho)"}
     out = [
         f"{title}: cutoff {potential.cutoff.kind} {potential.cutoff.onset:g}–{potential.cutoff.radius:g} Å, "
         f"species {', '.join(potential.species)}"
@@ -66,9 +65,9 @@ def terms_text(potential: Potential, title: str) -> str:
     for k, term in enumerate(potential.terms):
         species = "all species" if term.species is None else "-".join(term.species)
         out.append(f"term {k}: {term.kind} ({species})")
-        out.append(f"  {labels[term.kind]} = {sympy.sstr(term.expression)}")
+        out.append(f"  {term.spec.label} = {sympy.sstr(term.expression)}")
         if term.density is not None:
-            out.append(f"  f(r) = {sympy.sstr(term.density)}")
+            out.append(f"  {term.spec.density_label} = {sympy.sstr(term.density)}")
         for name, value in term.constants.items():
             out.append(f"    {name} = {value:.10g}   ({_origin(name)})")
     if potential.reference_energies:
@@ -82,17 +81,16 @@ def terms_text(potential: Potential, title: str) -> str:
 def model_text(path: str | Path, as_json: bool = False) -> str:
     """A potential file: its terms and, for a hybrid, the correction's architecture,
     size, share of the energy and forces, and errors next to the formula's."""
-    from evopot.neural.hybrid import Hybrid, load_model
+    from evopot.neural.hybrid import load_model
 
     model = load_model(path)
     if as_json:
         return json.dumps(
-            model.metadata.get("correction", {})
-            | {"potential": str(path), "formula": (model.potential if isinstance(model, Hybrid) else model).formula()},
+            model.metadata.get("correction", {}) | {"potential": str(path), "formula": model.potential.formula()},
             indent=2,
         )
-    if not isinstance(model, Hybrid):
-        return terms_text(model, str(path))
+    if model.correction is None:
+        return terms_text(model.potential, str(path))
     out = [terms_text(model.potential, f"{path} (hybrid: formula + neural correction)")]
     c, info = model.correction, model.correction.info
     d = c.descriptor

@@ -7,14 +7,16 @@ so it runs in ASE's own MD, optimisers and phonon tools.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from evopot.md.forcefield import ForceField
-from evopot.model.potential import Potential
-from evopot.neural.hybrid import Hybrid, load_model
+from evopot.model.potential import Model
+from evopot.neural.hybrid import load_model
 
 
 class EvopotCalculator(Calculator):
@@ -26,7 +28,7 @@ class EvopotCalculator(Calculator):
 
     def __init__(
         self,
-        potential: Potential | Hybrid | str,
+        potential: Model | str | Path,
         device=None,
         dtype: torch.dtype = torch.float64,
         skin: float = 0.5,
@@ -34,7 +36,7 @@ class EvopotCalculator(Calculator):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.potential = load_model(potential) if isinstance(potential, str) else potential
+        self.potential = load_model(potential) if isinstance(potential, (str, Path)) else potential
         self.forcefield = ForceField(self.potential, device, dtype, skin, optimize)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -16,8 +16,7 @@ from evopot.data.neighbors import VerletList
 from evopot.devices import resolve_device
 from evopot.errors import EvopotError
 from evopot.md.kernels import compile_kernel
-from evopot.model.potential import Potential
-from evopot.neural.hybrid import Hybrid
+from evopot.model.potential import Model
 
 
 @cache
@@ -39,12 +38,13 @@ def reuse_freed_memory() -> bool:
 
 
 class ForceField:
-    """``model`` (a Potential or a Hybrid) compiled for ``device`` and ``dtype``
+    """``model`` (a formula, or a formula with a correction: any
+    :class:`~evopot.model.potential.Model`) compiled for ``device`` and ``dtype``
     (float64 or float32)."""
 
     def __init__(
         self,
-        model: Potential | Hybrid,
+        model: Model,
         device=None,
         dtype: torch.dtype = torch.float64,
         skin: float = 0.5,
@@ -52,8 +52,8 @@ class ForceField:
     ):
         if dtype not in (torch.float64, torch.float32):
             raise EvopotError(f"dtype {dtype} not supported; use float64 or float32")
-        potential = model.potential if isinstance(model, Hybrid) else model
-        if potential.metadata.get("correction") and not isinstance(model, Hybrid):
+        potential = model.potential
+        if potential.metadata.get("correction") and model.correction is None:
             raise EvopotError(
                 "this potential names a neural correction; load it with evopot.neural.hybrid.load_model to "
                 "use the network, "
@@ -63,13 +63,10 @@ class ForceField:
         if self.device.type == "cpu":
             reuse_freed_memory()
         self.kernel = compile_kernel(potential, optimize)
-        self.correction = (
-            copy.deepcopy(model.correction).to(self.device, dtype) if isinstance(model, Hybrid) else None
-        )  # a copy: dtype casts stay local
+        # a copy: dtype casts stay local
+        self.correction = None if model.correction is None else copy.deepcopy(model.correction).to(self.device, dtype)
         radius = (
-            self.kernel.pair_radius
-            if self.correction is None
-            else max(self.kernel.pair_radius, self.correction.descriptor.cutoff)
+            self.kernel.reach if self.correction is None else max(self.kernel.reach, self.correction.descriptor.cutoff)
         )
         self.neighbors = VerletList(radius, skin)
         self.reference = torch.tensor(

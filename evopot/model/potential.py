@@ -16,19 +16,16 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import sympy
 
 from evopot.errors import EvopotError
 from evopot.model.cutoff import Cutoff
 from evopot.model.formula import formula_string, parse_formula
+from evopot.model.terms import TermKind, term_kind
 from evopot.version import __version__
 
-#: Variables of each term kind, in the order the evaluator passes them.
-#: pair: V(r); threebody: V3(rij, rik, costheta) per angle j–i–k, each angle once;
-#: embedding: F(rho) per atom, with rho_i = Σ_j f(r_ij)·fc(r_ij) and f the term's density.
-TERM_VARIABLES = {"pair": ("r",), "threebody": ("rij", "rik", "costheta"), "embedding": ("rho",)}
-DENSITY_VARIABLES = ("r",)
 FORMAT = "evopot-potential"
 FORMAT_VERSION = 1
 
@@ -42,10 +39,12 @@ def symbol_names(expression: sympy.Expr) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Term:
-    """One term: ``expression`` in ``TERM_VARIABLES[kind]`` and the names in ``constants``.
+    """One term: ``expression`` in the variables of its kind (:mod:`evopot.model.terms`)
+    and the names in ``constants``.
 
-    ``species`` is the tuple of species the term acts on (a sorted pair for pair terms),
-    or ``None`` for all species.
+    ``species`` is the tuple of species the term acts on (its kind says how many and in
+    which order), or ``None`` for all species; ``density`` is the second expression of
+    kinds that have one (embedding: f(r)); ``cutoff`` the term's own, else the potential's.
     """
 
     kind: str
@@ -56,8 +55,7 @@ class Term:
     cutoff: Cutoff | None = None
 
     def __post_init__(self):
-        if self.kind not in TERM_VARIABLES:
-            raise EvopotError(f"term kind '{self.kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        spec = term_kind(self.kind)
         allowed = set(self.variables) | set(self.constants)
         unknown = symbol_names(self.expression) - allowed
         if unknown:
@@ -65,21 +63,25 @@ class Term:
                 f"{self.kind} term {self.expression}: symbols {sorted(unknown)} are neither variables "
                 f"{list(self.variables)} nor constants"
             )
-        if (self.kind == "embedding") != (self.density is not None):
+        if (spec.density_variables is not None) != (self.density is not None):
             raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
         if self.density is not None:
-            unknown = symbol_names(self.density) - set(DENSITY_VARIABLES) - set(self.constants)
+            unknown = symbol_names(self.density) - set(spec.density_variables) - set(self.constants)
             if unknown:
                 raise EvopotError(
-                    f"embedding term density {self.density}: symbols {sorted(unknown)} are neither r nor constants"
+                    f"{self.kind} term density {self.density}: symbols {sorted(unknown)} are neither "
+                    f"{list(spec.density_variables)} nor constants"
                 )
+        spec.check_species(self.species, f"{self.kind} term {self.expression}")
+
+    @property
+    def spec(self) -> TermKind:
+        """The kind's implementation: evaluation, kernel source, labels, species rule."""
+        return term_kind(self.kind)
 
     @property
     def variables(self) -> tuple[str, ...]:
-        return TERM_VARIABLES[self.kind]
-
-    def applies_to(self, species_pair: tuple[str, str]) -> bool:
-        return self.species is None or tuple(sorted(self.species)) == tuple(sorted(species_pair))
+        return self.spec.variables
 
     def numeric(self, expression: sympy.Expr | None = None) -> sympy.Expr:
         """The expression (or ``expression``, e.g. the density) with its constants
@@ -106,15 +108,14 @@ class Term:
         if not isinstance(data, dict):
             raise EvopotError(f"{where}: expected an object with kind, expression and constants")
         kind = data.get("kind")
-        if kind not in TERM_VARIABLES:
-            raise EvopotError(f"{where}.kind: '{kind}' is unknown; known kinds: {sorted(TERM_VARIABLES)}")
+        spec = term_kind(kind, f"{where}.kind")
         constants = data.get("constants") or {}
         if not isinstance(constants, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()
         ):
             raise EvopotError(f"{where}.constants: expected a mapping of names to numbers")
         expr = parse_formula(
-            data.get("expression"), list(TERM_VARIABLES[kind]) + list(constants), where=f"{where}.expression"
+            data.get("expression"), list(spec.variables) + list(constants), where=f"{where}.expression"
         )
         species = data.get("species")
         if species is not None:
@@ -123,8 +124,10 @@ class Term:
             species = tuple(species)
         density = None
         if data.get("density") is not None:
+            if spec.density_variables is None:
+                raise EvopotError(f"{where}.density: a {kind} term has no density; remove the field")
             density = parse_formula(
-                data["density"], list(DENSITY_VARIABLES) + list(constants), where=f"{where}.density"
+                data["density"], list(spec.density_variables) + list(constants), where=f"{where}.density"
             )
         cutoff = None
         if data.get("cutoff") is not None:
@@ -133,6 +136,26 @@ class Term:
             except TypeError as exc:
                 raise EvopotError(f"{where}.cutoff: expected radius, onset and kind ({exc})") from exc
         return cls(kind, expr, {k: float(v) for k, v in constants.items()}, species, density, cutoff)
+
+
+class Model(Protocol):
+    """What every consumer of a potential (MD, calculator, validate, show, predict)
+    reads: a formula :class:`Potential` alone, or a formula with a neural correction
+    (:class:`evopot.neural.hybrid.Hybrid`). Nothing else asks which one it has."""
+
+    @property
+    def potential(self) -> Potential:
+        """The formula."""
+
+    @property
+    def correction(self):
+        """The neural correction added to the formula, or ``None``."""
+
+    @property
+    def species(self) -> tuple[str, ...]: ...
+
+    @property
+    def metadata(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -193,16 +216,17 @@ class Potential:
     def formula(self) -> str:
         """A readable one-line formula of all terms with their constant values."""
 
-        def describe(t: Term) -> str:
-            species = "" if t.species is None else "[" + "-".join(t.species) + "]"
-            value = sympy.sstr(sympy.N(t.numeric(), 6))
-            if t.kind == "pair":
-                return f"pair{species}: V(r) = {value}"
-            if t.kind == "threebody":
-                return f"threebody{species}: V3(rij, rik, costheta) = {value}"
-            return f"embedding{species}: F(rho) = {value}, f(r) = {sympy.sstr(sympy.N(t.numeric(t.density), 6))}"
+        return "; ".join(t.spec.describe(t) for t in self.terms)
 
-        return "; ".join(describe(t) for t in self.terms)
+    @property
+    def potential(self) -> Potential:
+        """The formula part of this model: a formula is its own (see :class:`Model`)."""
+        return self
+
+    @property
+    def correction(self) -> None:
+        """A formula alone has no neural correction (see :class:`Model`)."""
+        return None
 
     def cutoff_of(self, term: Term) -> Cutoff:
         """The term's own cutoff, or the potential's."""
@@ -210,6 +234,8 @@ class Potential:
 
     @property
     def reach(self) -> float:
-        """The largest cutoff radius of the potential and its terms (Å): how far a
-        neighbour list must look."""
+        """The neighbour radius of the potential (Å): the largest cutoff radius of the
+        potential and its terms, how far every neighbour list must look. The one
+        function that decides it (evaluator, torch evaluator, kernel, calculator,
+        fitting, reports, exports)."""
         return max([self.cutoff.radius] + [self.cutoff_of(t).radius for t in self.terms])

@@ -131,12 +131,11 @@ def residual_for(
     """The network's inputs on ``frames`` with DFT minus ``potential`` (or the DFT labels
     themselves when ``potential`` is None) as targets, each frame weighted by its
     config type's entry in ``weights``."""
-    from evopot.data.geometry import build_geometry
-    from evopot.model.evaluate import evaluate
+    from evopot.model.evaluate import evaluate, potential_geometry
 
     energies, forces = frames.energies.copy(), np.concatenate(frames.forces)
     if potential is not None:
-        formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
+        formula = evaluate(potential, potential_geometry(potential, frames))
         energies, forces = energies - formula.energies, forces - formula.forces
     return residual_data(
         frames, descriptor, energies, forces, device, frame_weights=frame_weights(frames.config_types, weights)

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from evopot.data.neighbors import angle_pairs
 from evopot.errors import EvopotError
-from evopot.model.evaluate_torch import _value, pair_energy, threebody_energy
-from evopot.model.potential import DENSITY_VARIABLES, TERM_VARIABLES, Potential, Term
+from evopot.model.potential import Potential
+from evopot.model.terms import Bonds
 from evopot.neural.descriptors import SymmetryFunctions
 
 
@@ -86,46 +85,7 @@ class FormulaInputs:
         hood = self.neighbourhood(d, center, neighbor, species, n_atoms)
         return torch.stack([self.column(hood, k) for k in range(self.n_features)], dim=1)
 
-    def _index(self, name: str) -> int:
-        return self.species.index(name) if name in self.species else -1
-
-    def _term(self, term: Term, d, r, center, neighbor, species, n_atoms) -> torch.Tensor:
+    def _term(self, term, d, r, center, neighbor, species, n_atoms) -> torch.Tensor:
         """Atom i's share of ``term``'s energy (n_atoms,) eV."""
-        cut = self.potential.cutoff_of(term)
-        out = r.new_zeros(n_atoms)
-        inside = r < cut.radius
-        safe = torch.where(inside, r, torch.full_like(r, 0.5 * cut.radius))  # no inf·0 past the cutoff
-        if term.kind == "pair":
-            keep = inside
-            if term.species is not None:
-                a, b = sorted(self._index(s) for s in term.species)
-                low, high = (
-                    torch.minimum(species[center], species[neighbor]),
-                    torch.maximum(species[center], species[neighbor]),
-                )
-                keep = keep & (low == a) & (high == b)
-            return out.index_add(0, center, torch.where(keep, 0.5 * pair_energy(term, cut, safe), torch.zeros_like(r)))
-        if term.kind == "embedding":
-            weight = torch.where(
-                inside,
-                _value(term, term.density, DENSITY_VARIABLES, safe) * cut.value(safe, "torch"),
-                torch.zeros_like(r),
-            )
-            energy = _value(term, term.expression, TERM_VARIABLES["embedding"], out.index_add(0, center, weight))
-            if term.species is not None:
-                energy = energy * torch.isin(
-                    species, torch.as_tensor([self._index(s) for s in term.species], device=species.device)
-                )
-            return energy
-        if term.kind == "threebody":
-            t1, t2 = angle_pairs(center, r, cut.radius, n_atoms)
-            r1, r2 = r[t1], r[t2]
-            energy = threebody_energy(term, cut, r1, r2, ((d[t1] * d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0))
-            if term.species is not None:
-                c, x, y = (self._index(s) for s in term.species)
-                a, b = species[neighbor[t1]], species[neighbor[t2]]
-                energy = energy * ((species[center[t1]] == c) & (((a == x) & (b == y)) | ((a == y) & (b == x))))
-            return out.index_add(0, center[t1], energy)
-        raise EvopotError(
-            f"formula inputs: no per-atom energy for a '{term.kind}' term; set correction.formula_inputs: false"
-        )
+        bonds = Bonds(d, r, center, neighbor, species, n_atoms, tuple(self.species))
+        return term.spec.atom_energies(term, self.potential.cutoff_of(term), bonds)

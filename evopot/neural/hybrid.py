@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from evopot.data.dataset import Frames
-from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
-from evopot.model.evaluate import Prediction, evaluate
-from evopot.model.potential import Potential
+from evopot.model.evaluate import Prediction, evaluate, potential_geometry
+from evopot.model.potential import Model, Potential
 from evopot.neural.network import Correction
 
 
@@ -73,7 +72,7 @@ def save_hybrid(potential: Potential, correction: Correction, path: str | Path) 
     return path
 
 
-def load_model(path: str | Path) -> Potential | Hybrid:
+def load_model(path: str | Path) -> Model:
     """A formula-only :class:`Potential`, or a :class:`Hybrid` when the file describes a
     correction (its weights read from the same folder)."""
     path = Path(path)
@@ -99,13 +98,13 @@ class HybridPrediction:
     uncertainty: np.ndarray
 
 
-def predict(model: Potential | Hybrid, frames: Frames) -> HybridPrediction:
+def predict(model: Model, frames: Frames) -> HybridPrediction:
     """Energies and forces of a formula or a hybrid on every frame of ``frames``."""
     from evopot.neural.residual import ensemble_prediction, force_uncertainty, residual_data
 
-    potential = model.potential if isinstance(model, Hybrid) else model
-    formula = evaluate(potential, build_geometry(frames, potential.reach, potential.species))
-    if not isinstance(model, Hybrid):
+    potential = model.potential
+    formula = evaluate(potential, potential_geometry(potential, frames))
+    if model.correction is None:
         return HybridPrediction(
             formula.energies, formula.forces, formula, np.zeros_like(formula.energies), np.zeros(len(formula.forces))
         )

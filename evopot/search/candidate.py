@@ -31,15 +31,9 @@ import sympy
 from evopot.model.cutoff import Cutoff
 from evopot.model.formula import formula_string, parse_formula, tidy
 from evopot.model.potential import Term, symbol_names
+from evopot.model.terms import Slot, TermKind, term_kind
 
 R, RIJ, RIK, COS, RHO = sympy.symbols("r rij rik costheta rho")
-
-
-@dataclass(frozen=True)
-class Slot:
-    name: str
-    variables: tuple[str, ...]
-    linear: bool
 
 
 @dataclass(frozen=True)
@@ -52,14 +46,13 @@ class TermShape:
     cutoff: Cutoff | None = None
 
     @property
+    def spec(self) -> TermKind:
+        return term_kind(self.kind)
+
+    @property
     def slots(self) -> tuple[Slot, ...]:
-        if self.kind == "pair":
-            return (Slot("V", ("r",), True),)
-        if self.kind == "embedding":
-            return (Slot("F", ("rho",), True), Slot("f", ("r",), False))
-        if self.form == "separable":
-            return (Slot("g", ("costheta",), True), Slot("h", ("r",), False))
-        return (Slot("V3", ("rij", "rik", "costheta"), True),)
+        """The expressions a search fills for this term: its kind's slots in its form."""
+        return self.spec.slots(self.form)
 
     def to_dict(self) -> dict:
         return {
@@ -89,15 +82,13 @@ class Component:
 
     def expression(self, basis: sympy.Expr) -> sympy.Expr:
         """The term expression a single basis stands for (g·h(r_ij)·h(r_ik) for separable
-        three-body terms, the basis itself otherwise)."""
-        if self.shape_of.kind == "threebody" and self.shape_of.form == "separable":
-            return basis * self.shape.xreplace({R: RIJ}) * self.shape.xreplace({R: RIK})
-        return basis
+        three-body terms, the basis itself otherwise): the kind decides."""
+        return self.shape_of.spec.from_slots(self.shape_of.form, basis, self.shape)[0]
 
     def term(self, expression: sympy.Expr, constants: dict[str, float]) -> Term:
         """A :class:`Term` for ``expression`` (linear part already combined)."""
         s = self.shape_of
-        density = self.shape if s.kind == "embedding" else None
+        density = s.spec.from_slots(s.form, expression, self.shape)[1]
         used = symbol_names(expression) | (symbol_names(density) if density is not None else frozenset())
         return Term(s.kind, expression, {k: v for k, v in constants.items() if k in used}, s.species, density, s.cutoff)
 

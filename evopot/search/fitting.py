@@ -31,7 +31,7 @@ import sympy
 from evopot.data.dataset import Frames
 from evopot.data.geometry import Geometry, build_geometry
 from evopot.model.cutoff import Cutoff
-from evopot.model.evaluate import embedding_curve, term_prediction
+from evopot.model.evaluate import term_prediction
 from evopot.model.potential import Term
 from evopot.search.candidate import Candidate
 
@@ -79,12 +79,6 @@ class FitProblem:
         """The weighted design-matrix column of one term: energy rows then force rows."""
         part = term_prediction(term, term.cutoff or self.cutoff, self.geometry)
         return np.concatenate([part.energies, part.forces.ravel()]) * self.row_scale
-
-
-def _finite_alone(term: Term) -> bool:
-    """F(0) of an embedding ``term`` is a finite number."""
-    value, _ = embedding_curve(term, np.zeros(1))
-    return bool(np.all(np.isfinite(value)) and not np.iscomplexobj(value))
 
 
 @dataclass(frozen=True)
@@ -223,7 +217,9 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         return failed(str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):
         return failed("non-finite values")
-    if not all(_finite_alone(term) for term in candidate.basis_terms(theta) if term.kind == "embedding"):
-        return failed("F(ρ) is not finite at ρ = 0: an isolated atom would have no finite energy")
+    for term in candidate.basis_terms(theta):
+        reason = term.spec.inadmissible(term)
+        if reason:
+            return failed(reason)
     loss = float(np.sqrt(np.sum(res**2)))
     return FitResult(True, loss, coefficients[:n], theta, coefficients[n:])

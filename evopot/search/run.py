@@ -17,7 +17,8 @@ import numpy as np
 import sympy
 
 from evopot.config.schema import SearchConfig, load_config
-from evopot.data.dataset import Dataset, dataset_from_config
+from evopot.config.yamlfile import validate
+from evopot.data.dataset import Dataset, dataset_from_config, frames_of, write_frames
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
 from evopot.model.cutoff import cutoff_from_config
@@ -26,8 +27,9 @@ from evopot.model.formula import round_floats
 from evopot.model.metrics import errors, simplest_within, zero_force_errors
 from evopot.model.potential import Potential
 from evopot.search.candidate import complexity
-from evopot.search.engines.gp import RESTART_GAIN, GPEngine, GPSettings
-from evopot.search.engines.space import load_search_space, resolve_search_space_path
+from evopot.search.engines.gp import RESTART_GAIN
+from evopot.search.engines.registry import Engine, EngineSetup, engine_factory
+from evopot.search.engines.space import check_space_fits, load_search_space, resolve_search_space_path
 from evopot.search.fitting import FitProblem
 from evopot.search.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.search.scoring import Scorer
@@ -47,6 +49,22 @@ class FrontMember:
     @property
     def formula(self) -> str:
         return self.potential.formula()
+
+    def sympy(self) -> list[sympy.Expr]:
+        """Each term's expression with its fitted constants inserted (an embedding
+        term's F(ρ); its density f(r) is ``potential.terms[k].numeric(term.density)``)."""
+        return [term.numeric() for term in self.potential.terms]
+
+    def latex(self, digits: int = 4) -> str:
+        """The terms as LaTeX, ``label = formula`` each, constants to ``digits`` figures."""
+        lines = []
+        for term in self.potential.terms:
+            line = f"{term.spec.latex_label} = {sympy.latex(round_floats(term.numeric(), digits))}"
+            if term.density is not None:
+                density = sympy.latex(round_floats(term.numeric(term.density), digits))
+                line += f", \\quad {term.spec.density_latex} = {density}"
+            lines.append(line)
+        return " \\\\\n".join(lines)
 
 
 @dataclass
@@ -68,33 +86,67 @@ class SearchResult:
         (relative) of the best: the knee a person would pick from the front."""
         return simplest_within(self.front, lambda m: m.errors[split]["force_mae"], lambda m: m.complexity, tolerance)
 
+    def member(self, number: int | None = None) -> FrontMember:
+        """Front member ``number``, or the recommended one."""
+        if number is None:
+            return self.recommended()
+        for m in self.front:
+            if m.member == number:
+                return m
+        raise EvopotError(f"no front member {number}; the front has members {[m.member for m in self.front]}")
+
+    def sympy(self, member: int | None = None) -> list[sympy.Expr]:
+        """The terms of ``member`` (default: the recommended one) as sympy expressions."""
+        return self.member(member).sympy()
+
+    def latex(self, member: int | None = None, digits: int = 4) -> str:
+        """The terms of ``member`` (default: the recommended one) as LaTeX."""
+        return self.member(member).latex(digits)
+
 
 def search(
-    config: SearchConfig | str | Path,
+    config: SearchConfig | dict | str | Path,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     config_path: str | None = None,
+    train=None,
+    validation=None,
+    test=None,
 ) -> SearchResult:
-    """Run (or with ``resume`` continue) the search of ``config`` and write its run directory."""
-    if not isinstance(config, SearchConfig):
+    """Run (or with ``resume`` continue) the search of ``config`` (a config file, a
+    mapping of its fields, or a :class:`SearchConfig`) and write its run directory.
+
+    ``train``, ``validation`` and ``test`` (lists of labelled ASE ``Atoms``) stand in
+    for the config's data files; they are saved in the run directory (``data/``) and
+    the saved config names those files, so ``--resume`` and reruns need nothing else."""
+    if isinstance(config, dict):
+        config = validate(SearchConfig, config, "config").resolved(Path.cwd())
+    elif not isinstance(config, SearchConfig):
         config_path = str(config)
         config = load_config(config)
     where = config_path or "config"
+    in_memory = {k: v for k, v in (("train", train), ("validation", validation), ("test", test)) if v is not None}
     started = time.perf_counter()
     space_path = resolve_search_space_path(
         config.search_space, Path(config_path).resolve().parent if config_path else None
     )
     space = load_search_space(space_path)
-    if config.engine.name == "guided" and not resume:  # a resumed run distils nothing
-        from evopot.search.engines.guided import check_distiller
-
-        check_distiller(space, config.engine.guided, where)
+    factory = engine_factory(config.engine.name, where)
+    if not resume:  # a resumed run has made its start
+        factory.check(space, config, where)
     # everything that can be checked is checked before the run directory is written
-    dataset = dataset_from_config(config, where)
+    dataset = dataset_from_config(config, where, in_memory)
     species = tuple(dataset.species)
     cutoff = cutoff_from_config(config.cutoff, where)
+    check_space_fits(space, cutoff.radius, species, where)
+    if in_memory:
+        stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
+        config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
     run = _prepare_run_directory(config, resume, overwrite)
+    if in_memory and not resume:  # as given, before the split: a rerun splits them the same way
+        for name, source in in_memory.items():
+            write_frames(frames_of(source, f"{name}="), stored[name])
     if not resume:
         run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
         run.append_log("dataset " + json.dumps(dataset.summary()))
@@ -107,36 +159,13 @@ def search(
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    engine = GPEngine(
-        space,
-        GPSettings(
-            e.population, e.generations, e.crossover, e.mutation, e.target_error, config.seed, e.patience, e.restart
-        ),
-        scorer.score_candidate,
-        scorer.prune,
-        radius=cutoff.radius,
-    )
-
-    distilled_path = run.path / "distilled.json"
+    setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
     if resume:
-        engine.restore(run.read_checkpoint())
-        if distilled_path.is_file():
-            engine.seeded = set(json.loads(distilled_path.read_text()).get("seeded_structures", []))
+        engine = factory.resume(setup, run.read_checkpoint())
         run.append_log(f"resumed at generation {engine.generation}")
     else:
-        if e.name != "guided":
-            engine.initialise()
-        else:
-            from evopot.search.engines.guided import guided_seeds
-
-            seeds, distilled, timings = guided_seeds(space, problem, cutoff, e.guided, config.seed, log=run.append_log)
-            engine.initialise(seeds)
-            record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
-            write_atomic(distilled_path, json.dumps(record, indent=1))
-            run.append_log(
-                f"guided: {len(engine.seeded)} distilled individuals fitted and placed in the first population"
-            )
-        _after_generation(run, engine, scorer)
+        engine = factory.start(setup)
+        _after_generation(run, engine, scorer, config)
 
     bar = _progress(progress, e.generations, engine.generation)
     try:
@@ -147,7 +176,7 @@ def search(
                 )
                 break
             engine.step()
-            _after_generation(run, engine, scorer)
+            _after_generation(run, engine, scorer, config)
             if bar is not None:
                 last = engine.history[-1]
                 bar.update(1)
@@ -224,13 +253,13 @@ def _without_run_length(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
 
 
-def _after_generation(run: RunDirectory, engine: GPEngine, scorer: Scorer) -> None:
+def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config: SearchConfig) -> None:
     last = engine.history[-1]
     last.evaluations = scorer.fits
     if last.restarted:
         run.append_log(
             f"generation {last.generation:4d}  the best loss gained < {RESTART_GAIN:.0%} in "
-            f"{engine.settings.restart} generations: population restarted from random trees (the front is "
+            f"{config.engine.restart} generations: population restarted from random trees (the front is "
             f"kept)"
         )
     run.append_log(
@@ -254,7 +283,7 @@ def _progress(enabled: bool, total: int, done: int):
 
 
 def _write_results(
-    run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: GPEngine, wall: float
+    run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: Engine, wall: float
 ) -> None:
     rows = []
     for m in front:
@@ -297,13 +326,12 @@ def _write_results(
 def simplified_formula(potential: Potential, digits: int = 4) -> str:
     """The formula with constants rounded to ``digits`` significant figures and
     simplified by sympy (kept as fitted when simplifying makes it longer), as one
-    string; with several terms each is labelled (``V(r) = …; V3(rij,rik,costheta) = …``)."""
+    string; with several terms each is labelled (``V(r) = …; V3(rij, rik, costheta) = …``)."""
     parts = []
-    labels = {"pair": "V(r)", "threebody": "V3(rij,rik,costheta)", "embedding": "F(rho)"}
     for term in potential.terms:
-        text = f"{labels[term.kind]} = {_simplified(term.numeric(), digits)}"
+        text = f"{term.spec.label} = {_simplified(term.numeric(), digits)}"
         if term.density is not None:
-            text += f", f(r) = {_simplified(term.numeric(term.density), digits)}"
+            text += f", {term.spec.density_label} = {_simplified(term.numeric(term.density), digits)}"
         parts.append(text if len(potential.terms) > 1 else text.split(" = ", 1)[1])
     return "; ".join(parts)
 

@@ -20,7 +20,7 @@ import sympy
 import yaml
 
 from evopot.data.sampling import label, random_dense_cells
-from evopot.model.potential import TERM_VARIABLES
+from evopot.model.terms import term_kind
 from evopot.testing.equivalence import equivalent
 
 R, RHO = sympy.symbols("r rho")
@@ -231,7 +231,7 @@ def recovered(result, truth: dict, rtol: float = 1e-3):
 
 def _same_term(kind: str, found, truth, rtol: float) -> bool:
     if kind != "embedding":
-        return equivalent(found, truth, rtol, TERM_VARIABLES[kind])
+        return equivalent(found, truth, rtol, term_kind(kind).variables)
     (F, f), (F_true, f_true) = found, truth
     scale = sympy.nsimplify(0) + (f / f_true).subs(R, 2.5).evalf()
     if not scale.is_real or scale == 0:

@@ -20,8 +20,8 @@ import numpy as np
 import sympy
 import torch
 
-from evopot.model.evaluate import compile_function
 from evopot.model.potential import Term
+from evopot.model.terms.base import compile_function
 from evopot.search.candidate import R, complexity
 from evopot.search.engines.gp import WORST_LOSS, GPEngine, GPSettings
 from evopot.search.engines.neural import NeuralData, SeparableNetwork

@@ -16,11 +16,20 @@ from evopot.search.engines.distill import Distilled, distill, slot_curves
 from evopot.search.engines.neural import NeuralData, SeparableNetwork, fit_network
 from evopot.search.engines.space import SearchSpace, term_shapes
 
+#: the term kinds the separable network of :mod:`evopot.search.engines.neural` models
+SEPARABLE_KINDS = {"pair", "threebody", "embedding"}
+
 
 def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> None:
     """Refuse, before any work (an old run's folder included), a distiller that cannot
     run here or cannot handle ``space``: PySR needs Julia, and it fits a learned curve
     whole, so it cannot give what multiplies a term's vanishing envelope."""
+    unsupported = sorted({t.kind for t in space.terms} - SEPARABLE_KINDS)
+    if unsupported:
+        raise EvopotError(
+            f"{where}: engine.name: guided: the separable network has no {', '.join(unsupported)} terms (search space "
+            f"{space.name!r}); use engine.name: gp"
+        )
     if settings.distill_with != "pysr":
         return
     enveloped = [f"{i + 1} ({term.kind})" for i, term in enumerate(space.terms) if term.envelope != "none"]

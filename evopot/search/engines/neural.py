@@ -18,7 +18,7 @@ from torch import nn
 
 from evopot.data.geometry import Geometry
 from evopot.model.cutoff import Cutoff
-from evopot.model.evaluate import _triplet_species_mask
+from evopot.model.terms.threebody import triplet_species_mask
 from evopot.search.candidate import TermShape
 
 #: A scale for each slot variable, so the MLP sees numbers of order one.
@@ -173,7 +173,7 @@ class NeuralData:
                 keep = (
                     np.arange(len(triplets))
                     if shape.species is None
-                    else np.nonzero(_triplet_species_mask(geometry, triplets, shape.species))[0]
+                    else np.nonzero(triplet_species_mask(geometry, triplets, shape.species))[0]
                 )
                 self.triplets[t] = (
                     tensor(triplets.center[keep], torch.long),

@@ -13,7 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evopot.config.yamlfile import read_mapping, validate
+from evopot.errors import EvopotError
 from evopot.model.cutoff import Cutoff
+from evopot.model.terms import KINDS
 from evopot.search.candidate import TermShape
 from evopot.search.engines.primitives import OPERATORS
 
@@ -42,9 +44,9 @@ class _Strict(BaseModel):
 
 
 class CutoffSpec(_Strict):
-    radius: float = Field(gt=0)
-    onset: float = Field(0.0, ge=0)
-    function: str = "quintic"
+    radius: float = Field(gt=0, description="the term's own cutoff radius in Å, at most the config's cutoff.radius")
+    onset: float = Field(0.0, ge=0, description="where its switch starts, Å")
+    function: str = Field("quintic", description="the switching function's profile")
 
 
 class TermSpec(_Strict):
@@ -61,12 +63,20 @@ class TermSpec(_Strict):
     Stillinger–Weber's own smooth vanishing at the cutoff radius rc, so trees only
     search what multiplies it."""
 
-    kind: Literal["pair", "threebody", "embedding"] = "pair"
-    form: Literal["general", "separable"] = "general"
-    species: list[str] | None = None
-    cutoff: CutoffSpec | None = None
-    operators: dict[str, list[str]] = Field(default_factory=dict)
-    envelope: Literal["none", "vanish"] = "none"
+    kind: str = Field("pair", description="a registered term kind (evopot.model.terms.KINDS)")
+    form: str = Field("general", description="the kind's search form, e.g. general or separable for threebody")
+    species: list[str] | None = Field(
+        None,
+        description="the species the term acts on: a pair, centre and two neighbours (threebody), or the embedded "
+        "species; default all",
+    )
+    cutoff: CutoffSpec | None = Field(None, description="the term's own cutoff (default the config's)")
+    operators: dict[str, list[str]] = Field(
+        default_factory=dict, description="per slot (V, V3, g, h, F, f), operators replacing the space's list"
+    )
+    envelope: Literal["none", "vanish"] = Field(
+        "none", description="vanish: each slot of one distance r is the tree times exp(s/(r − rc)), s fitted"
+    )
 
     @field_validator("operators")
     @classmethod
@@ -75,17 +85,27 @@ class TermSpec(_Strict):
             _check_operators(names)
         return operators
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind):
+        if kind not in KINDS:
+            raise ValueError(f"term kind '{kind}' is unknown; known kinds: {sorted(KINDS)}")
+        return kind
+
     @model_validator(mode="after")
     def _slots(self):
-        slots = {"pair": {"V"}, "embedding": {"F", "f"}}.get(self.kind) or (
-            {"g", "h"} if self.form == "separable" else {"V3"}
-        )
+        spec = KINDS[self.kind]
+        if self.form not in spec.forms:
+            raise ValueError(f"a {self.kind} term has form {' or '.join(spec.forms)}, not '{self.form}'")
+        if self.species is not None and spec.species_count not in (None, len(self.species)):
+            raise ValueError(f"a {self.kind} term names {spec.species_count} species, got {self.species}")
+        slots = {slot.name for slot in spec.slots(self.form)}
         unknown = sorted(set(self.operators) - slots)
         if unknown:
             raise ValueError(
                 f"operators for slot(s) {unknown}, but a {self.kind} term ({self.form}) has slots {sorted(slots)}"
             )
-        if self.envelope != "none" and slots == {"V3"}:
+        if self.envelope != "none" and not any(s.variables == ("r",) for s in spec.slots(self.form)):
             raise ValueError(
                 f"envelope: {self.envelope} multiplies slots of one distance r (V, h, f); a general "
                 f"three-body term has none: use form: separable, or envelope: none"
@@ -102,8 +122,8 @@ def _check_operators(operators: list[str]) -> None:
 
 
 class ConstantSpec(_Strict):
-    low: float = -3.0
-    high: float = 3.0
+    low: float = Field(-3.0, description="lowest random constant of a new tree")
+    high: float = Field(3.0, description="highest random constant of a new tree")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -113,19 +133,30 @@ class ConstantSpec(_Strict):
 
 
 class LimitSpec(_Strict):
-    max_height: int = Field(7, ge=1, le=17)
-    max_nodes: int = Field(30, ge=1, le=200)
-    init_min_height: int = Field(1, ge=0)
-    init_max_height: int = Field(4, ge=1)
+    max_height: int = Field(7, ge=1, le=17, description="deepest tree a slot may grow")
+    max_nodes: int = Field(30, ge=1, le=200, description="most nodes of a slot's tree")
+    init_min_height: int = Field(1, ge=0, description="shallowest random tree of the first population")
+    init_max_height: int = Field(4, ge=1, description="deepest random tree of the first population")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.init_min_height <= self.init_max_height <= self.max_height:
+            raise ValueError(
+                f"need init_min_height ≤ init_max_height ≤ max_height, got {self.init_min_height}, "
+                f"{self.init_max_height}, {self.max_height}"
+            )
+        return self
 
 
 class SearchSpace(_Strict):
     """Validated contents of a search-space YAML file."""
 
-    name: str
-    description: str = ""
-    terms: list[TermSpec] = Field(default_factory=lambda: [TermSpec()], min_length=1)
-    operators: list[str] = Field(min_length=1)
+    name: str = Field(description="the space's name, shown in logs")
+    description: str = Field("", description="what the space is for")
+    terms: list[TermSpec] = Field(
+        default_factory=lambda: [TermSpec()], min_length=1, description="the terms of every formula (default one pair)"
+    )
+    operators: list[str] = Field(min_length=1, description="operators of every slot's trees (see the list above)")
     constants: ConstantSpec = ConstantSpec()
     limits: LimitSpec = LimitSpec()
 
@@ -145,6 +176,23 @@ def term_shapes(space: SearchSpace) -> list[TermShape]:
         cutoff = Cutoff(term.cutoff.radius, term.cutoff.onset, term.cutoff.function) if term.cutoff else None
         shapes.append(TermShape(term.kind, term.form, tuple(term.species) if term.species else None, cutoff))
     return shapes
+
+
+def check_space_fits(space: SearchSpace, radius: float, species: tuple[str, ...], where: str) -> None:
+    """An error naming ``where`` (the config) unless every term of ``space`` keeps its
+    own cutoff within the config's ``radius`` (Å) and names only species of the data."""
+    for k, term in enumerate(space.terms):
+        if term.cutoff is not None and term.cutoff.radius > radius:
+            raise EvopotError(
+                f"{where}: search space {space.name}: terms[{k}].cutoff.radius {term.cutoff.radius} Å is beyond "
+                f"cutoff.radius {radius} Å; a term's cutoff is at most the config's: raise cutoff.radius"
+            )
+        unknown = sorted(set(term.species or ()) - set(species))
+        if unknown:
+            raise EvopotError(
+                f"{where}: search space {space.name}: terms[{k}].species names {unknown}, not in the data "
+                f"(species {list(species)})"
+            )
 
 
 def resolve_search_space_path(name_or_path: str, relative_to: Path | None = None) -> Path:

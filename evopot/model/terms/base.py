@@ -1,0 +1,200 @@
+"""What every term kind provides, and the helpers the kinds share.
+
+A term kind (pair, three-body, embedding, …) is one :class:`TermKind` object in the
+registry of :mod:`evopot.model.terms`. It owns everything about the kind: the variables
+its formula is written in, the slots a search fills, its label, which species it acts
+on, its energies and exact forces over a NumPy :class:`~evopot.data.geometry.Geometry`,
+its per-atom energies in torch over a full neighbour list (:class:`Bonds`: the torch
+evaluator, the correction network's inputs), and the source lines of the generated MD
+kernel. Every consumer loops over the registry; adding a kind is one module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import sympy
+
+from evopot.errors import EvopotError
+from evopot.model.formula import fold_numbers
+
+if TYPE_CHECKING:
+    import torch
+
+    from evopot.data.geometry import Geometry
+    from evopot.model.cutoff import Cutoff
+    from evopot.model.potential import Term
+    from evopot.model.terms.codegen import KernelContext
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """``energies (n_frames,)`` eV and ``forces (n_atoms, 3)`` eV/Å."""
+
+    energies: np.ndarray
+    forces: np.ndarray
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One panel of a term's figure in a report: ``x`` and named ``lines`` (label → y)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    x: np.ndarray
+    lines: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One expression a search fills: its name, variables, and whether it is linear
+    (expanded over sums into least-squares coefficients) or a shape (kept whole)."""
+
+    name: str
+    variables: tuple[str, ...]
+    linear: bool
+
+
+@dataclass(frozen=True)
+class Bonds:
+    """A full neighbour list (every pair in both directions) sorted by ``center``, in
+    torch: bond vectors ``d`` (n_bonds, 3) Å from ``center`` to ``neighbor``, their
+    lengths ``r``, per-atom ``species`` indices into ``order`` (the species names), and
+    ``n_atoms``. Bonds may reach past a term's cutoff: each kind keeps its own."""
+
+    d: torch.Tensor
+    r: torch.Tensor
+    center: torch.Tensor
+    neighbor: torch.Tensor
+    species: torch.Tensor
+    n_atoms: int
+    order: tuple[str, ...]
+
+    def index(self, name: str) -> int:
+        """The species index of ``name`` (−1, matching no atom, when absent)."""
+        return self.order.index(name) if name in self.order else -1
+
+
+class TermKind:
+    """The interface of a term kind; see the module docstring. Subclasses set the class
+    attributes and implement the methods that raise here."""
+
+    #: the kind's name in configs, search spaces and potential files
+    name: ClassVar[str]
+    #: the variables of the term's expression, in the order the evaluators pass them
+    variables: ClassVar[tuple[str, ...]]
+    #: how the expression reads in text and in LaTeX, e.g. "V(r)" and "V(r)"
+    label: ClassVar[str]
+    latex_label: ClassVar[str]
+    #: the number of species a species-specific term names (2: a pair; 3: centre, two neighbours)
+    species_count: ClassVar[int | None] = None
+    #: forms a search space may give the kind, the first the default
+    forms: ClassVar[tuple[str, ...]] = ("general",)
+    #: variables of the term's second expression (the embedding's density f(r)), if it has one
+    density_variables: ClassVar[tuple[str, ...] | None] = None
+    density_label: ClassVar[str] = "f(r)"
+    density_latex: ClassVar[str] = "f(r)"
+
+    def slots(self, form: str) -> tuple[Slot, ...]:
+        raise NotImplementedError
+
+    def from_slots(
+        self, form: str, linear: sympy.Expr, shape: sympy.Expr | None
+    ) -> tuple[sympy.Expr, sympy.Expr | None]:
+        """The term's (expression, density) from one value of its linear slot and its
+        shape slot's expression (``None`` without one)."""
+        return linear, None
+
+    def describe(self, term: Term, digits: int = 6) -> str:
+        """One line: the kind, its species and its formula with constants inserted."""
+        species = "" if term.species is None else "[" + "-".join(term.species) + "]"
+        text = f"{self.name}{species}: {self.label} = {sympy.sstr(sympy.N(term.numeric(), digits))}"
+        if term.density is not None:
+            text += f", {self.density_label} = {sympy.sstr(sympy.N(term.numeric(term.density), digits))}"
+        return text
+
+    def check_species(self, species: tuple[str, ...] | None, where: str) -> None:
+        """An error naming ``where`` unless ``species`` (or ``None``: all) fits the kind."""
+        if species is not None and self.species_count is not None and len(species) != self.species_count:
+            raise EvopotError(f"{where}: a {self.name} term names {self.species_count} species, got {list(species)}")
+
+    def inadmissible(self, term: Term) -> str | None:
+        """Why a fitted ``term`` cannot be used whatever its fit to the data (the
+        reason, for the log), or ``None``: the kind's own physical rule."""
+        return None
+
+    def curves(self, term: Term, cutoff: Cutoff, r: np.ndarray, r0: float) -> list[Curve]:
+        """What to plot of ``term`` over distances ``r`` (Å; ``r0`` a typical bond
+        length) for the report: one :class:`Curve` per panel."""
+        raise NotImplementedError
+
+    def prediction(self, term: Term, cutoff: Cutoff, geometry: Geometry) -> Prediction:
+        """Energies (n_frames,) eV and exact forces (n_atoms, 3) eV/Å of ``term`` alone
+        over ``geometry``, with ``cutoff`` (the term's own or its potential's)."""
+        raise NotImplementedError
+
+    def atom_energies(self, term: Term, cutoff: Cutoff, bonds: Bonds) -> torch.Tensor:
+        """Atom i's share of ``term``'s energy (n_atoms,) eV, differentiable in
+        ``bonds.d``; the shares of all atoms sum to the term's energy."""
+        raise NotImplementedError
+
+    def kernel(self, term: Term, cutoff: Cutoff, k: int, context: KernelContext) -> str:
+        """Source lines of the MD kernel's ``compute`` for term ``k`` with ``cutoff``
+        (the term's own or its potential's); helper functions
+        go to ``context``. The lines add to ``energy`` and to ``slope`` (∂E/∂r per bond)
+        or ``per_bond`` (rows: ∂E/∂r, then the rest of ∂E/∂d)."""
+        raise NotImplementedError
+
+
+@lru_cache(maxsize=4096)
+def compile_function(
+    expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"
+):
+    """The function ``value(*variables, *constants)`` of ``expression``."""
+    args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
+    # torch's functions take tensors only: exp(-1) must reach torch as a number
+    return sympy.lambdify(args, fold_numbers(expression) if module == "torch" else expression, modules=module, cse=True)
+
+
+@lru_cache(maxsize=4096)
+def compile_with_slopes(expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...]):
+    """One NumPy function of ``(*variables, *constants)`` returning the value and
+    ∂/∂variable for each variable; their common subexpressions are computed once."""
+    symbols = [sympy.Symbol(v) for v in variables]
+    args = symbols + [sympy.Symbol(c) for c in constant_names]
+    return sympy.lambdify(args, [expression] + [sympy.diff(expression, s) for s in symbols], modules="numpy", cse=True)
+
+
+def values_and_slopes(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):
+    """Value and partial derivatives of ``expression`` (one of ``term``'s, with its
+    constants) at NumPy ``arrays``, each shaped like them."""
+    names = tuple(term.constants)
+    function = compile_with_slopes(expression, variables, names)
+    zero = 0 * arrays[0]
+    with np.errstate(all="ignore"):
+        value, *slopes = (part + zero for part in function(*arrays, *[term.constants[n] for n in names]))
+    return value, slopes
+
+
+def torch_values(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *tensors):
+    """``expression`` (one of ``term``'s, with its constants) at torch ``tensors``."""
+    import torch
+
+    names = tuple(term.constants)
+    value = compile_function(expression, variables, names, "torch")
+    # constants as tensors: torch.pow refuses two plain numbers, as in (s/r)**12 → pow(s, 12)/pow(r, 12)
+    constants = [torch.as_tensor(term.constants[n], dtype=tensors[0].dtype, device=tensors[0].device) for n in names]
+    return value(*tensors, *constants) + 0 * tensors[0]
+
+
+def inside(bonds: Bonds, cutoff: Cutoff):
+    """(mask of bonds shorter than the cutoff radius, r with the others moved inside):
+    a formula evaluated past its cutoff could give inf, and inf·0 is NaN."""
+    import torch
+
+    near = bonds.r < cutoff.radius
+    return near, torch.where(near, bonds.r, torch.full_like(bonds.r, 0.5 * cutoff.radius))
