@@ -6,7 +6,7 @@ STAMP := $(VENV)/.evopot-installed
 # The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install lint demo test test-all browser bench clean
+.PHONY: install lint demo test test-all browser bench docs gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/evopot search examples/silicon_pair.yaml --overwrite
+
+# docs/config.md from the pydantic schemas (a test fails when it is stale)
+docs: install
+	$(PY) -m evopot.inspect.reference > docs/config.md
+
+# the README's gallery: the report of make demo's run
+gallery: demo
+	rm -rf examples/gallery/silicon_pair
+	$(VENV)/bin/evopot report runs/silicon_pair --output examples/gallery/silicon_pair
 
 # style (ruff) and the one-way flow of imports (import-linter) first: a violation fails the test
 lint: install
