@@ -28,6 +28,8 @@ docs: install
 gallery: demo
 	rm -rf examples/gallery/silicon_pair
 	$(VENV)/bin/evopot report runs/silicon_pair --output examples/gallery/silicon_pair
+	$(VENV)/bin/evopot validate runs/silicon_pair --reference examples/data/Si/training.extxyz \
+		--output examples/gallery/silicon_pair/validation
 
 # style (ruff) and the one-way flow of imports (import-linter) first: a violation fails the test
 lint: install
