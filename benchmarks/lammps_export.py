@@ -2,8 +2,10 @@
 own evaluation, per export kind, and NVE energy conservation with the exported files.
 
 1. Agreement: max |F_LAMMPS − F_evopot| (eV/Å) and |ΔE| per atom on a rattled triclinic
-   cell, for pair table (Morse-like), sw (Stillinger–Weber), eam/alloy (Sutton–Chen Cu)
-   and threebody/table (a general V3), with the ratio to the 1e-4 eV/Å bar.
+   cell, for pair table (Morse-like), sw (Stillinger–Weber), eam/alloy (Sutton–Chen Cu),
+   tersoff (LAMMPS's Si.tersoff read into evopot), a pair term with its own cutoff past
+   the potential's, and threebody/table (a general V3), with the ratio to the 1e-4 eV/Å
+   bar; and evopot against LAMMPS running its own Si.tersoff file (ratio to 1e-8 eV/Å).
 2. threebody/table: measured force error and file size against N.
 3. NVE: 1000 steps of 1 fs from 1000 K (216 atoms), total-energy drift per atom.
 
@@ -23,10 +25,12 @@ from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import GENERAL_THREEBODY, copper_cell, pair_potential, periodic_cell  # noqa: E402
+from test_terms import far_reaching  # noqa: E402
 
 from evopot.data.sampling import probe_cell  # noqa: E402
 from evopot.export.lammps import export_lammps  # noqa: E402
 from evopot.export.lammps_run import run_lammps  # noqa: E402
+from evopot.export.lammps_tersoff import read_tersoff  # noqa: E402
 from evopot.model.evaluate import evaluate_atoms  # noqa: E402
 from evopot.testing.known import stillinger_weber, sutton_chen  # noqa: E402
 
@@ -42,6 +46,21 @@ def agreement(name, potential, atoms, **options):
     print(
         f"{name:18s} {'+'.join(export.styles):24s} max dF {difference:9.2e} eV/Å  (ratio to {BAR:g}: "
         f"{difference / BAR:8.2e})  dE {abs(lammps.energy - energy) / len(atoms):9.2e} eV/atom"
+    )
+
+
+def tersoff_reference(potential, path, atoms):
+    """evopot against LAMMPS reading its own parameter file (not evopot's export)."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "in.evopot").write_text(
+            f"pair_style tersoff\npair_coeff * * {path} Si\nvariable evopot_energy equal pe\n"
+        )
+        lammps = run_lammps(atoms, folder, ["Si"])
+    energy, forces = evaluate_atoms(potential, atoms)
+    difference = np.abs(lammps.forces - forces).max()
+    print(
+        f"{'Si.tersoff (LAMMPS)':18s} {'its own file':24s} max dF {difference:9.2e} eV/Å  (ratio to 1e-8: "
+        f"{difference / 1e-8:8.2e})  dE {abs(lammps.energy - energy) / len(atoms):9.2e} eV/atom"
     )
 
 
@@ -69,6 +88,12 @@ def main():
     agreement("pair (Morse)", morse, periodic_cell(1), inner=1.5)
     agreement("Stillinger-Weber", stillinger_weber(), periodic_cell(3))
     agreement("Sutton-Chen Cu", sutton_chen(), copper_cell(1), inner=1.8)
+    si_tersoff = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    si_tersoff = si_tersoff / "site-packages" / "lammps" / "share" / "lammps" / "potentials" / "Si.tersoff"
+    tersoff = read_tersoff(si_tersoff)
+    agreement("Tersoff Si", tersoff, periodic_cell(5))
+    tersoff_reference(tersoff, si_tersoff, periodic_cell(5))
+    agreement("own 7 Å cutoff", far_reaching(with_manybody=False), periodic_cell(4), inner=1.5, points=20000)
     agreement("general V3, N=40", GENERAL_THREEBODY, probe_cell(("Si",), 2.0, seed=7))
 
     print("\n2. threebody/table error against N (nearest grid point; 3 probe cells)")
@@ -81,6 +106,7 @@ def main():
     print("\n3. NVE with exported files (LAMMPS velocity-Verlet)")
     silicon = bulk("Si", "diamond", 5.431, cubic=True).repeat(3)
     nve_drift("sw", stillinger_weber(), silicon)
+    nve_drift("tersoff", tersoff, silicon)
     nve_drift("table (Morse)", morse, silicon, inner=1.2)
     nve_drift("eam/alloy", sutton_chen(), bulk("Cu", "fcc", 3.61, cubic=True).repeat(3), inner=1.8)
 
