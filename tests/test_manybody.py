@@ -37,6 +37,23 @@ def embedding(species=("Si",)):
     return Potential((pair, embed), Cutoff(5.0, 4.0), tuple(species), {})
 
 
+def bond_order(species=("Si",), tersoff=True):
+    """Tersoff's Si (LAMMPS's Si.tersoff parameters), or a bond-order term of another form."""
+    from evopot.model.terms.bondorder import tersoff_term
+
+    if tersoff:
+        values = {"A": 3264.7, "B": 95.373, "lambda1": 3.2394, "lambda2": 1.3258, "lambda3": 1.3258}
+        values |= {"beta": 0.33675, "n": 22.956, "gamma": 1.0, "c": 4.8381, "d": 2.0417, "h": 0.0}
+        return Potential((tersoff_term(values),), Cutoff(3.2, 2.8, "cosine"), tuple(species), {})
+    term = Term(
+        "bondorder",
+        parse_formula("A*exp(-2*r) - c*exp(-r)/sqrt(1 + b*zeta)", NAMES + ["zeta"]),
+        {"A": 900.0, "b": 0.7, "c": 0.6, "d": 0.3},
+        density=parse_formula("(costheta + d)**2*exp(c*(rij - rik))", NAMES + ["zeta"]),
+    )
+    return Potential((term,), Cutoff(3.4, 2.6), tuple(species), {s: -0.5 for s in species})
+
+
 POTENTIALS = {
     "threebody-separable": lambda sp: threebody("A*(costheta + c)**2*exp(-b*rij)*exp(-b*rik)", sp),
     "threebody-general": lambda sp: threebody("A*(costheta - c*rij)**2*exp(-b*rij*rik) + c*rij/rik", sp),
@@ -44,6 +61,8 @@ POTENTIALS = {
         "A*(costheta + c)**2*exp(-b*(rij + rik))", sp, term_species=(sp[0], sp[-1], sp[0])
     ),
     "embedding": embedding,
+    "bondorder-tersoff": bond_order,
+    "bondorder-general": lambda sp: bond_order(sp, tersoff=False),
 }
 
 

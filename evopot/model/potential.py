@@ -64,7 +64,8 @@ class Term:
                 f"{list(self.variables)} nor constants"
             )
         if (spec.density_variables is not None) != (self.density is not None):
-            raise EvopotError(f"{self.kind} term: a density f(r) is given with embedding terms and only with them")
+            needs = f"needs its {spec.density_label} as 'density'" if spec.density_variables else "takes no density"
+            raise EvopotError(f"{self.kind} term: a {self.kind} term {needs}")
         if self.density is not None:
             unknown = symbol_names(self.density) - set(spec.density_variables) - set(self.constants)
             if unknown:

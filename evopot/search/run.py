@@ -192,7 +192,7 @@ def search(
         float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
     )  # Å, for export table limits
     front = []
-    for k, scored in enumerate(engine.archive.front()):
+    for k, scored in enumerate(engine.front()):
         size, loss, candidate = scored.complexity, scored.loss, scored.candidate
         # Refine θ on the whole training set, but keep the search's θ (linear part
         # refitted) when refinement lands somewhere worse, as fragile forms can.

@@ -366,6 +366,10 @@ class GPEngine:
         self.history.append(report)
         return report
 
+    def front(self) -> list[Scored]:
+        """The Pareto front found so far, simplest first."""
+        return self.archive.front()
+
     def done(self) -> bool:
         """Out of generations, or at the target error for ``patience`` generations (the
         extra generations let simpler formulas with the same error surface)."""

@@ -17,11 +17,11 @@ from typing import Protocol
 from evopot.config.schema import SearchConfig
 from evopot.errors import EvopotError
 from evopot.model.cutoff import Cutoff
-from evopot.search.engines.gp import Archive, GenerationReport, GPEngine, GPSettings
+from evopot.search.engines.gp import GenerationReport, GPEngine, GPSettings
 from evopot.search.engines.space import SearchSpace
 from evopot.search.fitting import FitProblem
 from evopot.search.rundir import write_atomic
-from evopot.search.scoring import Scorer
+from evopot.search.scoring import Scored, Scorer
 
 
 class Engine(Protocol):
@@ -29,9 +29,11 @@ class Engine(Protocol):
 
     generation: int
     history: list[GenerationReport]
-    archive: Archive
     #: structures the engine placed itself (reported with origin "distilled")
     seeded: set[str]
+
+    def initialise(self, seeds: list[list[str]] | None = None) -> None:
+        """The first population (with ``seeds``, one tree string per slot, placed first), evaluated."""
 
     def step(self) -> GenerationReport:
         """Evolve one generation."""
@@ -39,8 +41,14 @@ class Engine(Protocol):
     def done(self) -> bool:
         """Whether the engine's own stopping rule (generations, target, patience) holds."""
 
+    def front(self) -> list[Scored]:
+        """The Pareto front of fitted formulas found so far, simplest first."""
+
     def state(self) -> dict:
-        """A JSON-able checkpoint from which :meth:`EngineFactory.resume` continues exactly."""
+        """A JSON-able checkpoint that :meth:`restore` continues from exactly."""
+
+    def restore(self, state: dict) -> None:
+        """Continue exactly from :meth:`state`'s checkpoint."""
 
 
 @dataclass(frozen=True)
