@@ -5,13 +5,14 @@ formulas (SW-style pair + three-body, with or without an embedding) are worse th
 network alone. Tersoff's bond-order form (PRB 39, 5566), E = ½ Σ_ij fc(r_ij)·[A e^(−λ1 r)
 − b_ij B e^(−λ2 r)], b_ij = (1 + (β ζ_ij)^n)^(−1/2n), ζ_ij = Σ_k fc(r_ik) g(θ_ijk)
 exp(λ3³ (r_ij − r_ik)³), is the classic form made for coordination-dependent bonding
-(surfaces included), and none of evopot's search spaces has it. This benchmark fits its
+(surfaces included). The form is evopot's bond-order term kind (its energies, LAMMPS
+export and the network's formula inputs are evopot's own). This benchmark fits its
 eleven constants (and an energy per atom) to the run's training split (torch
 autograd, L-BFGS on the squared force and energy-per-atom errors, optionally with the
 Surface frames weighted more), checks its forces against real LAMMPS (``pair_style
 tersoff`` with the fitted file) and finite differences, prints its test errors per
 config type, and then trains the hybrid on it (DFT minus Tersoff, with Tersoff's energy
-per atom as one more network input, as ``formula_inputs`` does for a searched formula)
+per atom as one more network input, through ``formula_inputs`` as for a searched formula)
 and compares it with the network alone of the same seed from ``hybrid_sweep``'s cache.
 
     .venv/bin/python benchmarks/hybrid_sweep.py --run RUN --member 5 --epochs 600 --cache DIR "alone seed=5"
@@ -36,9 +37,15 @@ from run_member import load_member
 
 from evopot.config.schema import CorrectionConfig
 from evopot.data.geometry import build_geometry
-from evopot.data.neighbors import angle_pairs
+from evopot.export.lammps import export_lammps
 from evopot.export.lammps_run import run_lammps
+from evopot.model.cutoff import Cutoff
+from evopot.model.potential import Potential, Term
+from evopot.model.terms import BONDORDER
+from evopot.model.terms import Bonds as TermBonds
+from evopot.model.terms.bondorder import tersoff_expressions, tersoff_term
 from evopot.neural.correct import symmetry_functions, training_settings
+from evopot.neural.formula_inputs import FormulaInputs
 from evopot.neural.residual import ensemble_prediction, residual_data, train_correction
 
 #: the constants in LAMMPS's order (A, B, λ1, λ2 in eV and Å⁻¹; h = cos θ0) and Tersoff's
@@ -61,10 +68,13 @@ SI_C = {
 
 
 class Tersoff:
-    """The Tersoff form with cutoff fc = ½ − ½ sin(π/2 (r − R)/D) between R − D and R + D."""
+    """Tersoff's form as evopot's bond-order term kind (:mod:`evopot.model.terms.bondorder`,
+    γ = 1, m = 3) with its cosine cutoff between R − D and R + D; ``theta`` holds the
+    fitted constants (the positive ones as logarithms) and E0."""
 
     def __init__(self, values: dict, radius: float = 3.2, width: float = 0.2):
         self.radius, self.width = radius, width
+        self.cutoff = Cutoff(radius + width, radius - width, "cosine")
         self.theta = torch.tensor(
             [math.log(values[k]) if k in POSITIVE else values[k] for k in NAMES], dtype=torch.float64
         )
@@ -77,32 +87,24 @@ class Tersoff:
     def _constants(theta):
         return [t.exp() if k in POSITIVE else t for k, t in zip(NAMES, theta)]
 
-    def cutoff(self, r):
-        return 0.5 - 0.5 * torch.sin(0.5 * math.pi * ((r - self.radius) / self.width).clamp(-1, 1))
+    def term(self) -> Term:
+        """The bond-order term with the constants as tensors: differentiable in ``theta``."""
+        constants = dict(zip(NAMES, self._constants(self.theta)))
+        del constants["E0"]
+        v, xi = tersoff_expressions(3)
+        return Term("bondorder", v, {**constants, "gamma": torch.tensor(1.0, dtype=torch.float64)}, None, xi)
 
-    def atom_energies(self, d, center, n_atoms):
+    def potential(self) -> Potential:
+        """The fitted potential (floats): what LAMMPS and the hybrid's formula inputs read."""
+        values = self.values
+        term = tersoff_term({**{k: v for k, v in values.items() if k != "E0"}, "gamma": 1.0})
+        return Potential((term,), self.cutoff, ("Si",), {"Si": values["E0"]})
+
+    def atom_energies(self, d, center, neighbor, n_atoms):
         """Each atom's energy (n_atoms,) eV, without E0, from the bond vectors ``d`` of a
         full neighbour list sorted by ``center``; differentiable in ``d`` and the constants."""
-        A, B, l1, l2, beta, n, c, dd, h, l3, _ = self._constants(self.theta)
-        r = d.norm(dim=1)
-        t1, t2 = angle_pairs(center, r, self.radius + self.width, n_atoms)
-        ij, ik = torch.cat([t1, t2]), torch.cat([t2, t1])  # each angle for both of its bonds
-        cos = ((d[ij] * d[ik]).sum(1) / (r[ij] * r[ik])).clamp(-1.0, 1.0)
-        g = 1 + c**2 / dd**2 - c**2 / (dd**2 + (h - cos) ** 2)
-        zeta = r.new_zeros(len(r)).index_add(0, ij, self.cutoff(r[ik]) * g * torch.exp((l3 * (r[ij] - r[ik])) ** 3))
-        b = (1 + (beta * zeta).clamp_min(1e-300) ** n) ** (-0.5 / n)
-        bond = 0.5 * self.cutoff(r) * (A * torch.exp(-l1 * r) - b * B * torch.exp(-l2 * r))
-        return r.new_zeros(n_atoms).index_add(0, center, bond)
-
-    def lammps_file(self, path: Path) -> None:
-        v = self.values
-        path.write_text(
-            "# Tersoff form fitted by evopot's benchmarks/hybrid_bond_order.py\n"
-            "# element1 element2 element3 m gamma lambda3 c d costheta0 n beta lambda2 B R D lambda1 A\n"
-            f"Si Si Si 3.0 1.0 {v['lambda3']!r} {v['c']!r} {v['d']!r} {v['h']!r} {v['n']!r} {v['beta']!r} "
-            f"{v['lambda2']!r} "
-            f"{v['B']!r} {self.radius!r} {self.width!r} {v['lambda1']!r} {v['A']!r}\n"
-        )
+        bonds = TermBonds(d, d.norm(dim=1), center, neighbor, center.new_zeros(n_atoms), n_atoms, ("Si",))
+        return BONDORDER.atom_energies(self.term(), self.cutoff, bonds)
 
 
 class Bonds:
@@ -121,7 +123,7 @@ class Bonds:
         """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å."""
         with torch.enable_grad():
             d = self.d.clone().requires_grad_(True)
-            atoms = model.atom_energies(d, self.center, self.n_atoms) + model.theta[NAMES.index("E0")]
+            atoms = model.atom_energies(d, self.center, self.neighbor, self.n_atoms) + model.theta[NAMES.index("E0")]
             (gradient,) = torch.autograd.grad(atoms.sum(), d, create_graph=create_graph)  # ∂E/∂d per bond
         forces = (
             torch.zeros_like(self.forces).index_add(0, self.center, gradient).index_add(0, self.neighbor, -gradient)
@@ -165,11 +167,7 @@ def check(model: Tersoff, frames) -> tuple[float, float, float]:
     one = frames.subset([0])
     energy, forces = Bonds(one, model.radius + model.width).predict(model)
     with tempfile.TemporaryDirectory() as folder:
-        model.lammps_file(Path(folder) / "Si.tersoff")
-        (Path(folder) / "in.evopot").write_text(
-            f"pair_style tersoff\npair_coeff * * Si.tersoff Si\n"
-            f"variable evopot_energy equal pe+{model.values['E0']!r}*atoms\n"
-        )
+        export_lammps(model.potential(), folder)  # pair_style tersoff, evopot_energy = pe + E0
         lammps = run_lammps(one.atoms[0], folder, ["Si"])
     worst_fd, step = 0.0, 1e-5
     for atom, axis in ((0, 0), (0, 2), (len(one.atoms[0]) // 2, 1)):
@@ -186,25 +184,6 @@ def check(model: Tersoff, frames) -> tuple[float, float, float]:
             )
         worst_fd = max(worst_fd, abs(-(moved[0] - moved[1]) / (2 * step) - float(forces[atom, axis])))
     return float(np.abs(forces.numpy() - lammps.forces).max()), abs(float(energy[0]) - lammps.energy), worst_fd
-
-
-class TersoffInputs:
-    """The network's symmetry functions and one more column: the fitted Tersoff energy
-    of each atom (what :class:`evopot.neural.formula_inputs.FormulaInputs` does for a searched
-    formula's terms)."""
-
-    def __init__(self, symmetry, model: Tersoff):
-        self.symmetry, self.model = symmetry, model
-        self.species, self.cutoff, self.angular_cutoff = symmetry.species, symmetry.cutoff, symmetry.angular_cutoff
-        self.n_features = symmetry.n_features + 1
-
-    def neighbourhood(self, d, center, neighbor, species, n_atoms) -> dict:
-        hood = self.symmetry.neighbourhood(d, center, neighbor, species, n_atoms)
-        hood["tersoff"] = self.model.atom_energies(d, center, n_atoms)
-        return hood
-
-    def column(self, hood: dict, k: int):
-        return self.symmetry.column(hood, k) if k < self.symmetry.n_features else hood["tersoff"]
 
 
 def by_type(errors: np.ndarray, types: np.ndarray) -> str:
@@ -262,7 +241,7 @@ def main() -> None:
         epochs=args.epochs, patience=150, ensemble=1, device="cpu", batch_frames=8
     ).model_dump()  # hybrid_sweep's defaults
     symmetry = symmetry_functions(potential, CorrectionConfig(**fields))
-    descriptor = TersoffInputs(symmetry, model)
+    descriptor = FormulaInputs(symmetry, model.potential())  # the fitted Tersoff energy per atom as an input
     data = {}
     for split, frames in splits.items():
         energies, forces = bonds[split].predict(model)
