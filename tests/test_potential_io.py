@@ -53,6 +53,21 @@ def test_formula_parses_plain_arithmetic():
     assert sympy.simplify(expr - (A * sympy.exp(-b * r) - 4.5 / r**6 + sympy.sqrt(r))) == 0
 
 
+@pytest.mark.parametrize("text", ["9**9**9**9", "r*10**10**8", "r**(10**10**8)", "2**2000*r", "(-3)**(7**9)"])
+def test_powers_of_numbers_beyond_floating_point_are_refused_without_computing_them(text):
+    # sympy would compute 9**9**9**9 exactly, for hours (issue 33's fuzzer found 110 such hangs)
+    with pytest.raises(EvopotError, match="test: .* is a number beyond floating point"):
+        parse_formula(text, ["r"], where="test")
+
+
+def test_powers_of_numbers_within_floating_point_still_parse():
+    r = sympy.Symbol("r")
+    assert (
+        parse_formula("2**10*r + 10**-300 + (-8)**3 + r**(2**3)", ["r"])
+        == 1024 * r + sympy.Rational(1, 10**300) - 512 + r**8
+    )
+
+
 def test_loading_a_potential_with_code_in_its_formula_fails_cleanly(tmp_path):
     potential = pair_potential(*PAIR_FORMULAS[0])
     data = potential.to_dict()

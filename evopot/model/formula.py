@@ -77,6 +77,7 @@ def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "f
             f"{where}: {tok.string!r} is not allowed in a formula ({text!r}); use numbers, + - * / **, "
             f"parentheses and the allowed names"
         )
+    _refuse_huge_powers(text, where)
     namespace = {
         "__builtins__": {},
         "Integer": sympy.Integer,
@@ -95,6 +96,58 @@ def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "f
     if not isinstance(expr, sympy.Expr):
         raise EvopotError(f"{where}: {text!r} is not a formula")
     return expr
+
+
+def _refuse_huge_powers(text: str, where: str) -> None:
+    """An error for a power of numbers beyond floating point (``9**9**9**9``,
+    ``r*10**10**8``): sympy would compute it exactly, for hours. Walks Python's syntax
+    tree of the formula, evaluating only its numbers-only parts, in floats."""
+    import ast
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return  # sympy's parser reports it
+
+    def value(node):
+        """The float value of a numbers-only subtree, or None."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = value(node.operand)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.BinOp):
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None:
+                return None
+            try:
+                if isinstance(node.op, ast.Pow):
+                    if abs(left) not in (0.0, 1.0) and abs(right) > 1e4:
+                        raise OverflowError
+                    result = abs(left) ** right if left < 0 and right != int(right) else left**right
+                elif isinstance(node.op, ast.Add):
+                    result = left + right
+                elif isinstance(node.op, ast.Sub):
+                    result = left - right
+                elif isinstance(node.op, ast.Mult):
+                    result = left * right
+                elif isinstance(node.op, ast.Div):
+                    result = left / right if right else None
+                else:
+                    return None
+            except (OverflowError, ZeroDivisionError):
+                result = float("inf")
+            if result is not None and isinstance(node.op, ast.Pow) and not abs(result) < 1e300:
+                raise EvopotError(
+                    f"{where}: {ast.unparse(node)} in {text!r} is a number beyond floating point (above 1e300); "
+                    f"write the formula with smaller numbers"
+                )
+            return result
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp):
+            value(node)
 
 
 def _is_float(text: str) -> bool:
