@@ -104,12 +104,16 @@ class Geometry:
             sign=np.concatenate([np.ones(n), -np.ones(n)]),
         )
 
+    @cached_property
+    def centre_order(self) -> np.ndarray:
+        """The order (stable) that sorts :attr:`bonds` by centre atom."""
+        return np.argsort(self.bonds.center, kind="stable")
+
     def centred_bonds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The full neighbour list sorted by centre atom (stable): ``center``,
         ``neighbor`` (n_bonds,) and the bond vectors (n_bonds, 3) Å from centre to
         neighbour, the layout atom-centred functions read."""
-        bonds = self.bonds
-        order = np.argsort(bonds.center, kind="stable")
+        bonds, order = self.bonds, self.centre_order
         return (
             bonds.center[order],
             bonds.neighbor[order],

@@ -28,8 +28,7 @@ def geometry_bonds(geometry: Geometry, positions: torch.Tensor) -> Bonds:
     pair_i, pair_j = tensor(geometry.pair_i, torch.long), tensor(geometry.pair_j, torch.long)
     shifts = torch.einsum("pk,pkl->pl", tensor(geometry.pair_shifts), cells[tensor(geometry.pair_frame, torch.long)])
     vectors = positions[pair_j] - positions[pair_i] + shifts
-    bonds = geometry.bonds
-    order = np.argsort(bonds.center, kind="stable")
+    bonds, order = geometry.bonds, geometry.centre_order
     d = vectors[tensor(bonds.pair[order], torch.long)] * tensor(bonds.sign[order])[:, None]
     return Bonds(
         d=d,

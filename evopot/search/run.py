@@ -126,7 +126,9 @@ def search(
         config_path = str(config)
         config = load_config(config)
     where = config_path or "config"
-    in_memory = {k: v for k, v in (("train", train), ("validation", validation), ("test", test)) if v is not None}
+    # frames given in memory, checked once: the dataset splits them and the run directory keeps them
+    given = (("train", train), ("validation", validation), ("test", test))
+    in_memory = {k: frames_of(v, f"{where}: data.{k}") for k, v in given if v is not None}
     started = time.perf_counter()
     space_path = resolve_search_space_path(
         config.search_space, Path(config_path).resolve().parent if config_path else None
@@ -145,8 +147,8 @@ def search(
         config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
     run = _prepare_run_directory(config, resume, overwrite)
     if in_memory and not resume:  # as given, before the split: a rerun splits them the same way
-        for name, source in in_memory.items():
-            write_frames(frames_of(source, f"{name}="), stored[name])
+        for name, frames in in_memory.items():
+            write_frames(frames, stored[name])
     if not resume:
         run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
         run.append_log("dataset " + json.dumps(dataset.summary()))

@@ -191,6 +191,16 @@ def torch_values(term: Term, expression: sympy.Expr, variables: tuple[str, ...],
     return value(*tensors, *constants) + 0 * tensors[0]
 
 
+def bond_angles(bonds: Bonds, radius: float):
+    """Every angle j–i–k between two bonds shorter than ``radius`` (Å), each once: the
+    bond indices (t1, t2), their lengths and cos θ, differentiable in ``bonds.d``."""
+    from evopot.data.neighbors import angle_pairs
+
+    t1, t2 = angle_pairs(bonds.center, bonds.r, radius, bonds.n_atoms)
+    r1, r2 = bonds.r[t1], bonds.r[t2]
+    return t1, t2, r1, r2, ((bonds.d[t1] * bonds.d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0)
+
+
 def inside(bonds: Bonds, cutoff: Cutoff):
     """(mask of bonds shorter than the cutoff radius, r with the others moved inside):
     a formula evaluated past its cutoff could give inf, and inf·0 is NaN."""

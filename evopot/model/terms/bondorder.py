@@ -22,7 +22,19 @@ import numpy as np
 import sympy
 
 from evopot.errors import EvopotError
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, inside, torch_values, values_and_slopes
+from evopot.model.terms.base import (
+    Bonds,
+    Curve,
+    Prediction,
+    Slot,
+    TermKind,
+    bond_angles,
+    compile_function,
+    inside,
+    torch_values,
+    values_and_slopes,
+)
+from evopot.model.terms.codegen import ANGLE_FORCE_LINES
 from evopot.model.terms.threebody import angle_table
 
 #: Tersoff's parameters, as the constants of a term built by :func:`tersoff_term`
@@ -122,13 +134,9 @@ class BondOrder(TermKind):
     def atom_energies(self, term, cutoff, bonds: Bonds):
         import torch
 
-        from evopot.data.neighbors import angle_pairs
-
         near, r = inside(bonds, cutoff)
         fc = torch.where(near, cutoff.value(r, "torch"), 0 * r)
-        t1, t2 = angle_pairs(bonds.center, bonds.r, cutoff.radius, bonds.n_atoms)
-        r1, r2 = bonds.r[t1], bonds.r[t2]
-        cos = ((bonds.d[t1] * bonds.d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0)
+        t1, t2, r1, r2, cos = bond_angles(bonds, cutoff.radius)
         forward = torch_values(term, term.density, self.density_variables, r1, r2, cos)
         backward = torch_values(term, term.density, self.density_variables, r2, r1, cos)
         zeta = r.new_zeros(len(r)).index_add(0, t1, fc[t2] * forward).index_add(0, t2, fc[t1] * backward)
@@ -164,9 +172,7 @@ class BondOrder(TermKind):
             "v1 = w1 * c2 * q12_1 + w2 * (dc1 * q21 + c1 * q21_2)",
             "v2 = w2 * c1 * q21_1 + w1 * (dc2 * q12 + c2 * q12_2)",
             "vc = w1 * c2 * q12_c + w2 * c1 * q21_c",
-            "a1, a2 = vc / r1, vc / r2",
-            "per_bond = per_bond.index_add(1, t1, torch.stack((v1 - a1 * cos, a1 * x2, a1 * y2, a1 * z2)))",
-            "per_bond = per_bond.index_add(1, t2, torch.stack((v2 - a2 * cos, a2 * x1, a2 * y1, a2 * z1)))",
+            *ANGLE_FORCE_LINES,
         ]
         return "\n".join(lines)
 
@@ -212,7 +218,5 @@ def tersoff_parameters(term) -> tuple[dict[str, float], int] | None:
 
 
 def _values(expression, variables, names, args, constants):
-    from evopot.model.terms.base import compile_function
-
     with np.errstate(all="ignore"):
         return np.asarray(compile_function(expression, tuple(variables), tuple(names))(*args, *constants)) + 0 * args[0]

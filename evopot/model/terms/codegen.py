@@ -48,6 +48,15 @@ class KernelContext:
         return [self.order.index(s) if s in self.order else -1 for s in species]
 
 
+#: Kernel lines that pass each angle's ∂W/∂r1 (v1), ∂W/∂r2 (v2) and ∂W/∂cos θ (vc) to its
+#: two bonds: ∂W/∂d1 = (∂W/∂r1 − ∂W/∂cos·cos/r1)·u1 + ∂W/∂cos/r1·u2, the u1 part radial
+ANGLE_FORCE_LINES = [
+    "a1, a2 = vc / r1, vc / r2",
+    "per_bond = per_bond.index_add(1, t1, torch.stack((v1 - a1 * cos, a1 * x2, a1 * y2, a1 * z2)))",
+    "per_bond = per_bond.index_add(1, t2, torch.stack((v2 - a2 * cos, a2 * x1, a2 * y1, a2 * z1)))",
+]
+
+
 def function_source(
     name: str, variables: tuple[str, ...], expression: sympy.Expr, constants: dict[str, float], derivatives: bool = True
 ) -> str:

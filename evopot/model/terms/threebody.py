@@ -22,7 +22,17 @@ import scipy.sparse
 import sympy
 from sympy.printing.pytorch import torch_code
 
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, torch_values, values_and_slopes
+from evopot.model.terms.base import (
+    Bonds,
+    Curve,
+    Prediction,
+    Slot,
+    TermKind,
+    bond_angles,
+    torch_values,
+    values_and_slopes,
+)
+from evopot.model.terms.codegen import ANGLE_FORCE_LINES
 
 RIJ, RIK, COS, R = sympy.symbols("rij rik costheta r")
 
@@ -240,11 +250,7 @@ class ThreeBody(TermKind):
         return energy * cutoff.value(r1, "torch") * cutoff.value(r2, "torch")
 
     def atom_energies(self, term, cutoff, bonds: Bonds):
-        from evopot.data.neighbors import angle_pairs
-
-        t1, t2 = angle_pairs(bonds.center, bonds.r, cutoff.radius, bonds.n_atoms)
-        r1, r2 = bonds.r[t1], bonds.r[t2]
-        cos = ((bonds.d[t1] * bonds.d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0)
+        t1, t2, r1, r2, cos = bond_angles(bonds, cutoff.radius)
         energy = self.angle_energies(term, cutoff, r1, r2, cos)
         if term.species is not None:
             c, x, y = (bonds.index(s) for s in term.species)
@@ -322,9 +328,7 @@ class ThreeBody(TermKind):
         lines += [
             "energy = energy + v.sum()",
             "# ∂W/∂d1 = (∂W/∂r1 − ∂W/∂cos·cos/r1)·u1 + ∂W/∂cos/r1·u2: the u1 part is radial (a slope)",
-            "a1, a2 = vc / r1, vc / r2",
-            "per_bond = per_bond.index_add(1, t1, torch.stack((v1 - a1 * cos, a1 * x2, a1 * y2, a1 * z2)))",
-            "per_bond = per_bond.index_add(1, t2, torch.stack((v2 - a2 * cos, a2 * x1, a2 * y1, a2 * z1)))",
+            *ANGLE_FORCE_LINES,
         ]
         return "\n".join(lines)
 
