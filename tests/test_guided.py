@@ -37,7 +37,7 @@ def lj():
     return (
         problem,
         cutoff,
-        NeuralData(geometry, [TermShape("pair")], cutoff, frames.energies, np.concatenate(frames.forces)),
+        NeuralData(geometry, frames.energies, np.concatenate(frames.forces)),
     )
 
 
@@ -79,8 +79,6 @@ def test_the_polish_stops_once_it_stops_paying(lj):
     for name, noise in (("exact", 0.0), ("noisy", 0.5)):
         labels = NeuralData(
             geometry,
-            [TermShape("pair")],
-            cutoff,
             frames.energies,
             forces + noise * forces.std() * np.random.default_rng(0).normal(size=forces.shape),
         )

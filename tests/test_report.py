@@ -31,7 +31,8 @@ def test_show_member_latex_and_json(run_dir, capsys):
     assert out.startswith("member 0 of") and "term 0: pair (all species)" in out and "V(r) = " in out
     assert "linear coefficient, solved exactly by least squares" in out
     assert main(["show", str(run_dir), "--latex"]) == 0
-    assert "% member 0" in capsys.readouterr().out
+    latex = capsys.readouterr().out
+    assert "% member 0" in latex and "V(r) = " in latex
     assert main(["show", str(run_dir), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader((run_dir / "front.csv").open()))

@@ -24,7 +24,7 @@ from evopot.model.evaluate import evaluate, evaluate_atoms, potential_geometry, 
 from evopot.model.evaluate_torch import evaluate_torch
 from evopot.model.formula import parse_formula
 from evopot.model.potential import Potential, Term
-from evopot.model.terms import KINDS, TermKind, term_kind
+from evopot.model.terms import KINDS, PAIR, TermKind, term_kind
 from evopot.search.engines.space import TermSpec
 
 NAMES = ["r", "rij", "rik", "costheta", "rho", "A", "b", "d"]
@@ -56,8 +56,10 @@ def far_reaching(with_manybody: bool = True) -> Potential:
 def test_every_registered_kind_implements_the_interface():
     for name, kind in KINDS.items():
         assert kind.name == name and isinstance(kind, TermKind)
-        for method in ("slots", "prediction", "atom_energies", "kernel", "curves"):
+        for method in ("slots", "prediction", "kernel", "curves"):
             assert getattr(type(kind), method) is not getattr(TermKind, method), f"{name} lacks {method}"
+        # torch energies: from its slots (then the guided engine's networks fit it too) or its own
+        assert kind.has_slot_energies() or type(kind).atom_energies is not TermKind.atom_energies, name
         for form in kind.forms:
             assert kind.slots(form), f"{name} ({form}) has no slots"
     with pytest.raises(EvopotError, match=r"terms\[0\].kind: term kind 'tersof' is unknown; known kinds"):
@@ -164,3 +166,57 @@ def test_a_search_space_term_beyond_the_config_is_refused_before_anything_is_wri
     with pytest.raises(EvopotError, match=message):
         evopot.search(config_path, progress=False)
     assert not (tmp_path / config["output"]).exists()
+
+
+class TorchSlots:
+    """Slot functions written directly in torch, as a network would be."""
+
+    def __init__(self, **functions):
+        self.functions = functions
+
+    def __call__(self, name, *values):
+        return self.functions[name](*values)
+
+    def symmetric(self, name):
+        return False
+
+
+def test_slot_functions_give_the_formula_energies_in_every_form():
+    """The guided engine's networks go through the kinds' slot_energies: with the
+    formula's own functions in the slots, the separable three-body form (h once per
+    bond, g per angle) and species-restricted pair and embedding terms give exactly the
+    energies and autograd forces of the fitted formula."""
+    from evopot.model.evaluate_torch import BondIndex
+    from evopot.model.terms.base import FormulaSlots
+
+    sw = term("threebody", "(costheta + 1/3)**2*exp(1.2/(rij - 3.0))*exp(1.2/(rik - 3.0))", {})
+    pair = term("pair", "A*exp(-b*r)", {"A": 9.0, "b": 1.7}, species=("Si", "Si"))
+    embedding = term("embedding", "-sqrt(rho)", {}, density="exp(-r)", species=("Si",))
+    cutoff = Cutoff(3.0, 2.6)
+    atoms = periodic_cell(seed=3)
+    geometry = build_geometry(unlabelled([atoms]), 4.0, ("Si",))
+    index = BondIndex.of(geometry)
+
+    def energy_and_forces(kind, form, slots, species):
+        positions = torch.as_tensor(geometry.positions).requires_grad_(True)
+        energy = kind.slot_energies(form, slots, cutoff, species, index.bonds(positions)).sum()
+        return float(energy.detach()), -torch.autograd.grad(energy, positions)[0].numpy()
+
+    h = lambda r: torch.exp(1.2 / (r - 3.0))  # noqa: E731
+    g = lambda c: (c + 1 / 3) ** 2  # noqa: E731
+    cases = [
+        (sw, "separable", TorchSlots(g=g, h=h)),
+        (sw, "general", TorchSlots(V3=lambda a, b, c: g(c) * h(a) * h(b))),
+        (pair, "general", TorchSlots(V=lambda r: 9.0 * torch.exp(-1.7 * r))),
+        (embedding, "general", TorchSlots(F=lambda rho: -torch.sqrt(rho), f=lambda r: torch.exp(-r))),
+    ]
+    for formula, form, slots in cases:
+        expected = term_prediction(formula, cutoff, geometry)
+        energy, forces = energy_and_forces(formula.spec, form, slots, formula.species)
+        also, _ = energy_and_forces(formula.spec, "general", FormulaSlots(formula), formula.species)
+        assert abs(energy - expected.energies[0]) <= 1e-10 * max(1.0, abs(energy)), (formula.kind, form)
+        assert abs(also - energy) <= 1e-10 * max(1.0, abs(energy))
+        assert np.abs(forces - expected.forces).max() <= 1e-9 * max(1.0, np.abs(expected.forces).max())
+    # the species rule is the kind's: a pair term of another species has no energy here
+    other = term("pair", "A*exp(-b*r)", {"A": 9.0, "b": 1.7}, species=("Si", "C"))
+    assert energy_and_forces(PAIR, "general", FormulaSlots(other), other.species)[0] == 0.0

@@ -16,11 +16,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import sympy
 
 from evopot.errors import EvopotError
 from evopot.model.evaluate import evaluate, potential_geometry
-from evopot.model.formula import round_floats
 from evopot.model.potential import Potential
 from evopot.search.rundir import RunDirectory, member_potential
 
@@ -40,12 +38,7 @@ def formula_image(potential: Potential, path: Path) -> bool:
     """The member's terms as LaTeX through matplotlib's mathtext; False when mathtext
     cannot draw them (the page then shows the plain formula only)."""
     plt = _plt()
-    lines = []
-    for term in potential.terms:
-        rounded = round_floats(term.numeric(), 4)
-        lines.append(f"${term.spec.latex_label} = {sympy.latex(rounded)}$")
-        if term.density is not None:
-            lines.append(f"${term.spec.density_latex} = {sympy.latex(term.numeric(term.density))}$")
+    lines = [f"${line}$" for term in potential.terms for line in term.spec.latex(term)]
     figure = plt.figure(figsize=(9, 0.55 * len(lines) + 0.3))
     for k, line in enumerate(lines):
         figure.text(0.01, 1 - (k + 0.8) / (len(lines) + 0.3), line.replace("costheta", r"\cos\theta"), fontsize=13)

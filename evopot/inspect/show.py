@@ -9,7 +9,6 @@ from pathlib import Path
 
 import sympy
 
-from evopot.model.formula import round_floats
 from evopot.model.potential import Potential
 from evopot.search.rundir import RunDirectory, member_potential
 
@@ -138,9 +137,7 @@ def front_latex(run_path: str | Path) -> str:
     out = []
     for row in run.read_front():
         potential = Potential.load(run.path / row["potential"])
-        parts = []
-        for term in potential.terms:
-            parts.append(sympy.latex(round_floats(term.numeric(), 4)))
+        parts = [", \\quad ".join(term.spec.latex(term)) for term in potential.terms]
         out.append(f"% member {int(row['member'])}, {int(row['complexity'])} nodes\n" + " \\\\\n".join(parts))
     return "\n".join(out)
 

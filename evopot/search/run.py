@@ -57,13 +57,7 @@ class FrontMember:
 
     def latex(self, digits: int = 4) -> str:
         """The terms as LaTeX, ``label = formula`` each, constants to ``digits`` figures."""
-        lines = []
-        for term in self.potential.terms:
-            line = f"{term.spec.latex_label} = {sympy.latex(round_floats(term.numeric(), digits))}"
-            if term.density is not None:
-                density = sympy.latex(round_floats(term.numeric(term.density), digits))
-                line += f", \\quad {term.spec.density_latex} = {density}"
-            lines.append(line)
+        lines = [", \\quad ".join(term.spec.latex(term, digits)) for term in self.potential.terms]
         return " \\\\\n".join(lines)
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 import sympy
 
 from evopot.errors import EvopotError
-from evopot.model.formula import fold_numbers
+from evopot.model.formula import fold_numbers, round_floats
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +64,10 @@ class Bonds:
     """A full neighbour list (every pair in both directions) sorted by ``center``, in
     torch: bond vectors ``d`` (n_bonds, 3) Å from ``center`` to ``neighbor``, their
     lengths ``r``, per-atom ``species`` indices into ``order`` (the species names), and
-    ``n_atoms``. Bonds may reach past a term's cutoff: each kind keeps its own."""
+    ``n_atoms``. Bonds may reach past a term's cutoff: each kind keeps its own. Built
+    from a half list of pairs, they also hold each bond's ``pair`` index and the pairs'
+    lengths ``pair_r``, so that a function of r is evaluated once per pair
+    (:func:`per_bond`)."""
 
     d: torch.Tensor
     r: torch.Tensor
@@ -73,10 +76,53 @@ class Bonds:
     species: torch.Tensor
     n_atoms: int
     order: tuple[str, ...]
+    pair: torch.Tensor | None = None
+    pair_r: torch.Tensor | None = None
 
     def index(self, name: str) -> int:
         """The species index of ``name`` (−1, matching no atom, when absent)."""
         return self.order.index(name) if name in self.order else -1
+
+
+class SlotFunctions(Protocol):
+    """The functions filling a term's slots, in torch: a fitted formula's expressions
+    (:class:`FormulaSlots`) or the guided engine's networks. ``slots(name, *values)`` is
+    slot ``name`` at tensors ``values`` (one per variable of the slot)."""
+
+    def __call__(self, name: str, *values: torch.Tensor) -> torch.Tensor: ...
+
+    def symmetric(self, name: str) -> bool:
+        """Whether slot ``name`` is unchanged by swapping its first two variables (a
+        three-body V3 then needs no symmetrising)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FormulaSlots:
+    """A fitted term's expressions as :class:`SlotFunctions` of its kind's general form:
+    the linear slot is the term's expression, the shape slot (an embedding's f) its density."""
+
+    term: Term
+
+    def _slot(self, name: str) -> tuple[Slot, sympy.Expr]:
+        slot = next(s for s in self.term.spec.slots("general") if s.name == name)
+        return slot, self.term.expression if slot.linear else self.term.density
+
+    def __call__(self, name, *values):
+        slot, expression = self._slot(name)
+        return torch_values(self.term, expression, slot.variables, *values)
+
+    def symmetric(self, name):
+        slot, expression = self._slot(name)
+        if len(slot.variables) < 2:
+            return True
+        return swap_symmetric(expression, *(sympy.Symbol(v) for v in slot.variables[:2]))
+
+
+def swap_symmetric(expression: sympy.Expr, a: sympy.Symbol, b: sympy.Symbol) -> bool:
+    """Whether ``expression`` is unchanged by swapping ``a`` and ``b``."""
+    swapped = expression.xreplace({a: b, b: a})
+    return swapped == expression or sympy.expand(swapped - expression) == 0
 
 
 class TermKind:
@@ -117,6 +163,14 @@ class TermKind:
             text += f", {self.density_label} = {sympy.sstr(sympy.N(term.numeric(term.density), digits))}"
         return text
 
+    def latex(self, term: Term, digits: int = 4) -> list[str]:
+        """The term as LaTeX, ``label = formula`` for its expression and (an
+        embedding's f) its density, constants to ``digits`` significant figures."""
+        lines = [f"{self.latex_label} = {sympy.latex(round_floats(term.numeric(), digits))}"]
+        if term.density is not None:
+            lines.append(f"{self.density_latex} = {sympy.latex(round_floats(term.numeric(term.density), digits))}")
+        return lines
+
     def check_species(self, species: tuple[str, ...] | None, where: str) -> None:
         """An error naming ``where`` unless ``species`` (or ``None``: all) fits the kind."""
         if species is not None and self.species_count is not None and len(species) != self.species_count:
@@ -140,7 +194,21 @@ class TermKind:
     def atom_energies(self, term: Term, cutoff: Cutoff, bonds: Bonds) -> torch.Tensor:
         """Atom i's share of ``term``'s energy (n_atoms,) eV, differentiable in
         ``bonds.d``; the shares of all atoms sum to the term's energy."""
+        return self.slot_energies("general", FormulaSlots(term), cutoff, term.species, bonds)
+
+    def slot_energies(
+        self, form: str, slots: SlotFunctions, cutoff: Cutoff, species: tuple[str, ...] | None, bonds: Bonds
+    ) -> torch.Tensor:
+        """Atom i's share (n_atoms,) eV of the energy of a term of this kind in ``form``
+        whose slots are the functions ``slots``, acting on ``species`` (``None``: all),
+        differentiable in ``bonds.d`` and in whatever the slots hold (a network's weights).
+        A kind without it has no place in the guided engine's separable network."""
         raise NotImplementedError
+
+    @classmethod
+    def has_slot_energies(cls) -> bool:
+        """Whether the kind's slots can be arbitrary functions (the guided engine's networks)."""
+        return cls.slot_energies is not TermKind.slot_energies
 
     def kernel(self, term: Term, cutoff: Cutoff, k: int, context: KernelContext) -> str:
         """Source lines of the MD kernel's ``compute`` for term ``k`` with ``cutoff``
@@ -199,6 +267,27 @@ def bond_angles(bonds: Bonds, radius: float):
     t1, t2 = angle_pairs(bonds.center, bonds.r, radius, bonds.n_atoms)
     r1, r2 = bonds.r[t1], bonds.r[t2]
     return t1, t2, r1, r2, ((bonds.d[t1] * bonds.d[t2]).sum(1) / (r1 * r2)).clamp(-1.0, 1.0)
+
+
+def per_bond(bonds: Bonds, function, keep: torch.Tensor) -> torch.Tensor:
+    """``function(r)`` (values of tensors of lengths) at the bonds where ``keep``, 0 at
+    the others, which are never evaluated (past a cutoff a formula may be inf). ``keep``
+    must not depend on a bond's direction; when the bonds know their pairs the function
+    is evaluated once per pair, not twice."""
+    if bonds.pair is None:
+        chosen = torch_nonzero(keep)
+        return bonds.r.new_zeros(len(bonds.r)).index_add(0, chosen, function(bonds.r[chosen]))
+    wanted = keep.new_zeros(len(bonds.pair_r)).index_fill(0, bonds.pair[keep], True)
+    chosen = torch_nonzero(wanted)
+    values = bonds.pair_r.new_zeros(len(bonds.pair_r)).index_add(0, chosen, function(bonds.pair_r[chosen]))
+    return values[bonds.pair] * keep
+
+
+def torch_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """The indices where ``mask`` is true, (n,)."""
+    import torch
+
+    return torch.nonzero(mask).squeeze(1)
 
 
 def inside(bonds: Bonds, cutoff: Cutoff):

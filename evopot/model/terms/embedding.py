@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, inside, torch_values, values_and_slopes
+from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, values_and_slopes
 
 
 class Embedding(TermKind):
@@ -73,15 +73,17 @@ class Embedding(TermKind):
         forces = (geometry.force_scatter @ slope).reshape(-1, 3)
         return Prediction(np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames), forces)
 
-    def atom_energies(self, term, cutoff, bonds: Bonds):
+    def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
         import torch
 
-        near, r = inside(bonds, cutoff)
-        weight = torch_values(term, term.density, self.density_variables, r) * cutoff.value(r, "torch")
-        rho = bonds.r.new_zeros(bonds.n_atoms).index_add(0, bonds.center, torch.where(near, weight, 0 * r))
-        energy = torch_values(term, term.expression, self.variables, rho)
-        if term.species is not None:
-            wanted = torch.as_tensor([bonds.index(s) for s in term.species], device=bonds.species.device)
+        near = torch.nonzero(bonds.r < cutoff.radius).squeeze(1)
+        r = bonds.r[near]
+        rho = bonds.r.new_zeros(bonds.n_atoms).index_add(
+            0, bonds.center[near], slots("f", r) * cutoff.value(r, "torch")
+        )
+        energy = slots("F", rho)
+        if species is not None:
+            wanted = torch.as_tensor([bonds.index(s) for s in species], device=bonds.species.device)
             energy = energy * torch.isin(bonds.species, wanted)
         return energy
 

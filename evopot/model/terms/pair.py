@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, inside, torch_values, values_and_slopes
+from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, per_bond, values_and_slopes
 
 
 class Pair(TermKind):
@@ -44,17 +44,17 @@ class Pair(TermKind):
             energy[selected], slope[selected] = v * fc, dv * fc + v * dfc
         return Prediction(geometry.energy_scatter @ energy, (geometry.force_scatter @ slope).reshape(-1, 3))
 
-    def atom_energies(self, term, cutoff, bonds: Bonds):
+    def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
         import torch
 
         # every pair appears twice in the full list: half of each bond's value per centre
-        keep, r = inside(bonds, cutoff)
-        if term.species is not None:
-            a, b = sorted(bonds.index(s) for s in term.species)
+        keep = bonds.r < cutoff.radius
+        if species is not None:
+            a, b = sorted(bonds.index(s) for s in species)
             si, sj = bonds.species[bonds.center], bonds.species[bonds.neighbor]
             keep = keep & (torch.minimum(si, sj) == a) & (torch.maximum(si, sj) == b)
-        value = torch_values(term, term.expression, self.variables, r) * cutoff.value(r, "torch")
-        return bonds.r.new_zeros(bonds.n_atoms).index_add(0, bonds.center, torch.where(keep, 0.5 * value, 0 * r))
+        value = per_bond(bonds, lambda r: slots("V", r) * cutoff.value(r, "torch"), keep)
+        return bonds.r.new_zeros(bonds.n_atoms).index_add(0, bonds.center, 0.5 * value)
 
     def kernel(self, term, cutoff, k, context):
         fc = context.cutoff(cutoff)

@@ -29,7 +29,8 @@ from evopot.model.terms.base import (
     Slot,
     TermKind,
     bond_angles,
-    torch_values,
+    per_bond,
+    swap_symmetric,
     values_and_slopes,
 )
 from evopot.model.terms.codegen import ANGLE_FORCE_LINES
@@ -103,8 +104,7 @@ def build_angle_table(geometry, cutoff, species: tuple[str, ...] | None) -> Angl
 @lru_cache(maxsize=1024)
 def symmetric(expression: sympy.Expr) -> bool:
     """Whether ``expression`` is unchanged by swapping r_ij and r_ik."""
-    swapped = expression.xreplace({RIJ: RIK, RIK: RIJ})
-    return swapped == expression or sympy.expand(swapped - expression) == 0
+    return swap_symmetric(expression, RIJ, RIK)
 
 
 def triplet_species_mask(geometry, t, species: tuple[str, ...]) -> np.ndarray:
@@ -242,18 +242,20 @@ class ThreeBody(TermKind):
         forces = a.force_scatter @ np.concatenate([d_r1, d_r2, d_c])
         return Prediction(np.bincount(a.frame, energy, geometry.n_frames), forces.reshape(-1, 3))
 
-    def angle_energies(self, term, cutoff, r1, r2, cos):
-        """W per angle in torch, symmetrised in its two bonds."""
-        energy = torch_values(term, term.expression, self.variables, r1, r2, cos)
-        if not symmetric(term.expression):
-            energy = (energy + torch_values(term, term.expression, self.variables, r2, r1, cos)) / 2
-        return energy * cutoff.value(r1, "torch") * cutoff.value(r2, "torch")
+    def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
 
-    def atom_energies(self, term, cutoff, bonds: Bonds):
         t1, t2, r1, r2, cos = bond_angles(bonds, cutoff.radius)
-        energy = self.angle_energies(term, cutoff, r1, r2, cos)
-        if term.species is not None:
-            c, x, y = (bonds.index(s) for s in term.species)
+        if form == "separable":
+            # h(r)·fc(r) is a function of the bond: once per bond, then per angle only products
+            radial = per_bond(bonds, lambda r: slots("h", r) * cutoff.value(r, "torch"), bonds.r < cutoff.radius)
+            energy = slots("g", cos) * radial[t1] * radial[t2]
+        else:
+            energy = slots("V3", r1, r2, cos)
+            if not slots.symmetric("V3"):  # every angle once, whatever the order of its bonds
+                energy = (energy + slots("V3", r2, r1, cos)) / 2
+            energy = energy * cutoff.value(r1, "torch") * cutoff.value(r2, "torch")
+        if species is not None:
+            c, x, y = (bonds.index(s) for s in species)
             a, b = bonds.species[bonds.neighbor[t1]], bonds.species[bonds.neighbor[t2]]
             energy = energy * ((bonds.species[bonds.center[t1]] == c) & (((a == x) & (b == y)) | ((a == y) & (b == x))))
         return bonds.r.new_zeros(bonds.n_atoms).index_add(0, bonds.center[t1], energy)

@@ -24,7 +24,7 @@ from evopot.model.potential import Term
 from evopot.model.terms.base import compile_function
 from evopot.search.candidate import R, complexity
 from evopot.search.engines.gp import WORST_LOSS, GPEngine, GPSettings
-from evopot.search.engines.neural import NeuralData, SeparableNetwork
+from evopot.search.engines.neural import NeuralData, SeparableNetwork, TermNetworks
 from evopot.search.engines.space import LimitSpec, SearchSpace, TermSpec
 
 #: Relative RMS error up to which a formula fits a learned curve as well as the network
@@ -93,39 +93,41 @@ def slot_samples(
     network: SeparableNetwork, data: NeuralData, points: int = 200
 ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """(slot name, variable, x, learned y) of every one-variable slot, x at ``points``
-    quantiles (1 %–99 %) of where the data has that variable."""
-    g = data.geometry
+    quantiles (1 %–99 %) of the values the slot is evaluated at over the data (the
+    kinds' own: pair distances of the term's species inside its cutoff, cos θ of its
+    angles, the network's own densities for F)."""
     out = []
     with torch.no_grad():
         for t, shape in enumerate(network.shapes):
-            radius = network.cutoff_of(shape).radius
             for slot in shape.slots:
                 if len(slot.variables) != 1:
                     raise NotImplementedError(
                         "distillation of the general three-body V3(rij, rik, costheta) is not supported; use "
                         "the separable form"
                     )
-                if slot.name == "V":
-                    values = g.pair_distances[data.pair_selection[t].numpy()]
-                elif slot.name in ("h", "g"):
-                    triplets = g.triplets(radius)
-                    values = triplets.cos_theta if slot.name == "g" else np.concatenate([triplets.r_ij, triplets.r_ik])
-                elif slot.name == "f":
-                    values = g.pair_distances
-                else:  # F(ρ): the network's own densities
-                    distances = torch.as_tensor(g.pair_distances)
-                    weight = network.slot(t, "f", distances) * network.cutoff_of(shape).value(distances, "torch")
-                    rho = (
-                        torch.zeros(g.n_atoms, dtype=torch.float64)
-                        .index_add(0, data.pair_i, weight)
-                        .index_add(0, data.pair_j, weight)
-                    )
-                    values = rho.numpy()
-                values = values[values < radius] if slot.variables == ("r",) else values
-                x = np.unique(np.quantile(values, np.linspace(0.01, 0.99, points)))
+            seen = SeenSlots(network, t)
+            bonds = data.index.bonds(data.positions)
+            shape.spec.slot_energies(shape.form, seen, network.cutoff_of(shape), shape.species, bonds)
+            for slot in shape.slots:
+                x = np.unique(np.quantile(seen.values[slot.name], np.linspace(0.01, 0.99, points)))
                 y = network.slot(t, slot.name, torch.as_tensor(x)).numpy()
                 out.append((slot.name, slot.variables[0], x, y))
     return out
+
+
+class SeenSlots:
+    """The networks of one term as slot functions that remember the values each slot
+    was first called at."""
+
+    def __init__(self, network: SeparableNetwork, term: int):
+        self.networks, self.values = TermNetworks(network, term), {}
+
+    def __call__(self, name, *values):
+        self.values.setdefault(name, values[0].numpy())
+        return self.networks(name, *values)
+
+    def symmetric(self, name):
+        return self.networks.symmetric(name)
 
 
 def slot_curves(network: SeparableNetwork, data: NeuralData, space: SearchSpace):

@@ -12,12 +12,14 @@ import torch
 from evopot.config.schema import GuidedConfig
 from evopot.errors import EvopotError
 from evopot.model.cutoff import Cutoff
+from evopot.model.terms import KINDS
 from evopot.search.engines.distill import Distilled, distill, slot_curves
 from evopot.search.engines.neural import NeuralData, SeparableNetwork, fit_network
 from evopot.search.engines.space import SearchSpace, term_shapes
 
-#: the term kinds the separable network of :mod:`evopot.search.engines.neural` models
-SEPARABLE_KINDS = {"pair", "threebody", "embedding"}
+#: the term kinds the separable network of :mod:`evopot.search.engines.neural` models:
+#: those whose slots may hold any function
+SEPARABLE_KINDS = {name for name, kind in KINDS.items() if kind.has_slot_energies()}
 
 
 def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> None:
@@ -96,7 +98,7 @@ def fit_separable_network(
     geometry of ``problem`` (a FitProblem) with ``settings``' size and iterations, its
     data, and :func:`fit_network`'s summary."""
     shapes = term_shapes(space)
-    data = NeuralData(problem.geometry, shapes, cutoff, problem.energies, problem.forces)
+    data = NeuralData(problem.geometry, problem.energies, problem.forces)
     torch.manual_seed(seed)
     network = SeparableNetwork(
         shapes,

@@ -4,13 +4,16 @@ every slot, fitted to DFT forces and energies like a formula is.
     E = Σ_pairs V(r)·fc(r) + Σ_angles g(cos θ)·h(r_ij)·h(r_ik)·fc·fc (or V3(r_ij, r_ik, cos θ)·fc·fc)
         + Σ_atoms F(ρ_i), ρ_i = Σ_j f(r_ij)·fc(r_ij), + Σ_atoms e_ref(species)
 
-The same term kinds, species restrictions and cutoffs as :mod:`evopot.model.evaluate`; forces
-are −∂E/∂positions by autograd (pair vectors rebuilt from positions and cells, as in
-:mod:`evopot.model.evaluate_torch`). Once fitted, each slot is a learned one- or
+The energies are the term kinds' own (:meth:`~evopot.model.terms.base.TermKind.slot_energies`,
+with the networks in the slots a formula fills), over the full neighbour list of
+:mod:`evopot.model.evaluate_torch`: the same kinds, species restrictions and cutoffs as a
+fitted formula; forces are −∂E/∂positions by autograd. Once fitted, each slot is a learned one- or
 three-variable function that :mod:`evopot.search.engines.distill` turns into formulas.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +21,7 @@ from torch import nn
 
 from evopot.data.geometry import Geometry
 from evopot.model.cutoff import Cutoff
-from evopot.model.terms.threebody import triplet_species_mask
+from evopot.model.evaluate_torch import BondIndex
 from evopot.search.candidate import TermShape
 
 #: A scale for each slot variable, so the MLP sees numbers of order one.
@@ -139,110 +142,49 @@ class SeparableNetwork(nn.Module):
         return shape.cutoff or self.cutoff
 
 
-class NeuralData:
-    """A geometry's index arrays as tensors, and its labels: built once per dataset."""
+@dataclass(frozen=True)
+class TermNetworks:
+    """The networks of term ``term`` as its kind's slot functions
+    (:class:`~evopot.model.terms.base.SlotFunctions`)."""
 
-    def __init__(
-        self, geometry: Geometry, shapes: list[TermShape], cutoff: Cutoff, energies: np.ndarray, forces: np.ndarray
-    ):
+    network: SeparableNetwork
+    term: int
+
+    def __call__(self, name: str, *values: torch.Tensor) -> torch.Tensor:
+        return self.network.slot(self.term, name, *values)
+
+    def symmetric(self, name: str) -> bool:
+        return False  # a network of (rij, rik, cos θ) has no reason to be
+
+
+class NeuralData:
+    """A geometry's neighbour list as tensors, and its labels: built once per dataset."""
+
+    def __init__(self, geometry: Geometry, energies: np.ndarray, forces: np.ndarray):
         def tensor(a, dtype=torch.float64):
             return torch.as_tensor(np.asarray(a), dtype=dtype)
 
         self.geometry = geometry
+        self.index = BondIndex.of(geometry)
         self.positions = tensor(geometry.positions)
-        self.cells = tensor(geometry.cells)
-        self.pair_i, self.pair_j = tensor(geometry.pair_i, torch.long), tensor(geometry.pair_j, torch.long)
-        self.pair_frame = tensor(geometry.pair_frame, torch.long)
-        self.shifts = tensor(geometry.pair_shifts)
         self.atom_frame = tensor(geometry.atom_frame, torch.long)
         self.counts = tensor(geometry.atoms_per_frame)
         self.species_counts = tensor(geometry.species_counts)
         self.energies, self.forces = tensor(energies), tensor(np.asarray(forces).reshape(-1, 3))
-        bonds = geometry.bonds
-        self.bond_pair, self.bond_sign = tensor(bonds.pair, torch.long), tensor(bonds.sign)
-        self.pair_selection, self.triplets, self.triplet_pairs, self.embedding_atoms = {}, {}, {}, {}
-        for t, shape in enumerate(shapes):
-            radius = (shape.cutoff or cutoff).radius
-            if shape.kind == "pair":
-                mask = geometry.pair_mask(shape.species)
-                self.pair_selection[t] = tensor(
-                    np.arange(geometry.n_pairs) if mask is None else np.nonzero(mask)[0], torch.long
-                )
-            elif shape.kind == "threebody":
-                triplets = geometry.triplets(radius)
-                keep = (
-                    np.arange(len(triplets))
-                    if shape.species is None
-                    else np.nonzero(triplet_species_mask(geometry, triplets, shape.species))[0]
-                )
-                self.triplets[t] = (
-                    tensor(triplets.center[keep], torch.long),
-                    tensor(triplets.bond_ij[keep], torch.long),
-                    tensor(triplets.bond_ik[keep], torch.long),
-                )
-                # h(r)·fc(r) is a function of the pair: evaluated once per pair the angles use
-                pair_ij, pair_ik = bonds.pair[triplets.bond_ij[keep]], bonds.pair[triplets.bond_ik[keep]]
-                used = np.unique(np.concatenate([pair_ij, pair_ik]))
-                self.triplet_pairs[t] = (
-                    tensor(used, torch.long),
-                    tensor(np.searchsorted(used, pair_ij), torch.long),
-                    tensor(np.searchsorted(used, pair_ik), torch.long),
-                )
-            else:
-                active = (
-                    np.ones(geometry.n_atoms, bool)
-                    if shape.species is None
-                    else np.isin(np.array(geometry.species)[geometry.atom_species], shape.species)
-                )
-                self.embedding_atoms[t] = tensor(active)
 
     def predict(self, network: SeparableNetwork, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å of ``network``."""
+        """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å of ``network``: every
+        term's kind adds its per-atom energies with the networks in its slots."""
         with torch.enable_grad():
             positions = self.positions.clone().requires_grad_(True)
-            vectors = (
-                positions[self.pair_j]
-                - positions[self.pair_i]
-                + torch.einsum("pk,pkl->pl", self.shifts, self.cells[self.pair_frame])
-            )
-            distances = torch.linalg.norm(vectors, dim=1)
-            pair_energy = torch.zeros_like(distances)
-            atom_energy = torch.zeros(len(positions), dtype=distances.dtype)
+            bonds = self.index.bonds(positions)
+            atom_energy = positions.new_zeros(len(positions))
             for t, shape in enumerate(network.shapes):
-                fc = network.cutoff_of(shape)
-                if shape.kind == "pair":
-                    chosen = self.pair_selection[t]
-                    r = distances[chosen]
-                    pair_energy = pair_energy.index_add(0, chosen, network.slot(t, "V", r) * fc.value(r, "torch"))
-                elif shape.kind == "embedding":
-                    weight = network.slot(t, "f", distances) * fc.value(distances, "torch")
-                    rho = (
-                        torch.zeros_like(atom_energy)
-                        .index_add(0, self.pair_i, weight)
-                        .index_add(0, self.pair_j, weight)
-                    )
-                    atom_energy = atom_energy + network.slot(t, "F", rho) * self.embedding_atoms[t]
-                else:
-                    center, b1, b2 = self.triplets[t]
-                    bond_vectors = vectors[self.bond_pair] * self.bond_sign[:, None]
-                    v1, v2 = bond_vectors[b1], bond_vectors[b2]
-                    r1, r2 = torch.linalg.norm(v1, dim=1), torch.linalg.norm(v2, dim=1)
-                    cos = (v1 * v2).sum(1) / (r1 * r2)
-                    if shape.form == "separable":
-                        used, ij, ik = self.triplet_pairs[t]
-                        r = distances[used]
-                        radial = network.slot(t, "h", r) * fc.value(r, "torch")
-                        value = network.slot(t, "g", cos) * radial[ij] * radial[ik]
-                    else:
-                        value = (
-                            0.5
-                            * (network.slot(t, "V3", r1, r2, cos) + network.slot(t, "V3", r2, r1, cos))
-                            * fc.value(r1, "torch")
-                            * fc.value(r2, "torch")
-                        )
-                    atom_energy = atom_energy.index_add(0, center, value)
-            energies = torch.zeros(len(self.counts), dtype=distances.dtype).index_add(0, self.pair_frame, pair_energy)
-            energies = energies.index_add(0, self.atom_frame, atom_energy) + self.species_counts @ network.reference
+                slots = TermNetworks(network, t)
+                cutoff = network.cutoff_of(shape)
+                atom_energy = atom_energy + shape.spec.slot_energies(shape.form, slots, cutoff, shape.species, bonds)
+            energies = positions.new_zeros(len(self.counts)).index_add(0, self.atom_frame, atom_energy)
+            energies = energies + self.species_counts @ network.reference
             (gradient,) = torch.autograd.grad(energies.sum(), positions, create_graph=create_graph)
         return energies, -gradient
 
