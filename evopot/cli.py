@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "correct":
             return _correct(args)
     except EvopotError as exc:
-        print(f"evopot: error: {exc}", file=sys.stderr)
+        print(f"evopot: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever it quotes
         return 2
     except BrokenPipeError:  # output piped into head and the like
         sys.stderr.close()
@@ -340,6 +340,10 @@ def _validate(args) -> int:
     return 0 if result.passed else 1
 
 
+#: the most atoms ``evopot md --repeat`` builds (each takes about 1 kB with its neighbours)
+MAX_MD_ATOMS = 10**7
+
+
 def _md(args) -> int:
     import ase.io
     import torch
@@ -350,8 +354,16 @@ def _md(args) -> int:
     for name in ("steps", "every"):
         if getattr(args, name) < 1:
             raise EvopotError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.temperature < 0:
-        raise EvopotError(f"--temperature must be ≥ 0 K, got {args.temperature}")
+    if not args.temperature >= 0 or args.temperature == float("inf"):
+        raise EvopotError(f"--temperature must be a finite number ≥ 0 K, got {args.temperature}")
+    if not 0 < args.dt < 100:
+        raise EvopotError(f"--dt must be a time step in fs above 0 and below 100, got {args.dt}")
+    if not 0 <= args.friction < float("inf"):
+        raise EvopotError(f"--friction must be a finite number ≥ 0 (1/ps), got {args.friction}")
+    if args.repeat and min(args.repeat) < 1:
+        raise EvopotError(f"--repeat takes three whole numbers ≥ 1, got {' '.join(map(str, args.repeat))}")
+    if args.trajectory and not Path(args.trajectory).resolve().parent.is_dir():
+        raise EvopotError(f"--trajectory {args.trajectory}: its folder {Path(args.trajectory).parent} does not exist")
     potential, source = _load_potential(args.potential, args.member)
     try:
         atoms = ase.io.read(args.structure)
@@ -360,6 +372,12 @@ def _md(args) -> int:
     except Exception as exc:  # ase.io raises many kinds of errors for unreadable files
         raise EvopotError(f"{args.structure}: ase.io cannot read it ({exc})") from None
     if args.repeat:
+        size = len(atoms) * args.repeat[0] * args.repeat[1] * args.repeat[2]
+        if size > MAX_MD_ATOMS:
+            raise EvopotError(
+                f"--repeat {' '.join(map(str, args.repeat))} makes {size:.3g} atoms, more than {MAX_MD_ATOMS:.0e}; "
+                f"use a smaller supercell"
+            )
         atoms = atoms.repeat(args.repeat)
     atoms = thermalized(atoms, args.temperature, args.seed)
     forcefield = ForceField(potential, args.device, getattr(torch, args.dtype), optimize=args.compile)

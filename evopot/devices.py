@@ -12,7 +12,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     not there is a clear error."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise EvopotError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise EvopotError(f"device {device} requested but torch sees no CUDA GPU here; use --device cpu")
     return device

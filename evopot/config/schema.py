@@ -16,7 +16,17 @@ from evopot.errors import EvopotError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no unknown fields, and no NaN or infinity in any number a user writes
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: bounds of the sizes a config may ask for: far beyond any real run, short of what
+#: would exhaust memory or never end
+MAX_RADIUS = 30.0  # Å
+MAX_POPULATION = 100_000
+MAX_GENERATIONS = 1_000_000
+MAX_FRAMES = 10_000_000
+MAX_SEED = 2**32 - 1
 
 
 class SplitConfig(_Strict):
@@ -62,7 +72,7 @@ class DataConfig(_Strict):
 
 
 class CutoffConfig(_Strict):
-    radius: float = Field(gt=0, description="cutoff radius in Å")
+    radius: float = Field(gt=0, le=MAX_RADIUS, description=f"cutoff radius in Å (at most {MAX_RADIUS:g})")
     onset: float | None = Field(
         None, ge=0, description="where the switch starts, Å (default radius − 1 Å, or 0 if the radius is ≤ 1 Å)"
     )
@@ -86,7 +96,7 @@ def _multiple_of_four(value: int) -> int:
 
 
 #: A GP population size: NSGA-II's tournament takes individuals in fours.
-Population = Annotated[int, Field(ge=4), AfterValidator(_multiple_of_four)]
+Population = Annotated[int, Field(ge=4, le=MAX_POPULATION), AfterValidator(_multiple_of_four)]
 
 
 class GuidedConfig(_Strict):
@@ -113,7 +123,9 @@ class GuidedConfig(_Strict):
 class EngineConfig(_Strict):
     name: str = Field("gp", description="a registered search engine: gp, guided (evopot.search.engines.registry)")
     population: Population = Field(100, description="individuals kept each generation (a multiple of 4)")
-    generations: int = Field(20, ge=0, description="generations after the first population")
+    generations: int = Field(
+        20, ge=0, le=MAX_GENERATIONS, description="generations after the first population (0: the first one only)"
+    )
     crossover: float = Field(0.6, ge=0, le=1, description="probability that a pair of offspring is crossed over")
     mutation: float = Field(0.3, ge=0, le=1, description="probability that an offspring is mutated")
     target_error: float = Field(0.0, ge=0, description="stop early once the best fitness is at or below this")
@@ -139,7 +151,10 @@ class FitnessConfig(_Strict):
     forces: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
     energies: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
     frames: int | None = Field(
-        None, ge=1, description="training frames used to score candidates during the search (default all)"
+        None,
+        ge=1,
+        le=MAX_FRAMES,
+        description="training frames used to score candidates during the search (default all)",
     )
     max_evaluations: int = Field(40, ge=1, description="budget of the nonlinear constant refinement per candidate")
 
@@ -241,7 +256,9 @@ class CorrectionConfig(_Strict):
 class SearchConfig(_Strict):
     """A whole experiment: ``evopot search`` reproduces it from this and the seed."""
 
-    seed: int = Field(0, description="seeds the split, the search and every random choice: same seed, same front")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seeds the split, the search and every random choice: same seed, same front"
+    )
     output: Path = Field(Path("runs/evopot"), description="the run directory to write")
     species: list[str] | None = Field(
         None, description="element symbols the potential describes, in this order (default: those in the data)"
@@ -290,7 +307,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig
     names (``"engine.generations"``) to values given on the command line."""
     path = Path(path)
     data = read_mapping(
-        path, "config file not found", "a config must be a YAML mapping (data, cutoff, search_space, engine, …)"
+        path, "config file not found", "a config must be a mapping of fields (data, cutoff, search_space, engine, …)"
     )
     for dotted, value in (overrides or {}).items():
         node = data

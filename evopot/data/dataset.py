@@ -86,27 +86,72 @@ def unlabelled(atoms_list) -> Frames:
     )
 
 
-def read_frames(path: str | Path, index: str = ":") -> Frames:
+def read_frames(path: str | Path, index: str = ":", where: str | None = None) -> Frames:
     """Read every frame of ``path`` with ``ase.io`` and check its labels.
 
-    Raises :class:`EvopotError` naming the file and the frame for a missing file,
-    an unreadable file, or a frame without energy or forces.
+    Raises :class:`EvopotError` naming ``where`` (the config file and field, when the
+    path came from one), the file and the frame for a missing file, a folder, an
+    unreadable file, or a frame without finite positions, energy or forces.
     """
     path = Path(path)
+    prefix = f"{where}: {path}" if where else str(path)
+    if path.is_dir():
+        raise EvopotError(f"{prefix}: is a directory; give a data file")
     if not path.is_file():
         raise EvopotError(
-            f"{path}: data file not found; check the path (relative paths are read from the config file's folder)"
+            f"{prefix}: data file not found; check the path (relative paths are read from the config file's folder)"
         )
+    if path.suffix.lower() in (".xyz", ".extxyz"):
+        _check_xyz_columns(path, prefix)
     try:
         images = ase.io.read(path, index=index)
     except Exception as exc:  # ase raises many kinds for a bad file
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         raise EvopotError(
-            f"{path}: ASE could not read this file ({type(exc).__name__}: {exc}); give an extxyz or another "
-            f"format ase.io reads"
-        ) from exc
+            f"{prefix}: ASE could not read this file ({detail}); give an extxyz or another format ase.io reads"
+        ) from None
     if isinstance(images, Atoms):
         images = [images]
-    return labelled(images, str(path), "the file")
+    return labelled(images, prefix, "the file")
+
+
+def _check_xyz_columns(path: Path, prefix: str) -> None:
+    """Every atom line of an (ext)xyz file has as many columns as its frame's
+    ``Properties`` declare (ASE ignores extra ones: a shifted column would go unseen)."""
+    import re
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise EvopotError(f"{prefix}: not UTF-8 text (byte {exc.start}); is it the right file?") from None
+    sizes = {"S": 1, "R": 1, "I": 1, "L": 1}
+    k, frame = 0, 0
+    while k < len(lines):
+        if not lines[k].strip():
+            k += 1
+            continue
+        try:
+            count = int(lines[k].split()[0])
+        except ValueError:
+            return  # not an xyz layout ASE would read either: its own error says so
+        if count < 0 or k + 1 >= len(lines):
+            return
+        found = re.search(r"Properties=(\S+)", lines[k + 1])
+        expected = 4
+        if found:
+            fields = found.group(1).split(":")
+            try:
+                expected = sum(int(n) for n in fields[2::3]) if all(t in sizes for t in fields[1::3]) else None
+            except ValueError:
+                expected = None
+        for n, line in enumerate(lines[k + 2 : k + 2 + count]):
+            if expected is not None and len(line.split()) != expected:
+                raise EvopotError(
+                    f"{prefix}: frame {frame}, atom {n} (line {k + 3 + n}) has {len(line.split())} columns but the "
+                    f"frame's Properties declare {expected}; fix or remove that line"
+                )
+        k += 2 + count
+        frame += 1
 
 
 def labelled(images, source: str = "frames", what: str = "the list") -> Frames:
@@ -130,18 +175,49 @@ def labelled(images, source: str = "frames", what: str = "the list") -> Frames:
             raise EvopotError(
                 f"{path}: frame {k} has no forces; every frame needs per-atom forces (extxyz: a 'forces' column)"
             )
-        frame_forces = np.asarray(frame_forces, dtype=float)
+        try:
+            energy = float(energy)
+            frame_forces = np.asarray(frame_forces, dtype=float)
+        except (TypeError, ValueError):
+            raise EvopotError(f"{path}: frame {k}: its energy or forces are not numbers ({energy!r})") from None
         if frame_forces.shape != (len(atoms), 3) or not np.all(np.isfinite(frame_forces)):
             raise EvopotError(
-                f"{path}: frame {k} has forces of shape {frame_forces.shape} or non-finite values; expected "
-                f"({len(atoms)}, 3) finite numbers"
+                f"{path}: frame {k} has forces of shape {frame_forces.shape} or values that are not finite; "
+                f"expected ({len(atoms)}, 3) finite numbers"
             )
         if not np.isfinite(energy):
-            raise EvopotError(f"{path}: frame {k} has a non-finite energy")
-        energies.append(float(energy))
+            raise EvopotError(f"{path}: frame {k} has an energy that is not finite ({energy})")
+        _check_structure(atoms, f"{path}: frame {k}")
+        energies.append(energy)
         forces.append(frame_forces)
         config_types.append(str(atoms.info.get("config_type", "unknown")))
     return Frames(images, np.array(energies), forces, config_types, source=str(path))
+
+
+#: nuclei closer than this (Å) are a broken structure, not physics (H₂: 0.74 Å)
+MIN_DISTANCE = 0.3
+
+
+def _check_structure(atoms: Atoms, where: str) -> None:
+    """Finite positions and cell, no atom on top of another."""
+    import vesin
+
+    if len(atoms) == 0:
+        raise EvopotError(f"{where} has no atoms")
+    points, cell = np.asarray(atoms.positions, dtype=float), np.asarray(atoms.cell.array, dtype=float)
+    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(cell))):
+        raise EvopotError(f"{where}: positions or cell are not finite (NaN or infinity)")
+    pbc = [bool(p) for p in atoms.pbc]
+    if any(pbc) and abs(np.linalg.det(cell)) < 1e-9:
+        raise EvopotError(f"{where} is periodic but its cell has zero volume; give the cell or set pbc=False")
+    i, j, d = vesin.NeighborList(cutoff=MIN_DISTANCE, full_list=False).compute(
+        points, cell if any(pbc) else np.zeros((3, 3)), pbc, quantities="ijd"
+    )
+    if len(i):
+        raise EvopotError(
+            f"{where}: atoms {int(i[0])} and {int(j[0])} are {float(d[0]):.3g} Å apart, closer than {MIN_DISTANCE} Å "
+            f"(two atoms on one site?); fix or remove the frame"
+        )
 
 
 def frames_of(source, where: str) -> Frames:
@@ -150,7 +226,7 @@ def frames_of(source, where: str) -> Frames:
     if isinstance(source, Frames):
         return source
     if isinstance(source, (str, Path)):
-        return read_frames(source)
+        return read_frames(source, where=where)
     if isinstance(source, Atoms):
         source = [source]
     return labelled(source, where)

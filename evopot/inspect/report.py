@@ -10,9 +10,11 @@ test split (validation when there is no test split), and the search history.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from evopot.errors import EvopotError
 from evopot.model.evaluate import evaluate, potential_geometry
 from evopot.model.potential import Potential
-from evopot.search.rundir import RunDirectory, member_potential
+from evopot.search.rundir import RunDirectory, member_potential, read_csv
 
 SPLIT_COLUMNS = [("train", "train"), ("validation", "valid."), ("test", "test")]
 
@@ -85,16 +87,32 @@ def term_figures(potential: Potential, folder: Path) -> list[Path]:
 
 
 def write_report(run_path: str | Path, member: int | None = None, output: str | Path | None = None) -> Path:
-    """Write ``report.html`` and its figures; returns the HTML path."""
+    """Write ``report.html`` and its figures; returns the HTML path. They are drawn in a
+    temporary folder beside ``output`` and moved there only when all succeeded, so a
+    late error leaves no half of a report behind."""
+    run = RunDirectory(Path(run_path))
+    rows = run.read_front()
+    number, potential = member_potential(run.path, member)
+    final = Path(output) if output else run.path / "report"
+    if final.exists() and not final.is_dir():
+        raise EvopotError(f"{final}: --output is a file, not a folder; choose another")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=final.parent))
+    try:
+        _draw_report(run, rows, number, potential, staging)
+        final.mkdir(exist_ok=True)
+        for path in staging.iterdir():
+            os.replace(path, final / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final / "report.html"
+
+
+def _draw_report(run: RunDirectory, rows: list[dict], number: int, potential: Potential, folder: Path) -> None:
     from evopot.config.schema import load_config
     from evopot.data.dataset import dataset_from_config
 
     plt = _plt()
-    run = RunDirectory(Path(run_path))
-    rows = run.read_front()
-    number, potential = member_potential(run.path, member)
-    folder = Path(output) if output else run.path / "report"
-    folder.mkdir(parents=True, exist_ok=True)
     splits = [(s, label) for s, label in SPLIT_COLUMNS if rows[0].get(f"{s}_force_mae") is not None]
     figures: dict[str, Path] = {}
 
@@ -117,9 +135,13 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
 
     # search history
     if run.history.is_file():
-        history = list(csv.DictReader(run.history.open()))
+        history = read_csv(run.history, "history file")
+        try:
+            losses = [(int(h["generation"]), float(h["best_loss"])) for h in history]
+        except (KeyError, TypeError, ValueError):
+            raise EvopotError(f"{run.history}: corrupt history file (expected generation and best_loss)") from None
         figure, axis = plt.subplots(figsize=(5.5, 3.4))
-        axis.semilogy([int(h["generation"]) for h in history], [float(h["best_loss"]) for h in history], "-o", ms=3)
+        axis.semilogy([g for g, _ in losses], [loss for _, loss in losses], "-o", ms=3)
         axis.set_xlabel("generation")
         axis.set_ylabel("best search loss")
         axis.set_title("search history")
@@ -160,9 +182,7 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
     figure.savefig(figures["parity"], dpi=110)
     plt.close(figure)
 
-    path = folder / "report.html"
-    path.write_text(_page(run, rows, splits, number, potential, figures, terms, name, frames))
-    return path
+    (folder / "report.html").write_text(_page(run, rows, splits, number, potential, figures, terms, name, frames))
 
 
 def _image(path: Path, alt: str) -> str:
@@ -173,8 +193,8 @@ def _page(run, rows, splits, number, potential, figures, terms, split_name, fram
     summary = {}
     if run.summary.is_file():
         try:
-            summary = json.loads(run.summary.read_text())
-        except json.JSONDecodeError:
+            summary = json.loads(run.summary.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise EvopotError(f"{run.summary}: corrupt summary file") from None
     head = (
         ["member", "nodes"]

@@ -43,8 +43,8 @@ def front_table(run_path: str | Path) -> str:
 
 def _summary(run: RunDirectory) -> dict | None:
     try:
-        return json.loads(run.summary.read_text())
-    except (OSError, json.JSONDecodeError):
+        return json.loads(run.summary.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
 
 

@@ -95,6 +95,10 @@ def parse_formula(text: str, names: list[str] | tuple[str, ...], where: str = "f
         raise EvopotError(f"{where}: cannot parse formula {text!r}: {exc}") from exc
     if not isinstance(expr, sympy.Expr):
         raise EvopotError(f"{where}: {text!r} is not a formula")
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise EvopotError(f"{where}: {text!r} is infinite or undefined everywhere (a division by zero?)")
+    if expr.has(sympy.I):
+        raise EvopotError(f"{where}: {text!r} has an imaginary part; a potential is real")
     return expr
 
 

@@ -28,7 +28,7 @@ from evopot.model.metrics import errors, simplest_within, zero_force_errors
 from evopot.model.potential import Potential
 from evopot.search.candidate import complexity
 from evopot.search.engines.gp import RESTART_GAIN
-from evopot.search.engines.registry import Engine, EngineSetup, engine_factory
+from evopot.search.engines.registry import Engine, EngineFactory, EngineSetup, engine_factory
 from evopot.search.engines.space import check_space_fits, load_search_space, resolve_search_space_path
 from evopot.search.fitting import FitProblem
 from evopot.search.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
@@ -136,30 +136,35 @@ def search(
     species = tuple(dataset.species)
     cutoff = cutoff_from_config(config.cutoff, where)
     check_space_fits(space, cutoff.radius, species, where)
-    if in_memory:
-        stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
-        config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
-    run = _prepare_run_directory(config, resume, overwrite)
-    if in_memory and not resume:  # as given, before the split: a rerun splits them the same way
-        for name, frames in in_memory.items():
-            write_frames(frames, stored[name])
-    if not resume:
-        run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
-        run.append_log("dataset " + json.dumps(dataset.summary()))
-
     search_frames = dataset.train
     if config.fitness.frames is not None and config.fitness.frames < len(dataset.train):
         chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
         search_frames = dataset.train.subset(sorted(chosen))
     weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies)
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
+    if problem.geometry.n_pairs == 0:
+        raise EvopotError(
+            f"{search_frames.source}: no atom of the {len(search_frames)} frames the search fits has a neighbour "
+            f"within cutoff.radius ({cutoff.radius:g} Å), so no formula can be fitted; raise the radius or check "
+            f"the positions' units (Å)"
+        )
+    if in_memory:
+        stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
+        config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
+    run = _prepare_run_directory(config, resume, overwrite)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
     setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
     if resume:
-        engine = factory.resume(setup, run.read_checkpoint())
+        engine = resume_engine(factory, setup, run)
+        write_atomic(run.config, config.to_yaml())  # the new run length, once the checkpoint is known good
         run.append_log(f"resumed at generation {engine.generation}")
     else:
+        if in_memory:  # as given, before the split: a rerun splits them the same way
+            for name, frames in in_memory.items():
+                write_frames(frames, stored[name])
+        run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
+        run.append_log("dataset " + json.dumps(dataset.summary()))
         engine = factory.start(setup)
         _after_generation(run, engine, scorer, config)
 
@@ -221,27 +226,55 @@ def search(
 
 def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) -> RunDirectory:
     run = RunDirectory(config.output)
+    if run.path.exists() and not run.path.is_dir():
+        raise EvopotError(f"{run.path}: output is not a folder (a file of that name exists); choose another 'output'")
+    for parent in run.path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise EvopotError(f"{run.path}: output: {parent} is not a folder; choose another 'output'")
     if resume:
         if not run.config.is_file():
             raise EvopotError(f"{run.path}: nothing to resume (no config.yaml); run without --resume")
-        saved = run.config.read_text()
+        saved = run.config.read_text(errors="replace")
         if _without_run_length(saved) != _without_run_length(config.to_yaml()):
             raise EvopotError(
                 f"{run.path}: the config differs from the one this run was started with ({run.config}); only "
                 f"engine.generations and engine.time_limit may change on --resume"
             )
-        write_atomic(run.config, config.to_yaml())
         return run
     if run.path.exists() and any(run.path.iterdir()):
-        if not overwrite:
+        unstarted = run.config.is_file() and not run.checkpoint.exists() and not run.front.exists()
+        if not (overwrite or unstarted):
             raise EvopotError(
                 f"{run.path}: output folder already holds a run; continue it with --resume, choose another "
                 f"'output', or pass --overwrite to replace it"
             )
-        shutil.rmtree(run.path)
+        if not run.config.is_file():  # --overwrite replaces a run, never a folder of someone's files
+            raise EvopotError(
+                f"{run.path}: output folder holds files but no evopot run (no config.yaml); --overwrite only "
+                f"replaces a run: choose another 'output'"
+            )
+        shutil.rmtree(run.path)  # a run killed before its first checkpoint starts again from nothing
     run.potentials.mkdir(parents=True, exist_ok=True)
     write_atomic(run.config, config.to_yaml())
     return run
+
+
+def resume_engine(factory: EngineFactory, setup: EngineSetup, run: RunDirectory) -> Engine:
+    """The engine of ``run``'s checkpoint; one line naming the checkpoint when it does
+    not hold what the engine saved (nothing is written until it does)."""
+    checkpoint = run.read_checkpoint()
+    try:
+        if not isinstance(checkpoint, dict):
+            raise TypeError(f"a JSON {type(checkpoint).__name__}, not an object")
+        return factory.resume(setup, checkpoint)
+    except EvopotError as exc:
+        raise EvopotError(f"{run.checkpoint}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, SyntaxError) as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise EvopotError(
+            f"{run.checkpoint}: the checkpoint is damaged ({detail}); restore it or start a new run in another "
+            f"output folder"
+        ) from None
 
 
 def _without_run_length(text: str) -> str:

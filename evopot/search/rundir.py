@@ -95,11 +95,13 @@ class RunDirectory:
         if not self.checkpoint.is_file():
             raise EvopotError(f"{self.path}: no checkpoint.json to resume from; start the run without --resume")
         try:
-            return json.loads(self.checkpoint.read_text())
-        except json.JSONDecodeError as exc:
+            return json.loads(self.checkpoint.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            detail = " ".join(str(exc).split())[:200]
             raise EvopotError(
-                f"{self.checkpoint}: checkpoint is corrupt ({exc}); start a new run in another output folder"
-            ) from exc
+                f"{self.checkpoint}: the checkpoint is damaged ({detail}); restore it or start a new run in another "
+                f"output folder"
+            ) from None
 
     def write_rows(self, path: Path, columns: list[str], rows: list[dict]) -> None:
         buffer = io.StringIO()
@@ -118,10 +120,7 @@ class RunDirectory:
                 f"{self.front}: no front file; the search has not finished (continue it with evopot search "
                 f"CONFIG --resume)"
             )
-        try:
-            rows = list(csv.DictReader(self.front.open()))
-        except csv.Error as exc:
-            raise EvopotError(f"{self.front}: corrupt front file ({exc})") from exc
+        rows = read_csv(self.front, "front file")
         if not rows or "formula" not in rows[0] or "complexity" not in rows[0]:
             raise EvopotError(f"{self.front}: corrupt front file (expected columns {', '.join(FRONT_COLUMNS[:3])}, …)")
         out = []
@@ -141,6 +140,18 @@ class RunDirectory:
                         ) from None
             out.append(parsed)
         return out
+
+
+def read_csv(path: Path, what: str) -> list[dict]:
+    """The rows of the CSV file ``path``; one line naming it when it is not UTF-8 CSV."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise ValueError("it holds NUL bytes")
+        return list(csv.DictReader(io.StringIO(text)))
+    except (UnicodeDecodeError, ValueError, csv.Error) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise EvopotError(f"{path}: corrupt {what} ({detail}); it is not the CSV evopot wrote") from None
 
 
 def member_potential(run_path: str | Path, member: int | None = None) -> tuple[int, Potential]:

@@ -40,7 +40,7 @@ SHIPPED = _shipped_folder()
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CutoffSpec(_Strict):
@@ -213,6 +213,6 @@ def load_search_space(path: str | Path) -> SearchSpace:
     data = read_mapping(
         path,
         f"search space not found; give a path or one of the shipped names {shipped}",
-        "a search space must be a YAML mapping with name, terms and operators",
+        "a search space must be a mapping with name, terms and operators",
     )
     return validate(SearchSpace, data, path)
