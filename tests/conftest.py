@@ -116,3 +116,31 @@ GENERAL_THREEBODY = Potential(
     {},
     {"shortest_distance": 2.0},
 )
+
+
+class Hang(Exception):
+    """A call ran past its time limit (see :func:`within`)."""
+
+
+class within:
+    """``with within(seconds):`` raises :class:`Hang` inside the block once ``seconds``
+    pass (SIGALRM), so a hang fails one test instead of stopping the suite."""
+
+    def __init__(self, seconds: int, what: str = "the call"):
+        self.seconds, self.what = seconds, what
+
+    def _expired(self, *_):
+        raise Hang(f"{self.what} ran past {self.seconds} s")
+
+    def __enter__(self):
+        import signal
+
+        self.previous = signal.signal(signal.SIGALRM, self._expired)
+        signal.alarm(self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)

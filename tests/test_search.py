@@ -66,15 +66,16 @@ def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch,
         evopot.search(config, overwrite=True, progress=False)
     monkeypatch.setattr(GPEngine, "step", real_step)
     assert not (run_directory / "front.csv").exists()
-    assert json.loads((run_directory / "checkpoint.json").read_text())["generation"] == 4
+    checkpoint = json.loads((run_directory / "checkpoint.json").read_text())
+    assert checkpoint["generation"] == 4
     resumed = evopot.search(config, resume=True, progress=False)
     assert front_of(resumed.run_directory) == uninterrupted
 
-    # the same path generation by generation (the fit counts start again at 0)
-    def path(text):
-        return [line.split(",", 4)[:3] + line.split(",", 5)[4:] for line in text.splitlines()]
-
-    assert path((run_directory / "history.csv").read_text()) == path(uninterrupted_history)
+    # the same path generation by generation, the running count of fitted candidates included
+    assert (run_directory / "history.csv").read_text() == uninterrupted_history
+    # the wall time is the run's total: the first session's and the resumed one's
+    assert resumed.wall_time > checkpoint["totals"]["wall_time_s"] > 0
+    assert json.loads((run_directory / "summary.json").read_text())["wall_time_s"] == resumed.wall_time
     assert "resumed at generation 4" in (run_directory / "log.txt").read_text()
 
 

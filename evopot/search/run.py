@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +123,7 @@ def search(
     # frames given in memory, checked once: the dataset splits them and the run directory keeps them
     given = (("train", train), ("validation", validation), ("test", test))
     in_memory = {k: frames_of(v, f"{where}: data.{k}") for k, v in given if v is not None}
-    started = time.perf_counter()
+    clock = Clock()
     space_path = resolve_search_space_path(
         config.search_space, Path(config_path).resolve().parent if config_path else None
     )
@@ -151,12 +151,17 @@ def search(
     if in_memory:
         stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
         config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
+    unstarted = RunDirectory(config.output)
+    if resume and unstarted.config.is_file() and not unstarted.checkpoint.exists():
+        resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
     run = _prepare_run_directory(config, resume, overwrite)
     scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
     setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
     if resume:
-        engine = resume_engine(factory, setup, run)
+        engine, totals = resume_engine(factory, setup, run)
+        scorer.restore(totals.get("fitted", []))
+        clock.before = float(totals.get("wall_time_s", 0.0))
         write_atomic(run.config, config.to_yaml())  # the new run length, once the checkpoint is known good
         run.append_log(f"resumed at generation {engine.generation}")
     else:
@@ -166,18 +171,18 @@ def search(
         run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
         run.append_log("dataset " + json.dumps(dataset.summary()))
         engine = factory.start(setup)
-        _after_generation(run, engine, scorer, config)
+        _after_generation(run, engine, scorer, config, clock)
 
     bar = _progress(progress, e.generations, engine.generation)
     try:
         while not engine.done():
-            if e.time_limit is not None and time.perf_counter() - started > e.time_limit:
+            if e.time_limit is not None and clock.seconds() > e.time_limit:
                 run.append_log(
                     f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there"
                 )
                 break
             engine.step()
-            _after_generation(run, engine, scorer, config)
+            _after_generation(run, engine, scorer, config, clock)
             if bar is not None:
                 last = engine.history[-1]
                 bar.update(1)
@@ -219,7 +224,7 @@ def search(
             name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()
         }
         front.append(FrontMember(k, size, loss, potential, member_errors))
-    wall = time.perf_counter() - started
+    wall = clock.seconds()
     _write_results(run, config, dataset, front, engine, wall)
     return SearchResult(run.path, front, dataset, engine.generation, wall)
 
@@ -259,14 +264,31 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
     return run
 
 
-def resume_engine(factory: EngineFactory, setup: EngineSetup, run: RunDirectory) -> Engine:
-    """The engine of ``run``'s checkpoint; one line naming the checkpoint when it does
-    not hold what the engine saved (nothing is written until it does)."""
+@dataclass
+class Clock:
+    """Seconds of search over every session of a run: a resumed run adds to the total
+    its checkpoint holds (``before``)."""
+
+    before: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+def resume_engine(factory: EngineFactory, setup: EngineSetup, run: RunDirectory) -> tuple[Engine, dict]:
+    """The engine of ``run``'s checkpoint and the run's totals saved with it (wall
+    time, fitted candidates); one line naming the checkpoint when it does not hold
+    what was saved (nothing is written until it does)."""
     checkpoint = run.read_checkpoint()
     try:
         if not isinstance(checkpoint, dict):
             raise TypeError(f"a JSON {type(checkpoint).__name__}, not an object")
-        return factory.resume(setup, checkpoint)
+        totals = checkpoint.get("totals", {})
+        if not isinstance(totals, dict) or not isinstance(totals.get("fitted", []), list):
+            raise TypeError("totals: expected an object with wall_time_s and fitted")
+        float(totals.get("wall_time_s", 0.0))
+        return factory.resume(setup, checkpoint), totals
     except EvopotError as exc:
         raise EvopotError(f"{run.checkpoint}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, SyntaxError) as exc:
@@ -282,7 +304,7 @@ def _without_run_length(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
 
 
-def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config: SearchConfig) -> None:
+def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config: SearchConfig, clock: Clock) -> None:
     last = engine.history[-1]
     last.evaluations = scorer.fits
     if last.restarted:
@@ -300,7 +322,7 @@ def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config:
         ["generation", "best_loss", "front_size", "evaluations", "restarted", "best_formula"],
         [vars(h) for h in engine.history],
     )
-    run.write_checkpoint(engine.state())
+    run.write_checkpoint({**engine.state(), "totals": {"wall_time_s": clock.seconds(), "fitted": scorer.state()}})
 
 
 def _progress(enabled: bool, total: int, done: int):

@@ -10,6 +10,8 @@ starting constants, so a formula the search proposes again is not refitted.
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -67,7 +69,7 @@ class Scorer:
         self.max_evaluations = max_evaluations
         self.max_complexity = max_complexity
         self._cache: dict[str, Scored] = {}
-        self.fits = 0
+        self._fitted: set[str] = set()  # digests of every candidate fitted, over resumed sessions too
 
     def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
         """Fit ``candidate`` (θ refined with ``max_evaluations``, default the scorer's)."""
@@ -88,10 +90,24 @@ class Scorer:
             )
         else:
             fit = fit_constants(self.problem, candidate, budget)
-            self.fits += 1
+            self._fitted.add(hashlib.blake2b(key.encode(), digest_size=8).hexdigest())
         scored = Scored(candidate, fit, size)
         self._cache[key] = scored
         return scored
+
+    @property
+    def fits(self) -> int:
+        """Distinct candidates fitted so far (a resumed run counts its first session's too)."""
+        return len(self._fitted)
+
+    def state(self) -> list[str]:
+        """What :meth:`restore` needs to go on counting: the digests of the fitted candidates."""
+        return sorted(self._fitted)
+
+    def restore(self, fitted: list[str]) -> None:
+        """Count the candidates of a checkpoint's :meth:`state` as fitted (a resumed run
+        that fits one again does not count it twice)."""
+        self._fitted = {str(k) for k in fitted}
 
     @cached_property
     def _data_size(self) -> float:

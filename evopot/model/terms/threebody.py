@@ -164,10 +164,17 @@ def moment_lines(coefficients: list[float]) -> list[str]:
                 weights.append(
                     c * math.factorial(n) / (math.factorial(a) * math.factorial(b) * math.factorial(n - a - b))
                 )
+    if not monomials:  # g = 0: nothing to add
+        return []
     weighted = [sympy.Symbol(f"wt[{m}]") for m in range(len(monomials))]
     total = sum(w * m for w, m in zip(weighted, monomials))
-    slopes = [torch_code(sympy.diff(total, u)) for u in (ux, uy, uz)]
-    rows = ["torch.ones_like(ux)" if m == 1 else torch_code(m) for m in monomials]
+
+    def per_bond_code(expr: sympy.Expr) -> str:
+        # a constant (g of degree 0 has ∂/∂u = 0) still needs a tensor to stack
+        return f"torch.full_like(ux, {float(expr)!r})" if expr.is_number else torch_code(expr)
+
+    slopes = [per_bond_code(sympy.diff(total, u)) for u in (ux, uy, uz)]
+    rows = [per_bond_code(m) for m in monomials]
     return [
         "ux, uy, uz = unit",
         f"monomials = torch.stack(({', '.join(rows)},))",
@@ -261,6 +268,8 @@ class ThreeBody(TermKind):
         return bonds.r.new_zeros(bonds.n_atoms).index_add(0, bonds.center[t1], energy)
 
     def kernel(self, term, cutoff, k, context):
+        if term.expression == 0:  # pruning can leave a term with no bases
+            return f"# three-body term {k}: V3 = 0"
         fc = context.cutoff(cutoff)
         radius = cutoff.radius
         mask = None
