@@ -11,7 +11,6 @@ starting constants, so a formula the search proposes again is not refitted.
 from __future__ import annotations
 
 import hashlib
-
 import math
 from dataclasses import dataclass
 from functools import cached_property
