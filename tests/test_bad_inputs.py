@@ -378,3 +378,37 @@ def test_a_potential_that_divides_by_zero(finished_run, tmp_path, capsys):
     data["terms"][0]["expression"] = "1/(r - r)"
     (tmp_path / "zero.json").write_text(json.dumps(data))
     refused(["show", tmp_path / "zero.json"], capsys, "", "zero.json")
+
+
+def test_a_potential_whose_term_names_another_species(finished_run, tmp_path, capsys):
+    folder, _ = finished_run
+    member = sorted((folder / "run" / "potentials").glob("member_*.json"))[0]
+    data = json.loads(member.read_text())
+    data["terms"][0]["species"] = ["Ge", "Ge"]
+    (tmp_path / "ge.json").write_text(json.dumps(data))
+    refused(["show", tmp_path / "ge.json"], capsys, "not among the potential's species", "ge.json", "terms[0].species")
+
+
+def test_a_hybrid_whose_weights_lie_outside_its_folder(finished_run, tmp_path, capsys):
+    folder, _ = finished_run
+    member = sorted((folder / "run" / "potentials").glob("member_*.json"))[0]
+    data = json.loads(member.read_text())
+    data["metadata"]["correction"] = {"weights": "../../etc/passwd", "ensemble": 1, "hidden": [4]}
+    (tmp_path / "h.json").write_text(json.dumps(data))
+    refused(["show", tmp_path / "h.json"], capsys, "own folder", "h.json", "correction.weights")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "not a valid JSON potential"),
+        (b"\x89PNG\x00\xff" * 20, "not a valid JSON potential"),
+        ('{"format": "evopot-potential"}', "format_version"),
+        ("[]", "not an evopot potential"),
+    ],
+    ids=["nested", "binary", "no version", "a list"],
+)
+def test_unreadable_potential_files(tmp_path, capsys, content, message):
+    path = tmp_path / "p.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    refused(["show", path], capsys, message, "p.json")

@@ -290,3 +290,33 @@ def test_two_species_threebody_table_with_species_specific_terms(tmp_path):
     pair_forces = evaluate_atoms(Potential(potential.terms[:1], potential.cutoff, potential.species), atoms)[1]
     assert np.abs(run_lammps(atoms, tmp_path, potential.species).forces - (table + pair_forces)).max() < 1e-6
     assert export.threebody_error > 0
+
+
+def test_a_data_file_with_the_types_in_another_order_stops_lammps(tmp_path):
+    """in.evopot states the type map and checks it by mass: types swapped in the data
+    file stop LAMMPS with a message instead of running with wrong forces."""
+    export_lammps(TWO_SPECIES_PAIRS, tmp_path, inner=1.5)
+    text = (tmp_path / "in.evopot").read_text()
+    assert "# type map: type 1 = Ge, type 2 = Si" in text
+    atoms = periodic_cell(2, ("Si", "Ge"))
+    with pytest.raises(EvopotError, match=r"atoms of type 1 have mass 28\.0850, but type 1 of this potential is Ge"):
+        run_lammps(atoms, tmp_path, ("Si", "Ge"))
+    lammps_agrees(TWO_SPECIES_PAIRS, atoms, tmp_path)  # the right order runs as before
+
+
+def test_eam_alloy_below_the_inner_limit_pushes_atoms_apart(tmp_path):
+    """Below --inner the setfl's φ is a repulsive wall matched to the formula there: a
+    Cu dimer at 1.4 and 1.0 Å (inner 1.8) is pushed apart, harder the closer it is,
+    and above the inner limit LAMMPS still reproduces the formula."""
+    from ase import Atoms
+
+    potential = sutton_chen()
+    export_lammps(potential, tmp_path, inner=1.8)
+    pushes = []
+    for distance in (1.4, 1.0):
+        dimer = Atoms("Cu2", positions=[[10, 10, 10], [10 + distance, 10, 10]], cell=[20, 20, 20], pbc=False)
+        result = run_lammps(dimer, tmp_path, potential.species)
+        pushes.append(result.forces[1, 0])  # on the atom at larger x: positive is apart
+        assert result.forces[0, 0] == pytest.approx(-result.forces[1, 0])
+    assert 1.0 <= pushes[0] < pushes[1]
+    lammps_agrees(potential, copper_cell(1), tmp_path)

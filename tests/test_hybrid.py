@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -355,6 +357,15 @@ def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
     (tmp_path / "g.pt").unlink()
     with pytest.raises(EvopotError, match="weights file .* is missing"):
         load_model(path)
+    # the weights are the potential's own file: a path out of its folder is refused, not followed
+    (tmp_path / "outside").mkdir()
+    torch.save({"x": torch.zeros(1)}, tmp_path / "outside" / "w.pt")
+    for elsewhere in ("../outside/w.pt", str(tmp_path / "outside" / "w.pt"), "sub/w.pt", ".."):
+        data = json.loads(path.read_text())
+        data["metadata"]["correction"]["weights"] = elsewhere
+        (tmp_path / "w.json").write_text(json.dumps(data))
+        with pytest.raises(EvopotError, match="must name a file in the potential's own folder"):
+            load_model(tmp_path / "w.json")
     with pytest.raises(EvopotError, match="load it with evopot.neural.hybrid.load_model"):
         ForceField(Potential.load(path))
     assert ForceField(formula_only(Potential.load(path))).correction is None

@@ -4,9 +4,12 @@ setfl tabulates, per element, the embedding energy F(ρ) on ρ = 0, dρ, …, an
 density contribution ρ(r) on r = 0, dr, …; then, per element pair (i ≥ j), r·φ(r)
 (eV·Å). evopot's embedding term gives F (with the term's species as centre atoms) and
 its density f(r)·fc(r) (the same for every neighbour species); the pair terms give φ.
-Below the inner limit, where formulas may diverge, the tables hold their value at the
-inner limit (no atom should come that close; see ``inner``). LAMMPS extrapolates F
-linearly beyond the last tabulated ρ.
+Below the inner limit, where formulas may diverge, the density holds its value at the
+inner limit and φ continues as a repulsive wall, φ(i) + A·(exp(−(r − i)/λ) − 1) with
+λ = 0.2 Å, matched to φ and φ' at the inner limit i (and pushing atoms apart with at
+least 1 eV/Å): no atom should come that close (see ``inner``), but one that does is
+pushed back instead of feeling the constant value the tables once held there. LAMMPS
+extrapolates F linearly beyond the last tabulated ρ.
 """
 
 from __future__ import annotations
@@ -54,13 +57,26 @@ def setfl_tables(potential: Potential, inner: float, points: int, rho_max: float
     phi = {}
     for i, a in enumerate(potential.species):
         for b in potential.species[: i + 1]:
-            energy, _ = pair_curve(potential, (a, b), clamped)
+            energy, slope = pair_curve(potential, (a, b), clamped)
             if not np.all(np.isfinite(energy)):
                 raise EvopotError(
                     f"pair {a}-{b}: energy not finite above the inner limit {inner:.4g} Å (option --inner)"
                 )
-            phi[(a, b)] = energy
+            phi[(a, b)] = np.where(r < inner, repulsive_wall(r, inner, energy[0], slope[0]), energy)
     return r, rho, F, {s: density for s in potential.species}, phi
+
+
+#: decay length (Å) of the wall below the inner limit, and its least repulsive force (eV/Å)
+WALL_LENGTH = 0.2
+WALL_FORCE = 1.0
+
+
+def repulsive_wall(r: np.ndarray, inner: float, energy: float, slope: float) -> np.ndarray:
+    """φ below the inner limit: ``energy`` + A·(exp(−(r − inner)/λ) − 1), equal to the
+    pair energy at ``inner`` and, when that pushes atoms apart with at least
+    WALL_FORCE, to its slope (eV/Å); rising steeply as r falls."""
+    amplitude = WALL_LENGTH * max(-slope, WALL_FORCE)
+    return energy + amplitude * np.expm1(-(r - inner) / WALL_LENGTH)
 
 
 def _densest_packing_density(density: np.ndarray, r: np.ndarray, inner: float) -> float:

@@ -81,10 +81,8 @@ def export_lammps(
     kinds = {t.kind for t in potential.terms}
     out = LammpsExport(folder)
     lines = ["# " + line for line in header_lines(potential, "LAMMPS input lines")]
-    lines.append(
-        "# include after units metal, atom_style atomic and the box (read_data); types numbered in the "
-        "species order above"
-    )
+    lines.append("# include after units metal, atom_style atomic and the box (read_data, with its Masses)")
+    lines += type_map_lines(potential.species)
     has_pairs = "pair" in kinds
     if kinds <= {"pair"}:
         lines += [f"pair_style table spline {points}"] + _table(potential, out, inner, points, substyle="")
@@ -95,9 +93,10 @@ def export_lammps(
         out.files.append("evopot.eam.alloy")
         out.styles.append("eam/alloy")
         out.notes.append(
-            f"eam/alloy: tables on r in [0, {potential.reach:g}] Å (held at their value at "
-            f"{inner:.4g} Å below it) and rho in [0, {rho_max:.6g}], {points} points; LAMMPS extrapolates F "
-            f"linearly beyond"
+            f"eam/alloy: tables on r in [0, {potential.reach:g}] Å and rho in [0, {rho_max:.6g}], {points} "
+            f"points; below {inner:.4g} Å (--inner) the density holds its value and φ becomes a repulsive "
+            f"exponential wall matched to it (not the formula: keep atoms farther apart); LAMMPS extrapolates F "
+            f"linearly beyond rho's range"
         )
         lines += ["pair_style eam/alloy", f"pair_coeff * * evopot.eam.alloy {' '.join(potential.species)}"]
     elif kinds == {"bondorder"} or kinds == {"pair", "bondorder"}:
@@ -202,6 +201,36 @@ def _style_lines(
         + _table(potential, out, inner, points, substyle="table ")
         + [f"pair_coeff * * {style} {file} {elements}"]
     )
+
+
+#: how far (atomic mass units) a type's mass may be from its element's (Co and Ni differ by 0.24)
+MASS_TOLERANCE = 0.1
+
+
+def type_map_lines(species: tuple[str, ...] | list[str]) -> list[str]:
+    """The input lines that state which LAMMPS type is which element (the potential's
+    species order) and stop LAMMPS, with a message, when the atoms of a type do not
+    have that element's mass: a data file whose types come in another order would
+    otherwise run, silently, with the wrong forces."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    lines = ["# type map: " + ", ".join(f"type {k + 1} = {s}" for k, s in enumerate(species))]
+    lines.append(f"# LAMMPS stops here unless every type's atoms have its element's mass (within {MASS_TOLERANCE})")
+    order = " ".join(species)
+    for k, s in enumerate(species):
+        mass = float(atomic_masses[atomic_numbers[s]])
+        group, value, wrong = f"evopot_type_{k + 1}", f"evopot_mass_{k + 1}", f"evopot_wrong_{k + 1}"
+        lines += [
+            f"group {group} type {k + 1}",
+            f'variable {value} equal "mass({group})/(count({group}) + (count({group}) == 0))"',
+            f'variable {wrong} equal "count({group}) > 0 && abs(v_{value} - {mass:.6g}) > {MASS_TOLERANCE}"',
+            f'if "${{{wrong}}}" then "print \'evopot: ERROR: atoms of type {k + 1} have mass $(v_{value}:%.4f), but '
+            f'type {k + 1} of this potential is {s} ({mass:.4f}): number the types {order}\' " "quit 1"',
+            f"group {group} delete",
+            f"variable {value} delete",
+            f"variable {wrong} delete",
+        ]
+    return lines
 
 
 def _reference_energy_lines(potential: Potential) -> list[str]:

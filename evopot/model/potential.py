@@ -190,10 +190,13 @@ class Potential:
         path = Path(path)
         if not path.is_file():
             raise EvopotError(f"{path}: potential file not found")
+        if path.is_dir():
+            raise EvopotError(f"{path}: is a directory; give a potential JSON file (or a run directory)")
         try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EvopotError(f"{path}: not a valid JSON potential ({exc})") from exc
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise EvopotError(f"{path}: not a valid JSON potential ({detail})") from None
         return cls.from_dict(data, where=str(path))
 
     @classmethod
@@ -212,6 +215,13 @@ class Potential:
             reference = {str(k): float(v) for k, v in (data.get("reference_energies") or {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise EvopotError(f"{where}: missing or malformed field ({exc}); expected species, cutoff, terms") from exc
+        for k, term in enumerate(terms):
+            stranger = sorted(set(term.species or ()) - set(species))
+            if stranger:
+                raise EvopotError(
+                    f"{where}: terms[{k}].species names {stranger}, which are not among the potential's species "
+                    f"{list(species)}; add them to 'species' or fix the term"
+                )
         return cls(terms, cutoff, species, reference, data.get("metadata") or {})
 
     def formula(self) -> str:

@@ -164,6 +164,11 @@ class Correction:
         """The correction described by ``spec`` (from the potential's JSON), its weights
         read from ``folder``; ``potential`` is the formula, needed when the network reads
         its terms (:mod:`evopot.neural.formula_inputs`)."""
+        weights = spec.get("weights") if isinstance(spec, dict) else None
+        if isinstance(weights, str) and (Path(weights).name != weights or weights in ("", ".", "..")):
+            raise EvopotError(
+                f"{where}: correction.weights {weights!r} must name a file in the potential's own folder, not a path"
+            )
         try:
             descriptor = network_inputs(spec["descriptor"], f"{where}: correction.descriptor", potential)
             hidden, activation, size, weights = (
