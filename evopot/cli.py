@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--seed", type=int, help="override the config's seed")
     search.add_argument("--generations", type=int, help="override engine.generations")
     search.add_argument("--output", help="override the output folder (relative to the current folder)")
+    search.add_argument("--workers", help="override engine.workers: auto, or how many processes fit candidates")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
 
     show = commands.add_parser(
@@ -234,6 +235,10 @@ def _search(args) -> int:
         overrides["seed"] = args.seed
     if args.generations is not None:
         overrides["engine.generations"] = args.generations
+    if args.workers is not None:
+        overrides["engine.workers"] = (
+            args.workers if args.workers == "auto" else _whole_number(args.workers, "--workers")
+        )
     config = load_config(args.config, overrides)
     if args.output:
         config = config.model_copy(update={"output": Path(args.output).resolve()})
@@ -261,6 +266,13 @@ def _search(args) -> int:
     print(f"  {pick.formula}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
     return 0
+
+
+def _whole_number(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise EvopotError(f"{flag} {text!r}: give a whole number (or auto)") from None
 
 
 def _load_potential(path: str, member: int | None):

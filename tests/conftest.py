@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ from evopot.data.dataset import unlabelled  # noqa: F401  (tests import it from 
 from evopot.model.cutoff import Cutoff
 from evopot.model.formula import parse_formula
 from evopot.model.potential import Potential, Term
+
+# workers: auto means one process in the tests (set before anything reads it); the tests
+# of parallel search name their workers
+os.environ.setdefault("EVOPOT_WORKERS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SI_TRAIN = ROOT / "examples" / "data" / "Si" / "training.extxyz"

@@ -144,7 +144,27 @@ class EngineConfig(_Strict):
         description="stop after the generation that passes this many seconds of search (the guided engine's "
         "network training included); the result then depends on the machine's speed, generations does not",
     )
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_POPULATION)] = Field(
+        "auto",
+        description="processes fitting candidates on this machine: auto (every core, or $EVOPOT_WORKERS), or a "
+        "number; 1 runs in this process without Dask. The front does not depend on it",
+    )
+    scheduler: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|ucx|ws|wss)://\S+$",
+        description="address of an existing Dask scheduler (tcp://HOST:PORT) whose workers fit the candidates, "
+        "instead of workers on this machine",
+    )
+    scheduler_file: Path | None = Field(
+        None, description="a Dask scheduler file (dask scheduler --scheduler-file, dask-jobqueue) instead of scheduler"
+    )
     guided: GuidedConfig = GuidedConfig()
+
+    @model_validator(mode="after")
+    def _one_cluster(self):
+        if self.scheduler is not None and self.scheduler_file is not None:
+            raise ValueError("give scheduler or scheduler_file, not both")
+        return self
 
 
 class FitnessConfig(_Strict):
@@ -296,7 +316,8 @@ class SearchConfig(_Strict):
                 "test": absolute(self.data.test),
             }
         )
-        return self.model_copy(update={"data": data, "output": absolute(self.output)})
+        engine = self.engine.model_copy(update={"scheduler_file": absolute(self.engine.scheduler_file)})
+        return self.model_copy(update={"data": data, "output": absolute(self.output), "engine": engine})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

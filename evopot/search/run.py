@@ -21,6 +21,7 @@ from evopot.config.yamlfile import validate
 from evopot.data.dataset import Dataset, dataset_from_config, frames_of, write_frames
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
+from evopot.executor import open_executor
 from evopot.model.cutoff import cutoff_from_config
 from evopot.model.evaluate import evaluate
 from evopot.model.formula import round_floats
@@ -151,82 +152,96 @@ def search(
     if in_memory:
         stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
         config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
-    unstarted = RunDirectory(config.output)
-    if resume and unstarted.config.is_file() and not unstarted.checkpoint.exists():
-        resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
-    run = _prepare_run_directory(config, resume, overwrite)
-    scorer = Scorer(problem, config.fitness.max_evaluations, max_complexity=2 * space.limits.max_nodes)
     e = config.engine
-    setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
-    if resume:
-        engine, totals = resume_engine(factory, setup, run)
-        scorer.restore(totals.get("fitted", []))
-        clock.before = float(totals.get("wall_time_s", 0.0))
-        write_atomic(run.config, config.to_yaml())  # the new run length, once the checkpoint is known good
-        run.append_log(f"resumed at generation {engine.generation}")
-    else:
-        if in_memory:  # as given, before the split: a rerun splits them the same way
-            for name, frames in in_memory.items():
-                write_frames(frames, stored[name])
-        run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
-        run.append_log("dataset " + json.dumps(dataset.summary()))
-        engine = factory.start(setup)
-        _after_generation(run, engine, scorer, config, clock)
-
-    bar = _progress(progress, e.generations, engine.generation)
-    try:
-        while not engine.done():
-            if e.time_limit is not None and clock.seconds() > e.time_limit:
-                run.append_log(
-                    f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there"
-                )
-                break
-            engine.step()
+    # an unreachable cluster is found before anything is written; the workers go with the search
+    with open_executor(e.workers, e.scheduler, e.scheduler_file) as executor:
+        unstarted = RunDirectory(config.output)
+        if resume and unstarted.config.is_file() and not unstarted.checkpoint.exists():
+            resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
+        run = _prepare_run_directory(config, resume, overwrite)
+        scorer = Scorer(problem, config.fitness.max_evaluations, 2 * space.limits.max_nodes, executor)
+        e = config.engine
+        if executor.workers > 1:
+            run.append_log(
+                f"fitting on {executor.workers} Dask workers"
+                + (f"; dashboard {executor.dashboard}" if executor.dashboard else "")
+            )
+        setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
+        if resume:
+            engine, totals = resume_engine(factory, setup, run)
+            scorer.restore(totals.get("fitted", []))
+            clock.before = float(totals.get("wall_time_s", 0.0))
+            write_atomic(run.config, config.to_yaml())  # the new run length, once the checkpoint is known good
+            run.append_log(f"resumed at generation {engine.generation}")
+        else:
+            if in_memory:  # as given, before the split: a rerun splits them the same way
+                for name, frames in in_memory.items():
+                    write_frames(frames, stored[name])
+            run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
+            run.append_log("dataset " + json.dumps(dataset.summary()))
+            engine = factory.start(setup)
             _after_generation(run, engine, scorer, config, clock)
-            if bar is not None:
-                last = engine.history[-1]
-                bar.update(1)
-                bar.set_postfix(best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits)
-    finally:
-        if bar is not None:
-            bar.close()
 
-    full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
-    refit = Scorer(full, max(config.fitness.max_evaluations, 100), max_complexity=10**9)
-    geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
-    shortest = min(
-        float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
-    )  # Å, for export table limits
-    front = []
-    for k, scored in enumerate(engine.front()):
-        size, loss, candidate = scored.complexity, scored.loss, scored.candidate
-        # Refine θ on the whole training set, but keep the search's θ (linear part
-        # refitted) when refinement lands somewhere worse, as fragile forms can.
-        start = candidate.with_initial(scored.fit.nonlinear)
-        options = [
-            o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok
-        ]
-        final = min(options, key=lambda o: o.loss) if options else scored
-        origin = "distilled" if candidate.structure in engine.seeded else "search"
-        potential = final.to_potential(
-            full,
-            {
-                "member": k,
-                "search_loss": loss,
-                "seed": config.seed,
-                "search_space": str(space_path),
-                "shortest_distance": shortest,
-                "engine": e.name,
-                "origin": origin,
-            },
-        )
-        member_errors = {
-            name: errors(evaluate(potential, geometry), dataset.splits()[name]) for name, geometry in geometries.items()
-        }
-        front.append(FrontMember(k, size, loss, potential, member_errors))
-    wall = clock.seconds()
-    _write_results(run, config, dataset, front, engine, wall)
-    return SearchResult(run.path, front, dataset, engine.generation, wall)
+        bar = _progress(progress, e.generations, engine.generation)
+        try:
+            while not engine.done():
+                if e.time_limit is not None and clock.seconds() > e.time_limit:
+                    run.append_log(
+                        f"time limit of {e.time_limit:g} s reached after generation {engine.generation}; stopping there"
+                    )
+                    break
+                engine.step()
+                _after_generation(run, engine, scorer, config, clock)
+                if bar is not None:
+                    last = engine.history[-1]
+                    bar.update(1)
+                    bar.set_postfix(
+                        best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits, workers=executor.workers
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+
+        full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
+        refit = Scorer(full, max(config.fitness.max_evaluations, 100), 10**9, executor)
+        starts = [scored.candidate.with_initial(scored.fit.nonlinear) for scored in engine.front()]
+        refit.score_many(starts)  # the refits of the front at once, on the workers
+        refit.score_many(starts, max_evaluations=0)
+        geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
+        shortest = min(
+            float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
+        )  # Å, for export table limits
+        front = []
+        for k, scored in enumerate(engine.front()):
+            size, loss, candidate = scored.complexity, scored.loss, scored.candidate
+            # Refine θ on the whole training set, but keep the search's θ (linear part
+            # refitted) when refinement lands somewhere worse, as fragile forms can.
+            start = candidate.with_initial(scored.fit.nonlinear)
+            options = [
+                o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok
+            ]
+            final = min(options, key=lambda o: o.loss) if options else scored
+            origin = "distilled" if candidate.structure in engine.seeded else "search"
+            potential = final.to_potential(
+                full,
+                {
+                    "member": k,
+                    "search_loss": loss,
+                    "seed": config.seed,
+                    "search_space": str(space_path),
+                    "shortest_distance": shortest,
+                    "engine": e.name,
+                    "origin": origin,
+                },
+            )
+            member_errors = {
+                name: errors(evaluate(potential, geometry), dataset.splits()[name])
+                for name, geometry in geometries.items()
+            }
+            front.append(FrontMember(k, size, loss, potential, member_errors))
+        wall = clock.seconds()
+        _write_results(run, config, dataset, front, engine, wall)
+        return SearchResult(run.path, front, dataset, engine.generation, wall)
 
 
 def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) -> RunDirectory:
@@ -243,7 +258,7 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
         if _without_run_length(saved) != _without_run_length(config.to_yaml()):
             raise EvopotError(
                 f"{run.path}: the config differs from the one this run was started with ({run.config}); only "
-                f"engine.generations and engine.time_limit may change on --resume"
+                f"engine.generations, time_limit, workers, scheduler and scheduler_file may change on --resume"
             )
         return run
     if run.path.exists() and any(run.path.iterdir()):
@@ -301,7 +316,8 @@ def resume_engine(factory: EngineFactory, setup: EngineSetup, run: RunDirectory)
 
 def _without_run_length(text: str) -> str:
     """A config's YAML without the lines that may change on --resume."""
-    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("generations:", "time_limit:")))
+    changeable = ("generations:", "time_limit:", "workers:", "scheduler:", "scheduler_file:")
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(changeable))
 
 
 def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config: SearchConfig, clock: Clock) -> None:

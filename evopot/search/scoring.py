@@ -17,6 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
+from evopot.executor import Executor
 from evopot.model.potential import Potential
 from evopot.search.candidate import Candidate
 from evopot.search.fitting import FAILED, FitProblem, FitResult, fit_constants
@@ -57,14 +58,24 @@ ROUNDING_FLOOR = 1e-6
 LARGE_CONSTANT = 1e4
 
 
+def _fit(problem: FitProblem, job: tuple[Candidate, int]) -> FitResult:
+    """One candidate's fit on a worker: ``job`` is (candidate, refinement budget)."""
+    candidate, budget = job
+    return fit_constants(problem, candidate, budget)
+
+
 class Scorer:
     """Fits candidates on one :class:`FitProblem`, with a cache.
 
     Candidates whose formula has more than ``max_complexity`` nodes are not fitted
     (expanding a GP tree can multiply its size) and score as failed."""
 
-    def __init__(self, problem: FitProblem, max_evaluations: int = 40, max_complexity: int = 60):
+    def __init__(
+        self, problem: FitProblem, max_evaluations: int = 40, max_complexity: int = 60, executor: Executor | None = None
+    ):
         self.problem = problem
+        self.executor = executor or Executor()
+        self._shared = None  # the problem as the executor's workers hold it, sent on first use
         self.max_evaluations = max_evaluations
         self.max_complexity = max_complexity
         self._cache: dict[str, Scored] = {}
@@ -93,6 +104,25 @@ class Scorer:
         scored = Scored(candidate, fit, size)
         self._cache[key] = scored
         return scored
+
+    def score_many(self, candidates: list[Candidate], max_evaluations: int | None = None) -> list[Scored]:
+        """:meth:`score_candidate` of each of ``candidates``, the fits not yet cached done
+        at once on the executor's workers; the results, and what the cache and the count
+        of fits record, are those of fitting them one by one in this order."""
+        budget = self.max_evaluations if max_evaluations is None else max_evaluations
+        todo = {}
+        for candidate in candidates:
+            key = f"{candidate.key}|{budget}"
+            if key not in self._cache and key not in todo and candidate.complexity <= self.max_complexity:
+                todo[key] = candidate
+        if len(todo) > 1 and self.executor.workers > 1:
+            if self._shared is None:
+                self._shared = self.executor.share(self.problem)
+            fits = self.executor.map(_fit, [(c, budget) for c in todo.values()], self._shared)
+            for (key, candidate), fit in zip(todo.items(), fits):
+                self._cache[key] = Scored(candidate, fit, candidate.complexity)
+                self._fitted.add(hashlib.blake2b(key.encode(), digest_size=8).hexdigest())
+        return [self.score_candidate(c, max_evaluations) for c in candidates]
 
     @property
     def fits(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,8 +117,10 @@ class GPEngine:
         score: Callable[..., Scored],
         prune: Callable[[Scored], list[Scored]] | None = None,
         radius: float | None = None,
+        score_many: Callable[[list[Candidate]], list[Scored]] | None = None,
     ):
         self.space = space
+        self.score_many = score_many or (lambda candidates: [score(c) for c in candidates])
         self.settings = settings
         self.score = score
         self.prune = prune
@@ -222,16 +225,19 @@ class GPEngine:
         return decompose(parts, self.shapes, values)
 
     def evaluate(self, individuals) -> None:
+        """Fit the individuals without a fitness (all at once: on the executor's workers
+        when there are several), then update the archive in their order."""
+        pending = []
         for individual in individuals:
             if individual.fitness.valid:
                 continue
             try:
-                candidate = self.candidate(individual)
+                pending.append((individual, self.candidate(individual)))
             except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
                 individual.structure = str([str(t) for t in individual])
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
-                continue
-            scored = self.score(candidate)
+        scores = self.score_many([candidate for _, candidate in pending])
+        for (individual, candidate), scored in zip(pending, scores):
             individual.structure = candidate.structure
             if scored.fit.ok:
                 self._write_back(individual, candidate, scored)
@@ -452,19 +458,31 @@ def _constant(node, value: float):
 
 
 class _seeded:
-    """Run DEAP's operators (which call the module-level ``random``) from our own
-    generator, and put the global state back afterwards."""
+    """Run DEAP's operators and ours, which call the module-level ``random``, from our
+    own generator: inside the block those modules' name ``random`` is ``rng`` itself.
+    The global generator is never touched, so another thread that draws from it (Dask's
+    scheduler does, while a LocalCluster runs) cannot change the search's path."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
 
     def __enter__(self):
-        self.saved = random.getstate()
-        random.setstate(self.rng.getstate())
+        import deap.gp
+        import deap.tools.crossover
+        import deap.tools.emo
+        import deap.tools.mutation
+        import deap.tools.selection
+
+        from evopot.search.engines import expression
+
+        modules = (deap.gp, deap.tools.crossover, deap.tools.emo, deap.tools.mutation, deap.tools.selection)
+        self.saved = [(module, module.random) for module in (*modules, expression, sys.modules[__name__])]
+        for module, _ in self.saved:
+            module.random = self.rng
 
     def __exit__(self, *exc):
-        self.rng.setstate(random.getstate())
-        random.setstate(self.saved)
+        for module, original in self.saved:
+            module.random = original
 
 
 def _jsonable(value):

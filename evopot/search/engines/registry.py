@@ -84,7 +84,8 @@ def gp_engine(setup: EngineSetup) -> GPEngine:
     settings = GPSettings(
         e.population, e.generations, e.crossover, e.mutation, e.target_error, setup.config.seed, e.patience, e.restart
     )
-    return GPEngine(setup.space, settings, setup.scorer.score_candidate, setup.scorer.prune, setup.cutoff.radius)
+    scorer = setup.scorer
+    return GPEngine(setup.space, settings, scorer.score_candidate, scorer.prune, setup.cutoff.radius, scorer.score_many)
 
 
 class GP:

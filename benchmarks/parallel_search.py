@@ -1,0 +1,130 @@
+"""Parallel search on Dask (issue 34): wall time at 1 and 2 workers, side by side.
+
+For the Stillinger–Weber rediscovery problem and the Si three-body search
+(``examples/silicon_threebody.yaml``), each for a fixed number of generations, runs the
+search at ``workers: 1`` (in this process) and ``workers: 2`` (a LocalCluster), checks
+the two fronts are identical and prints the speed-up (goal ≥ 1.7× at 2 workers). Then
+measures the scheduling overhead per task (a map of a function that does nothing) and
+the distribution of per-candidate fit times of the one-worker run, and from them
+predicts the speed-up at 16, 64 and 256 workers (Amdahl: the part of the run outside
+the fits stays serial; each generation's fits are spread over the workers, one chunk
+per worker at the least). A LocalCluster with more workers than cores gives the same
+front again.
+
+    .venv/bin/python benchmarks/parallel_search.py [--generations 3] [--problems sw silicon]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from evopot.executor import DaskExecutor
+from evopot.search import scoring
+from evopot.search.run import search
+from evopot.testing.rediscovery import PROBLEMS, write_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_for(problem: str, folder: Path, generations: int, workers: int) -> Path:
+    if problem == "sw":
+        path = write_problem(PROBLEMS["stillinger-weber"](), folder, seed=1)
+        data = yaml.safe_load(path.read_text())
+    else:
+        data = yaml.safe_load((ROOT / "examples" / "silicon_threebody.yaml").read_text())
+        for key in ("train", "test"):
+            if key in data["data"]:
+                data["data"][key] = str(ROOT / "examples" / data["data"][key])
+        path = folder / "silicon.yaml"
+    data["engine"] = {**data["engine"], "generations": generations, "workers": workers}
+    data["output"] = str(folder / f"run_{problem}_{workers}")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def timed_search(config: Path) -> tuple[float, str, list[float]]:
+    """Wall time, front.csv and the duration of every fit made in this process that
+    the workers would make (the pruning's fits, with a budget of 0, stay here)."""
+    durations = []
+    fit = scoring.fit_constants
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fit(*args, **kwargs)
+        finally:
+            if (args[2] if len(args) > 2 else kwargs.get("max_evaluations", 60)) > 0:
+                durations.append(time.perf_counter() - start)
+
+    scoring.fit_constants = timed
+    try:
+        start = time.perf_counter()
+        result = search(config, overwrite=True, progress=False)
+        return time.perf_counter() - start, (result.run_directory / "front.csv").read_text(), durations
+    finally:
+        scoring.fit_constants = fit
+
+
+def nothing(_, item):
+    return item
+
+
+def overhead_per_task(workers: int = 2, tasks: int = 400) -> float:
+    """Seconds of scheduling per task: a map of chunks of one item doing nothing."""
+    with DaskExecutor(workers=workers) as executor:
+        shared = executor.share(0)
+        executor.map(nothing, list(range(8)), shared)  # warm up
+        start = time.perf_counter()
+        for _ in range(tasks // (4 * workers)):
+            executor.map(nothing, list(range(4 * workers)), shared)  # chunks of one item
+        return (time.perf_counter() - start) / (tasks // (4 * workers) * 4 * workers)
+
+
+def predicted_speedup(wall: float, fits: list[float], generations: int, workers: int, overhead: float) -> float:
+    serial = max(wall - sum(fits), 0.0)
+    per_generation = sum(fits) / (generations + 1)
+    parallel = (generations + 1) * max(per_generation / workers, max(fits)) + len(fits) * overhead / workers
+    return wall / (serial + parallel)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--problems", nargs="+", default=["sw", "silicon"], choices=["sw", "silicon"])
+    args = parser.parse_args()
+    overhead = overhead_per_task()
+    print(f"scheduling overhead: {overhead * 1e3:.2f} ms per task (LocalCluster, 2 workers)")
+    with tempfile.TemporaryDirectory() as folder:
+        for problem in args.problems:
+            one = config_for(problem, Path(folder), args.generations, 1)
+            wall_1, front_1, fits = timed_search(one)
+            two = config_for(problem, Path(folder), args.generations, 2)
+            wall_2, front_2, _ = timed_search(two)
+            more = config_for(problem, Path(folder), args.generations, 4)
+            _, front_4, _ = timed_search(more)
+            fits_s = np.array(fits)
+            print(
+                f"{problem}: {args.generations} generations, workers 1: {wall_1:.1f} s, workers 2: {wall_2:.1f} s, "
+                f"speed-up {wall_1 / wall_2:.2f}× (goal 1.7×); fronts identical: {front_1 == front_2}, with 4 "
+                f"workers on 2 cores: {front_1 == front_4}"
+            )
+            print(
+                f"  {len(fits)} fits, {fits_s.sum():.1f} s of {wall_1:.1f} s; per fit median "
+                f"{statistics.median(fits) * 1e3:.1f} ms, 90 % {np.quantile(fits_s, 0.9) * 1e3:.1f} ms, "
+                f"max {fits_s.max() * 1e3:.0f} ms"
+            )
+            predictions = ", ".join(
+                f"{n}: {predicted_speedup(wall_1, fits, args.generations, n, overhead):.1f}×" for n in (16, 64, 256)
+            )
+            print(f"  predicted speed-up without islands (the rest of the run stays serial): {predictions}")
+
+
+if __name__ == "__main__":
+    main()

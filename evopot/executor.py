@@ -1,0 +1,239 @@
+"""Where the many independent jobs of a run execute: in this process, on a Dask
+``LocalCluster`` of this machine's cores, or on an existing Dask cluster.
+
+An :class:`Executor` maps a pure function over items with one shared object (the fit
+problem: the dataset's geometry) sent to each worker once, in chunks, and returns the
+results in the order of the items, whatever the workers and their timing: a search
+gives the same front on 1, 2 or 256 workers. Dask reruns the tasks of a worker that
+dies on the others; a lost scheduler becomes one :class:`EvopotError` line.
+
+    with open_executor(workers="auto") as executor:
+        shared = executor.share(problem)
+        results = executor.map(fit, candidates, shared)
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evopot.errors import EvopotError
+
+#: seconds to wait for an existing scheduler before giving up
+CONNECT_TIMEOUT = 5.0
+#: environment variable that sets what ``workers: auto`` means (a whole number)
+WORKERS_VARIABLE = "EVOPOT_WORKERS"
+
+
+def auto_workers() -> int:
+    """The number of workers ``auto`` means: ``$EVOPOT_WORKERS`` when set, else the
+    cores this process may use."""
+    value = os.environ.get(WORKERS_VARIABLE)
+    if value:
+        try:
+            count = int(value)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise EvopotError(f"{WORKERS_VARIABLE}={value!r}: give a whole number of workers ≥ 1")
+        return count
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Executor:
+    """In-process execution: what ``workers: 1`` runs (no Dask at all), and the
+    interface of :class:`DaskExecutor`.
+
+    While it is open, BLAS runs one thread in this process, as in every Dask worker:
+    a threaded BLAS sums in another order, and a fit whose last bits differ sends the
+    search down another path. So a fit gives the same bits here and on any worker."""
+
+    workers = 1
+    dashboard: str | None = None
+    _limits = None
+
+    def share(self, value: Any) -> Any:
+        """A handle of ``value`` for :meth:`map`; sent to each worker once."""
+        return value
+
+    def map(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> list:
+        """``[function(shared_value, item) for item in items]``, in that order."""
+        return [function(shared, item) for item in items]
+
+    def in_flight(self) -> int:
+        """Tasks submitted and not yet finished (for the progress bar)."""
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.close()
+        finally:
+            if self._limits is not None:
+                self._limits.restore_original_limits()
+
+
+#: times a map is sent again after workers died under it
+RETRIES = 3
+
+
+class _Shared:
+    """A value sent to the workers (its future) and the value itself, to send again."""
+
+    def __init__(self, value, future):
+        self.value, self.future = value, future
+
+
+class _Payload:
+    """A shared value as the bytes of its pickle, named by ``token``."""
+
+    def __init__(self, token: str, blob: bytes):
+        self.token, self.blob = token, blob
+
+
+#: the shared values a worker has unpickled, by token (the latest few)
+_LOADED: OrderedDict[str, Any] = OrderedDict()
+
+
+def _run_chunk(function, payload: _Payload, chunk):
+    """On a worker: ``function(shared value, item)`` for each item of ``chunk``; the
+    shared value is unpickled once per worker."""
+    import pickle
+
+    value = _LOADED.get(payload.token)
+    if value is None:
+        value = _LOADED[payload.token] = pickle.loads(payload.blob)
+        while len(_LOADED) > 4:
+            _LOADED.popitem(last=False)
+    return [function(value, item) for item in chunk]
+
+
+class DaskExecutor(Executor):
+    """Execution on a Dask cluster: a ``LocalCluster`` of ``workers`` processes (one
+    thread each), or the existing cluster at ``scheduler`` / in ``scheduler_file``."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, scheduler_file: Path | None = None):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - a dependency of evopot
+            raise EvopotError("engine.workers needs Dask: pip install 'dask[distributed]'") from None
+        self.cluster = None
+        if scheduler or scheduler_file:
+            where = f"engine.scheduler {scheduler}" if scheduler else f"engine.scheduler_file {scheduler_file}"
+            if scheduler_file is not None and not Path(scheduler_file).is_file():
+                raise EvopotError(
+                    f"{where}: no such file; start the scheduler with dask scheduler --scheduler-file "
+                    f"{scheduler_file} first"
+                )
+            try:
+                if scheduler:
+                    self.client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+                else:
+                    self.client = Client(
+                        scheduler_file=str(scheduler_file), timeout=CONNECT_TIMEOUT, set_as_default=False
+                    )
+            except (OSError, TimeoutError, ValueError) as exc:
+                detail = " ".join(str(exc).split())[:200]
+                raise EvopotError(
+                    f"{where}: cannot reach the Dask scheduler ({detail}); start it with dask scheduler and "
+                    f"dask worker, or use engine.workers on this machine"
+                ) from None
+        else:
+            import logging
+
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            self.client = Client(self.cluster, set_as_default=False)
+        self._futures: list = []
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {})) or 1
+
+    @property
+    def dashboard(self) -> str | None:
+        return None if self.cluster is not None else self.client.dashboard_link
+
+    def share(self, value):
+        import cloudpickle
+
+        # pickled here, now: Dask would pickle it later in its own thread, while this one
+        # fills the caches inside it (a geometry's angle tables), and fail at random
+        payload = _Payload(uuid.uuid4().hex, cloudpickle.dumps(value))
+        return _Shared(payload, self._guard(lambda: self._scatter(payload)))
+
+    def _scatter(self, value):
+        # to one worker; the others fetch it from there once, on first use. A worker that
+        # dies with it loses it: map sends it again (see RETRIES)
+        return self.client.scatter(value, hash=False)
+
+    def map(self, function, items, shared):
+        if not items:
+            return []
+        chunk = max(1, len(items) // (4 * self.workers))  # a few chunks per worker: balanced, little overhead
+        chunks = [items[k : k + chunk] for k in range(0, len(items), chunk)]
+
+        def run():
+            from distributed import KilledWorker
+            from distributed.client import FutureCancelledError
+
+            for attempt in range(RETRIES + 1):
+                futures = [self.client.submit(_run_chunk, function, shared.future, c, pure=False) for c in chunks]
+                self._futures = futures
+                try:
+                    return self.client.gather(futures)
+                except (KilledWorker, FutureCancelledError):
+                    # a worker died with the shared data or the tasks: send it again, run them again
+                    if attempt == RETRIES:
+                        raise
+                    self.client.cancel(futures)
+                    self.client.wait_for_workers(1, timeout=60)
+                    shared.future = self._scatter(shared.value)
+                finally:
+                    self._futures = []
+
+        return [result for part in self._guard(run) for result in part]
+
+    def in_flight(self) -> int:
+        return sum(not f.done() for f in self._futures)
+
+    def _guard(self, call):
+        from distributed.comm.core import CommClosedError
+
+        try:
+            return call()
+        except (CommClosedError, OSError, TimeoutError) as exc:
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise EvopotError(
+                f"lost the Dask scheduler ({detail}); the last finished generation is saved: continue with "
+                f"evopot search CONFIG --resume"
+            ) from None
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def open_executor(
+    workers: int | str = "auto", scheduler: str | None = None, scheduler_file: str | Path | None = None
+) -> Executor:
+    """The executor a config asks for: an existing cluster when ``scheduler`` or
+    ``scheduler_file`` is given, else ``workers`` processes here (``auto``: every core;
+    1: this process alone, no Dask)."""
+    if scheduler or scheduler_file:
+        return DaskExecutor(scheduler=scheduler, scheduler_file=Path(scheduler_file) if scheduler_file else None)
+    count = auto_workers() if workers == "auto" else int(workers)
+    return Executor() if count == 1 else DaskExecutor(workers=count)

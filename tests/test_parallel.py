@@ -1,0 +1,149 @@
+"""Parallel and distributed search on Dask: the same seed gives the same front
+whatever the number of workers, on a LocalCluster of this machine or on a real Dask
+scheduler with its workers; a worker killed mid-run changes nothing; a scheduler that
+is not there is one clear line before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+import evopot
+from evopot.cli import main
+from evopot.testing.rediscovery import PROBLEMS, write_problem
+
+ENGINE = {"population": 24, "generations": 3}
+
+
+def with_engine(config, **engine):
+    data = yaml.safe_load(config.read_text())
+    data["engine"].update(engine)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config
+
+
+@pytest.fixture(scope="module")
+def problem_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("parallel")
+
+
+@pytest.fixture(scope="module")
+def one_worker(problem_folder):
+    config = with_engine(write_problem(PROBLEMS["lennard-jones"](), problem_folder, seed=3, engine=ENGINE), workers=1)
+    result = evopot.search(config, overwrite=True, progress=False)
+    return config, outcome(result.run_directory)
+
+
+def outcome(run_directory):
+    history = [line.rsplit(",", 1)[0] for line in (run_directory / "history.csv").read_text().splitlines()]
+    return (run_directory / "front.csv").read_text(), history
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_the_front_does_not_depend_on_the_number_of_workers(one_worker, workers):
+    config, expected = one_worker
+    with_engine(config, workers=workers)
+    result = evopot.search(config, overwrite=True, progress=False)
+    assert outcome(result.run_directory) == expected
+    assert f"fitting on {workers} Dask workers" in (result.run_directory / "log.txt").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dask(*args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli." + args[0], *args[1:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )
+
+
+def test_a_real_scheduler_and_workers_give_the_same_front_even_when_a_worker_dies(one_worker, tmp_path):
+    config, expected = one_worker
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = dask("dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    workers = [dask("dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard") for _ in range(2)]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        with_engine(config, workers=1, scheduler=address)
+        killed = threading.Event()
+
+        def kill():
+            workers[0].send_signal(signal.SIGKILL)
+            killed.set()
+
+        killer = threading.Timer(2.0, kill)
+        killer.start()
+        result = evopot.search(config, overwrite=True, progress=False)
+        killer.cancel()
+        assert killed.is_set(), "the search ended before the worker was killed"
+        assert outcome(result.run_directory) == expected
+    finally:
+        for process in [*workers, scheduler]:
+            process.kill()
+            process.wait()
+        with_engine(config, scheduler=None)
+
+
+def test_an_unreachable_scheduler_is_one_line_within_seconds_and_writes_nothing(problem_folder, capsys):
+    config = write_problem(PROBLEMS["lennard-jones"](), problem_folder, seed=5, engine=ENGINE)
+    with_engine(config, scheduler=f"tcp://127.0.0.1:{free_port()}")
+    start = time.perf_counter()
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - start < 20
+    assert err.startswith("evopot: error: engine.scheduler tcp://127.0.0.1:") and err.count("\n") == 1, err
+    assert "cannot reach the Dask scheduler" in err
+    assert not (problem_folder / "run_seed5").exists()
+
+
+@pytest.mark.parametrize(
+    "engine, message",
+    [
+        ({"workers": 0}, "engine.workers"),
+        ({"workers": "many"}, "engine.workers"),
+        ({"scheduler": "127.0.0.1:8786"}, "engine.scheduler"),
+        ({"scheduler_file": "missing.json"}, "engine.scheduler_file"),
+        ({"scheduler": "tcp://a:1", "scheduler_file": "s.json"}, "not both"),
+    ],
+)
+def test_bad_cluster_settings(problem_folder, capsys, engine, message):
+    config = with_engine(write_problem(PROBLEMS["lennard-jones"](), problem_folder, seed=6, engine=ENGINE), **engine)
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (problem_folder / "run_seed6").exists()
+
+
+def test_resume_may_change_the_workers(one_worker, tmp_path):
+    config, expected = one_worker
+    data = yaml.safe_load(config.read_text())
+    data["engine"]["generations"] = 1
+    data["output"] = str(tmp_path / "resumed")
+    data["data"]["train"] = str(config.parent / data["data"]["train"])
+    short = tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump(data))
+    evopot.search(short, progress=False)
+    data["engine"].update(generations=ENGINE["generations"], workers=2)
+    short.write_text(yaml.safe_dump(data))
+    result = evopot.search(short, resume=True, progress=False)
+    assert outcome(result.run_directory)[1] == expected[1]
+    assert json.loads((result.run_directory / "summary.json").read_text())["generations"] == ENGINE["generations"]
