@@ -154,7 +154,15 @@ class DaskExecutor(Executor):
             import logging
 
             logging.getLogger("distributed").setLevel(logging.ERROR)
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            import dask
+
+            # Dask's workers start with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
+            # adaptive mmap threshold: every large temporary array is then mapped and
+            # unmapped afresh, and the fits ran 2.6 times slower than in this process
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
             self.client = Client(self.cluster, set_as_default=False)
         self._futures: list = []
 
