@@ -9,14 +9,13 @@ and checks what came back and that no run directory or output file was left behi
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import ase.io
 import numpy as np
 import pytest
 import yaml
-from conftest import SI_TEST
+from conftest import SI_TEST, within
 
 from evopot.cli import main
 
@@ -48,18 +47,9 @@ def folder(tmp_path, frames):
 
 
 def run(args, capsys) -> tuple[int, str]:
-    """Exit code and stderr of ``evopot ARGS``, failing on a hang or a traceback."""
-
-    def hang(*_):
-        raise TimeoutError(f"evopot {' '.join(map(str, args))} ran past {LIMIT} s")
-
-    previous = signal.signal(signal.SIGALRM, hang)
-    signal.alarm(LIMIT)
-    try:
+    """Exit code and stderr of ``evopot ARGS``, failing on a hang."""
+    with within(LIMIT, f"evopot {' '.join(map(str, args))}"):
         code = main([str(a) for a in args])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
     _, err = capsys.readouterr()
     return code, err
 
