@@ -153,9 +153,9 @@ class DaskExecutor(Executor):
         else:
             import logging
 
-            logging.getLogger("distributed").setLevel(logging.ERROR)
             import dask
 
+            logging.getLogger("distributed").setLevel(logging.ERROR)
             # Dask's workers start with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
             # adaptive mmap threshold: every large temporary array is then mapped and
             # unmapped afresh, and the fits ran 2.6 times slower than in this process
