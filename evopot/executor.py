@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evopot.errors import EvopotError
+from evopot.errors import EvopotError, brief
 
 #: seconds to wait for an existing scheduler before giving up
 CONNECT_TIMEOUT = 5.0
@@ -145,7 +145,7 @@ class DaskExecutor(Executor):
                         scheduler_file=str(scheduler_file), timeout=CONNECT_TIMEOUT, set_as_default=False
                     )
             except (OSError, TimeoutError, ValueError) as exc:
-                detail = " ".join(str(exc).split())[:200]
+                detail = brief(exc)
                 raise EvopotError(
                     f"{where}: cannot reach the Dask scheduler ({detail}); start it with dask scheduler and "
                     f"dask worker, or use engine.workers on this machine"
@@ -223,7 +223,7 @@ class DaskExecutor(Executor):
         try:
             return call()
         except (CommClosedError, OSError, TimeoutError) as exc:
-            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            detail = brief(exc) or type(exc).__name__
             raise EvopotError(
                 f"lost the Dask scheduler ({detail}); the last finished generation is saved: continue with "
                 f"evopot search CONFIG --resume"

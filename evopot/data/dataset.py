@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from evopot.config.schema import SearchConfig
-from evopot.errors import EvopotError
+from evopot.errors import EvopotError, brief
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def read_frames(path: str | Path, index: str = ":", where: str | None = None) ->
     try:
         images = ase.io.read(path, index=index)
     except Exception as exc:  # ase raises many kinds for a bad file
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        detail = brief(f"{type(exc).__name__}: {exc}", 300)
         raise EvopotError(
             f"{prefix}: ASE could not read this file ({detail}); give an extxyz or another format ase.io reads"
         ) from None

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import sympy
 
-from evopot.errors import EvopotError
+from evopot.errors import EvopotError, brief
 from evopot.model.cutoff import Cutoff
 from evopot.model.formula import formula_string, parse_formula
 from evopot.model.terms import TermKind, term_kind
@@ -195,7 +195,7 @@ class Potential:
         try:
             data = json.loads(path.read_bytes().decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            detail = brief(exc) or type(exc).__name__
             raise EvopotError(f"{path}: not a valid JSON potential ({detail})") from None
         return cls.from_dict(data, where=str(path))
 

@@ -20,7 +20,7 @@ from evopot.config.schema import SearchConfig, load_config
 from evopot.config.yamlfile import validate
 from evopot.data.dataset import Dataset, dataset_from_config, frames_of, write_frames
 from evopot.data.geometry import build_geometry
-from evopot.errors import EvopotError
+from evopot.errors import EvopotError, brief
 from evopot.executor import open_executor
 from evopot.model.cutoff import cutoff_from_config
 from evopot.model.evaluate import evaluate
@@ -160,7 +160,6 @@ def search(
             resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
         run = _prepare_run_directory(config, resume, overwrite)
         scorer = Scorer(problem, config.fitness.max_evaluations, 2 * space.limits.max_nodes, executor)
-        e = config.engine
         if executor.workers > 1:
             run.append_log(
                 f"fitting on {executor.workers} Dask workers"
@@ -204,7 +203,8 @@ def search(
 
         full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
         refit = Scorer(full, max(config.fitness.max_evaluations, 100), 10**9, executor)
-        starts = [scored.candidate.with_initial(scored.fit.nonlinear) for scored in engine.front()]
+        found = engine.front()
+        starts = [scored.candidate.with_initial(scored.fit.nonlinear) for scored in found]
         refit.score_many(starts)  # the refits of the front at once, on the workers
         refit.score_many(starts, max_evaluations=0)
         geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
@@ -212,11 +212,10 @@ def search(
             float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
         )  # Å, for export table limits
         front = []
-        for k, scored in enumerate(engine.front()):
+        for k, (scored, start) in enumerate(zip(found, starts)):
             size, loss, candidate = scored.complexity, scored.loss, scored.candidate
             # Refine θ on the whole training set, but keep the search's θ (linear part
             # refitted) when refinement lands somewhere worse, as fragile forms can.
-            start = candidate.with_initial(scored.fit.nonlinear)
             options = [
                 o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok
             ]
@@ -307,7 +306,7 @@ def resume_engine(factory: EngineFactory, setup: EngineSetup, run: RunDirectory)
     except EvopotError as exc:
         raise EvopotError(f"{run.checkpoint}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, SyntaxError) as exc:
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        detail = brief(f"{type(exc).__name__}: {exc}")
         raise EvopotError(
             f"{run.checkpoint}: the checkpoint is damaged ({detail}); restore it or start a new run in another "
             f"output folder"

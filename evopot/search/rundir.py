@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evopot.errors import EvopotError
+from evopot.errors import EvopotError, brief
 from evopot.model.metrics import simplest_within
 from evopot.model.potential import Potential
 
@@ -97,7 +97,7 @@ class RunDirectory:
         try:
             return json.loads(self.checkpoint.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            detail = " ".join(str(exc).split())[:200]
+            detail = brief(exc)
             raise EvopotError(
                 f"{self.checkpoint}: the checkpoint is damaged ({detail}); restore it or start a new run in another "
                 f"output folder"
@@ -150,7 +150,7 @@ def read_csv(path: Path, what: str) -> list[dict]:
             raise ValueError("it holds NUL bytes")
         return list(csv.DictReader(io.StringIO(text)))
     except (UnicodeDecodeError, ValueError, csv.Error) as exc:
-        detail = " ".join(str(exc).split())[:200]
+        detail = brief(exc)
         raise EvopotError(f"{path}: corrupt {what} ({detail}); it is not the CSV evopot wrote") from None
 
 
