@@ -9,7 +9,11 @@ the distribution of per-candidate fit times of the one-worker run, and from them
 predicts the speed-up at 16, 64 and 256 workers (Amdahl: the part of the run outside
 the fits stays serial; each generation's fits are spread over the workers, one chunk
 per worker at the least). A LocalCluster with more workers than cores gives the same
-front again.
+front again. Then the same search with 4 islands (``engine.islands``, each island's
+epoch one task: its fits and its serial part on a worker) at 1 and 2 workers, and from
+the one-worker run's island tasks (their total and their spread) the speed-up at 16,
+64 and 256 workers with as many islands: what stays in this process is the merging of
+the islands' archives and the checkpoint.
 
     .venv/bin/python benchmarks/parallel_search.py [--generations 3] [--problems sw silicon]
 """
@@ -27,13 +31,16 @@ import yaml
 
 from evopot.executor import DaskExecutor
 from evopot.search import scoring
+from evopot.search.engines import islands
 from evopot.search.run import search
 from evopot.testing.rediscovery import PROBLEMS, write_problem
 
 ROOT = Path(__file__).resolve().parents[1]
+#: islands of the measured island runs
+ISLANDS = 4
 
 
-def config_for(problem: str, folder: Path, generations: int, workers: int) -> Path:
+def config_for(problem: str, folder: Path, generations: int, workers: int, islands: int = 1) -> Path:
     if problem == "sw":
         path = write_problem(PROBLEMS["stillinger-weber"](), folder, seed=1)
         data = yaml.safe_load(path.read_text())
@@ -44,7 +51,9 @@ def config_for(problem: str, folder: Path, generations: int, workers: int) -> Pa
                 data["data"][key] = str(ROOT / "examples" / data["data"][key])
         path = folder / "silicon.yaml"
     data["engine"] = {**data["engine"], "generations": generations, "workers": workers}
-    data["output"] = str(folder / f"run_{problem}_{workers}")
+    if islands > 1:
+        data["engine"].update(islands=islands, migration={"every": 1, "count": 2})
+    data["output"] = str(folder / f"run_{problem}_{workers}_{islands}")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -70,6 +79,37 @@ def timed_search(config: Path) -> tuple[float, str, list[float]]:
         return time.perf_counter() - start, (result.run_directory / "front.csv").read_text(), durations
     finally:
         scoring.fit_constants = fit
+
+
+def timed_islands(config: Path) -> tuple[float, str, list[float]]:
+    """Wall time, front.csv and the duration of every island task (run in this process)."""
+    durations = []
+    evolve = islands._evolve
+
+    def timed(*args):
+        start = time.perf_counter()
+        try:
+            return evolve(*args)
+        finally:
+            durations.append(time.perf_counter() - start)
+
+    islands._evolve = timed
+    try:
+        start = time.perf_counter()
+        result = search(config, overwrite=True, progress=False)
+        return time.perf_counter() - start, (result.run_directory / "front.csv").read_text(), durations
+    finally:
+        islands._evolve = evolve
+
+
+def predicted_with_islands(wall: float, tasks: list[float], count: int, workers: int) -> float:
+    """Speed-up at ``workers`` workers with as many islands, from a one-worker run of
+    ``count`` islands: the caller's part grows with the islands, like the tasks; each
+    epoch lasts as long as its slowest island (the measured max/mean)."""
+    serial, total = max(wall - sum(tasks), 0.0), sum(tasks)
+    slowest = statistics.fmean(max(tasks[k : k + count]) for k in range(0, len(tasks), count))
+    imbalance = slowest / statistics.fmean(tasks)
+    return (serial + total) / (serial + total * imbalance / workers)
 
 
 def nothing(_, item):
@@ -124,6 +164,17 @@ def main() -> None:
                 f"{n}: {predicted_speedup(wall_1, fits, args.generations, n, overhead):.1f}×" for n in (16, 64, 256)
             )
             print(f"  predicted speed-up without islands (the rest of the run stays serial): {predictions}")
+            wall_i1, front_i1, tasks = timed_islands(config_for(problem, Path(folder), args.generations, 1, ISLANDS))
+            wall_i2, front_i2, _ = timed_islands(config_for(problem, Path(folder), args.generations, 2, ISLANDS))
+            print(
+                f"  {ISLANDS} islands: workers 1: {wall_i1:.1f} s, workers 2: {wall_i2:.1f} s, speed-up "
+                f"{wall_i1 / wall_i2:.2f}× (goal 1.7×); fronts identical: {front_i1 == front_i2}; island tasks "
+                f"{sum(tasks):.1f} s of {wall_i1:.1f} s"
+            )
+            with_islands = ", ".join(
+                f"{n}: {predicted_with_islands(wall_i1, tasks, ISLANDS, n):.1f}×" for n in (16, 64, 256)
+            )
+            print(f"  predicted speed-up with as many islands as workers: {with_islands}")
 
 
 if __name__ == "__main__":

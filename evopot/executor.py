@@ -54,6 +54,8 @@ class Executor:
 
     workers = 1
     dashboard: str | None = None
+    #: called as ``progress(tasks in flight)`` while a map waits on its workers
+    progress: Callable[[int], None] | None = None
     _limits = None
 
     def share(self, value: Any) -> Any:
@@ -63,10 +65,6 @@ class Executor:
     def map(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> list:
         """``[function(shared_value, item) for item in items]``, in that order."""
         return [function(shared, item) for item in items]
-
-    def in_flight(self) -> int:
-        """Tasks submitted and not yet finished (for the progress bar)."""
-        return 0
 
     def close(self) -> None:
         pass
@@ -164,7 +162,6 @@ class DaskExecutor(Executor):
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
                 )
             self.client = Client(self.cluster, set_as_default=False)
-        self._futures: list = []
 
     @property
     def workers(self) -> int:
@@ -194,13 +191,16 @@ class DaskExecutor(Executor):
         chunks = [items[k : k + chunk] for k in range(0, len(items), chunk)]
 
         def run():
-            from distributed import KilledWorker
+            from distributed import KilledWorker, as_completed
             from distributed.client import FutureCancelledError
 
             for attempt in range(RETRIES + 1):
                 futures = [self.client.submit(_run_chunk, function, shared.future, c, pure=False) for c in chunks]
-                self._futures = futures
                 try:
+                    if self.progress is not None:
+                        self.progress(len(futures))
+                        for waiting, _ in enumerate(as_completed(futures, loop=self.client.loop), 1):
+                            self.progress(len(futures) - waiting)
                     return self.client.gather(futures)
                 except (KilledWorker, FutureCancelledError):
                     # a worker died with the shared data or the tasks: send it again, run them again
@@ -209,13 +209,8 @@ class DaskExecutor(Executor):
                     self.client.cancel(futures)
                     self.client.wait_for_workers(1, timeout=60)
                     shared.future = self._scatter(shared.value)
-                finally:
-                    self._futures = []
 
         return [result for part in self._guard(run) for result in part]
-
-    def in_flight(self) -> int:
-        return sum(not f.done() for f in self._futures)
 
     def _guard(self, call):
         from distributed.comm.core import CommClosedError

@@ -1,7 +1,9 @@
 """GP pieces, each alone: trees to formulas, decomposition, operators and limits."""
 
+import json
 import math
 import random
+import zlib
 
 import pytest
 import sympy
@@ -265,6 +267,41 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
     # stalled, but at the target error: no restart; and restart 0 switches it off
     assert run(lambda n: 1e-9, GPSettings(population=8, seed=0, restart=3, target_error=1e-8)) == []
     assert run(lambda n: 1.0, GPSettings(population=8, seed=0)) == []
+
+
+def test_islands_evolve_apart_and_migrants_join_the_next_island():
+    """islands: K — each island draws from its own generator (island 0's is the plain
+    search's); an island's best formulas, received by another, survive its selection
+    (nothing there dominates them) and the population keeps its size."""
+    import numpy as np
+
+    from evopot.search.engines.gp import emigrants
+    from evopot.search.fitting import FitResult
+    from evopot.search.scoring import Scored
+
+    space = _pair_and_separable_space()
+
+    def score(candidate):
+        loss = 1 + zlib.crc32(candidate.structure.encode()) % 1000 / 1000  # a fixed loss per formula
+        fit = FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1))
+        return Scored(candidate, fit, len(candidate.structure) % 7 + 1)
+
+    def started(island):
+        engine = GPEngine(space, GPSettings(population=8, seed=4, island=island), score)
+        engine.initialise()
+        return engine
+
+    plain = GPEngine(space, GPSettings(population=8, seed=4), score)
+    plain.initialise()
+    first, second = started(0), started(1)
+    assert json.dumps(first.state()) == json.dumps(plain.state())  # (json: the states hold NaN)
+    assert {i.structure for i in first.population} != {i.structure for i in second.population}
+    migrants = emigrants(first.state()["population"], 2)
+    assert [m["fitness"] for m in migrants] == sorted(m["fitness"] for m in migrants)
+    best = min(first.population, key=lambda ind: ind.fitness.values)
+    assert migrants[0]["structure"] == best.structure
+    second.receive(migrants)
+    assert best.structure in {i.structure for i in second.population} and len(second.population) == 8
 
 
 def test_archive_front_is_strictly_improving_with_complexity():

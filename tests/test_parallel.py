@@ -123,6 +123,9 @@ def test_an_unreachable_scheduler_is_one_line_within_seconds_and_writes_nothing(
         ({"scheduler": "127.0.0.1:8786"}, "engine.scheduler"),
         ({"scheduler_file": "missing.json"}, "engine.scheduler_file"),
         ({"scheduler": "tcp://a:1", "scheduler_file": "s.json"}, "not both"),
+        ({"islands": 0}, "engine.islands"),
+        ({"islands": 2, "migration": {"count": 24}}, "migration.count (24) must be smaller than population (24)"),
+        ({"migration": {"every": 0}}, "engine.migration.every"),
     ],
 )
 def test_bad_cluster_settings(problem_folder, capsys, engine, message):
@@ -147,3 +150,18 @@ def test_resume_may_change_the_workers(one_worker, tmp_path):
     result = evopot.search(short, resume=True, progress=False)
     assert outcome(result.run_directory)[1] == expected[1]
     assert json.loads((result.run_directory / "summary.json").read_text())["generations"] == ENGINE["generations"]
+
+
+def test_islands_give_the_same_front_on_any_number_of_workers_and_the_bar_shows_the_tasks(problem_folder, capsys):
+    engine = {**ENGINE, "population": 12, "islands": 3, "migration": {"every": 1, "count": 2}}
+    config = write_problem(PROBLEMS["lennard-jones"](), problem_folder, seed=4, engine=engine)
+    fronts = []
+    for workers in (1, 2):
+        with_engine(config, workers=workers)
+        result = evopot.search(config, overwrite=True, progress=workers == 2)
+        fronts.append(outcome(result.run_directory))
+        checkpoint = json.loads((result.run_directory / "checkpoint.json").read_text())
+        assert [len(island["population"]) for island in checkpoint["islands"]] == [12, 12, 12]
+    assert fronts[0] == fronts[1]
+    bar = capsys.readouterr().err
+    assert "workers=2" in bar and "tasks=" in bar, bar

@@ -44,6 +44,8 @@ def test_same_seed_same_front_and_other_seed_other_search(lj_folder):
         ("lennard-jones", {"population": 24, "generations": 6, "restart": 2}),
         # three slots; pruning leaves embedding terms without bases in the archive
         ("sutton-chen", {"population": 24, "generations": 8}),
+        # three islands, each with its own generator, and a migration just before the interruption
+        ("lennard-jones", {"population": 12, "generations": 6, "islands": 3, "migration": {"every": 2, "count": 2}}),
     ],
 )
 def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch, name, engine):
@@ -68,6 +70,7 @@ def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch,
     assert not (run_directory / "front.csv").exists()
     checkpoint = json.loads((run_directory / "checkpoint.json").read_text())
     assert checkpoint["generation"] == 4
+    assert len(checkpoint.get("islands", [None])) == engine.get("islands", 1)
     resumed = evopot.search(config, resume=True, progress=False)
     assert front_of(resumed.run_directory) == uninterrupted
 

@@ -120,9 +120,21 @@ class GuidedConfig(_Strict):
     seeds: int = Field(20, ge=1, description="most seeded individuals")
 
 
+class MigrationConfig(_Strict):
+    every: int = Field(5, ge=1, le=MAX_GENERATIONS, description="generations between two migrations")
+    count: int = Field(
+        2, ge=1, le=MAX_POPULATION, description="best formulas each island sends to the next island of the ring"
+    )
+
+
+MAX_ISLANDS = 1024
+
+
 class EngineConfig(_Strict):
     name: str = Field("gp", description="a registered search engine: gp, guided (evopot.search.engines.registry)")
-    population: Population = Field(100, description="individuals kept each generation (a multiple of 4)")
+    population: Population = Field(
+        100, description="individuals kept each generation (a multiple of 4), on each island"
+    )
     generations: int = Field(
         20, ge=0, le=MAX_GENERATIONS, description="generations after the first population (0: the first one only)"
     )
@@ -158,12 +170,26 @@ class EngineConfig(_Strict):
     scheduler_file: Path | None = Field(
         None, description="a Dask scheduler file (dask scheduler --scheduler-file, dask-jobqueue) instead of scheduler"
     )
+    islands: int = Field(
+        1,
+        ge=1,
+        le=MAX_ISLANDS,
+        description="populations evolving side by side (population individuals each), their offspring fitted in "
+        "one batch; for many workers. 1: one population",
+    )
+    migration: MigrationConfig = Field(
+        MigrationConfig(), description="how often, and how many, formulas move between islands (a ring)"
+    )
     guided: GuidedConfig = GuidedConfig()
 
     @model_validator(mode="after")
     def _one_cluster(self):
         if self.scheduler is not None and self.scheduler_file is not None:
             raise ValueError("give scheduler or scheduler_file, not both")
+        if self.islands > 1 and self.migration.count >= self.population:
+            raise ValueError(
+                f"migration.count ({self.migration.count}) must be smaller than population ({self.population})"
+            )
         return self
 
 

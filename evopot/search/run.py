@@ -181,7 +181,7 @@ def search(
             engine = factory.start(setup)
             _after_generation(run, engine, scorer, config, clock)
 
-        bar = _progress(progress, e.generations, engine.generation)
+        bar = _progress(progress, e.generations, engine.generation, executor)
         try:
             while not engine.done():
                 if e.time_limit is not None and clock.seconds() > e.time_limit:
@@ -193,11 +193,10 @@ def search(
                 _after_generation(run, engine, scorer, config, clock)
                 if bar is not None:
                     last = engine.history[-1]
-                    bar.update(1)
-                    bar.set_postfix(
-                        best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits, workers=executor.workers
-                    )
+                    bar.update(engine.generation - bar.n)  # an epoch of islands is several generations
+                    bar.show(best=f"{last.best_loss:.4g}", front=last.front_size, fits=scorer.fits)
         finally:
+            executor.progress = None
             if bar is not None:
                 bar.close()
 
@@ -340,12 +339,28 @@ def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config:
     run.write_checkpoint({**engine.state(), "totals": {"wall_time_s": clock.seconds(), "fitted": scorer.state()}})
 
 
-def _progress(enabled: bool, total: int, done: int):
+def _progress(enabled: bool, total: int, done: int, executor):
+    """The generations' progress bar (None when not ``enabled``): best loss, front size
+    and fits after each generation; with Dask workers also the workers and the tasks
+    in flight while a generation's fits run, and the dashboard's address."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, desc="evopot search", unit="gen", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=done, desc="evopot search", unit="gen", dynamic_ncols=True)
+    shown = {}
+
+    def show(**values):
+        shown.update(values)
+        bar.set_postfix(shown)
+
+    bar.show = show
+    if executor.workers > 1:
+        show(workers=executor.workers, tasks=0)
+        executor.progress = lambda tasks: show(workers=executor.workers, tasks=tasks)
+        if executor.dashboard:
+            bar.write(f"Dask dashboard: {executor.dashboard}")
+    return bar
 
 
 def _write_results(

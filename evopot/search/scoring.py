@@ -58,6 +58,29 @@ ROUNDING_FLOOR = 1e-6
 LARGE_CONSTANT = 1e4
 
 
+def _digest(key: str) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+#: the fit caches of the latest fit problems a worker process held, by the problem's id
+_WORKER_CACHES: dict[int, tuple[FitProblem, dict]] = {}
+
+
+def worker_scorer(problem: FitProblem, max_evaluations: int, max_complexity: int) -> Scorer:
+    """A :class:`Scorer` for a task on a worker (fitting in that process): a fresh
+    count of fits, but the cache of every task of this process on ``problem``, so an
+    island does not refit what an earlier task fitted. Its :meth:`Scorer.state` is the
+    candidates the task scored, cached or not: the same on any worker."""
+    held = _WORKER_CACHES.get(id(problem))
+    if held is None or held[0] is not problem:
+        while len(_WORKER_CACHES) >= 2:
+            _WORKER_CACHES.pop(next(iter(_WORKER_CACHES)))
+        held = _WORKER_CACHES[id(problem)] = (problem, {})
+    scorer = Scorer(problem, max_evaluations, max_complexity)
+    scorer._cache = held[1]
+    return scorer
+
+
 def _fit(problem: FitProblem, job: tuple[Candidate, int]) -> FitResult:
     """One candidate's fit on a worker: ``job`` is (candidate, refinement budget)."""
     candidate, budget = job
@@ -87,6 +110,8 @@ class Scorer:
         key = f"{candidate.key}|{budget}"
         cached = self._cache.get(key)
         if cached is not None:
+            if cached.complexity <= self.max_complexity:  # fitted, perhaps by another scorer sharing the cache
+                self._fitted.add(_digest(key))
             return cached
         size = candidate.complexity
         if size > self.max_complexity:
@@ -100,7 +125,7 @@ class Scorer:
             )
         else:
             fit = fit_constants(self.problem, candidate, budget)
-            self._fitted.add(hashlib.blake2b(key.encode(), digest_size=8).hexdigest())
+            self._fitted.add(_digest(key))
         scored = Scored(candidate, fit, size)
         self._cache[key] = scored
         return scored
@@ -116,18 +141,27 @@ class Scorer:
             if key not in self._cache and key not in todo and candidate.complexity <= self.max_complexity:
                 todo[key] = candidate
         if len(todo) > 1 and self.executor.workers > 1:
-            if self._shared is None:
-                self._shared = self.executor.share(self.problem)
-            fits = self.executor.map(_fit, [(c, budget) for c in todo.values()], self._shared)
+            fits = self.map(_fit, [(c, budget) for c in todo.values()])
             for (key, candidate), fit in zip(todo.items(), fits):
                 self._cache[key] = Scored(candidate, fit, candidate.complexity)
-                self._fitted.add(hashlib.blake2b(key.encode(), digest_size=8).hexdigest())
         return [self.score_candidate(c, max_evaluations) for c in candidates]
+
+    def map(self, function, items: list) -> list:
+        """``function(problem, item)`` for each item, on the executor's workers, which
+        hold the fit problem (sent to each once)."""
+        if self._shared is None:
+            self._shared = self.executor.share(self.problem)
+        return self.executor.map(function, items, self._shared)
 
     @property
     def fits(self) -> int:
         """Distinct candidates fitted so far (a resumed run counts its first session's too)."""
         return len(self._fitted)
+
+    def count(self, digests: list[str]) -> None:
+        """Count as fitted the candidates of another scorer's :meth:`state` (an island's
+        task on a worker)."""
+        self._fitted.update(digests)
 
     def state(self) -> list[str]:
         """What :meth:`restore` needs to go on counting: the digests of the fitted candidates."""
@@ -155,15 +189,13 @@ class Scorer:
         (r − 2·10⁻⁸)/r, this is the formula without it, (r)/r = 1; a constant grown
         huge, (r − 8·10³³)·e, is rounded to infinity: e; a tiny constant under a huge
         coefficient, C·(exp(ε·r⁻⁴) − 1), to its first order, r⁻⁴. Roundings that cost
-        nothing accumulate (see ``_rounded``)."""
+        nothing accumulate (see ``_rounded``). The formulas of one elimination step are
+        fitted at once (on the executor's workers when there are several)."""
         steps = self._rounded(scored)
         current = scored
         while current.fit.ok and len(current.candidate.bases) > 1:
-            options = [
-                self.score_candidate(current.candidate.without(k, current.fit.nonlinear), max_evaluations=0)
-                for k in range(len(current.candidate.bases))
-            ]
-            options = [o for o in options if o.fit.ok]
+            fewer = [current.candidate.without(k, current.fit.nonlinear) for k in range(len(current.candidate.bases))]
+            options = [o for o in self.score_many(fewer, max_evaluations=0) if o.fit.ok]
             if not options:
                 break
             current = min(options, key=lambda o: o.loss)

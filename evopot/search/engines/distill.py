@@ -20,6 +20,7 @@ import numpy as np
 import sympy
 import torch
 
+from evopot.executor import Executor
 from evopot.model.potential import Term
 from evopot.model.terms.base import compile_function
 from evopot.search.candidate import R, complexity
@@ -221,10 +222,11 @@ def distill(
     keep: int = 3,
     seed: int = 0,
     max_evaluations: int = 30,
+    executor: Executor | None = None,
 ) -> Distilled:
     """:func:`regress_curve` on each slot of ``network`` with that slot's operators of
-    ``space``."""
-    result = Distilled()
+    ``space``, the slots at once on ``executor``'s workers (default: one after another
+    here)."""
     # the search fits formulas up to 2 × max_nodes nodes in all (evopot.search.run): share that out
     slots = sum(len(shape.slots) for shape in network.shapes)
     budget = max(3, 2 * space.limits.max_nodes // (slots + 1))
@@ -233,28 +235,20 @@ def distill(
         for term, shape in zip(space.terms, network.shapes)
         for slot in shape.slots
     ]
-    for (name, variable, x, y, operators), envelope in zip(slot_curves(network, data, space), envelopes):
+    curves, jobs = list(slot_curves(network, data, space)), []
+    for (name, _, x, y, operators), envelope in zip(curves, envelopes):
         # an enveloped slot's fitted formula repeats the envelope in each basis: allow two
         extra = 2 * complexity(sympy.exp(sympy.Symbol("s") / (R - radius))) if envelope != "none" else 0
         # a constant added to F(ρ), or to an un-enveloped V, changes no force (with a smooth
         # cutoff, forces only where it falls), so the network hardly knows it; anywhere
         # else it is part of the learned shape
         offset = name == "F" or (name == "V" and envelope == "none")
-        trees, _ = regress_curve(
-            x,
-            y,
-            operators,
-            space,
-            radius,
-            population,
-            generations,
-            keep,
-            seed,
-            max_evaluations,
-            max_complexity=budget + extra,
-            envelope=envelope,
-            offset=offset,
-        )
+        settings = dict(max_complexity=budget + extra, envelope=envelope, offset=offset)
+        jobs.append((x, y, operators, space, radius, population, generations, keep, seed, max_evaluations, settings))
+    executor = executor or Executor()
+    found = executor.map(_regress_job, jobs, executor.share(None))  # the slots side by side on the workers
+    result = Distilled()
+    for (name, variable, x, y, _), trees in zip(curves, found):
         result.slots.append(
             {
                 "slot": name,
@@ -265,6 +259,13 @@ def distill(
             }
         )
     return result
+
+
+def _regress_job(_, job: tuple) -> list[tuple[str, float]]:
+    """:func:`regress_curve` of one slot on a worker: ``job`` is its positional
+    arguments and then its keyword ones; the trees it keeps."""
+    *arguments, settings = job
+    return regress_curve(*arguments, **settings)[0]
 
 
 def rename_variable(tree: str, variable: str) -> str:

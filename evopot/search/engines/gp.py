@@ -57,6 +57,14 @@ class GPSettings:
     seed: int = 0
     patience: int = 3
     restart: int = 0
+    #: which island of a search with islands this population is (its generator's seed)
+    island: int = 0
+
+
+def island_generator(seed: int, island: int) -> random.Random:
+    """The generator of island ``island``: island 0's is seeded with ``seed`` itself,
+    so a search of one island is the plain search."""
+    return random.Random(seed if island == 0 else f"{seed}/island {island}")
 
 
 @dataclass
@@ -86,6 +94,32 @@ class Archive:
             self.best[scored.complexity] = scored
             return True
         return False
+
+    def state(self) -> list[dict]:
+        """The archive as plain JSON (for checkpoints)."""
+        return [
+            {
+                "candidate": scored.candidate.to_dict(),
+                "loss": scored.loss,
+                "complexity": scored.complexity,
+                "linear": scored.fit.linear.tolist(),
+                "nonlinear": scored.fit.nonlinear.tolist(),
+                "reference_energies": scored.fit.reference_energies.tolist(),
+            }
+            for scored in self.best.values()
+        ]
+
+    def restore(self, items: list[dict]) -> None:
+        """Add the entries of a saved :meth:`state`, in their order."""
+        for item in items:
+            fit = FitResult(
+                True,
+                float(item["loss"]),
+                np.array(item["linear"]),
+                np.array(item["nonlinear"]),
+                np.array(item["reference_energies"]),
+            )
+            self.update(Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"])))
 
     def front(self) -> list[Scored]:
         """Members in increasing complexity, each strictly better than all simpler ones."""
@@ -124,7 +158,7 @@ class GPEngine:
         self.settings = settings
         self.score = score
         self.prune = prune
-        self.rng = random.Random(settings.seed)
+        self.rng = island_generator(settings.seed, settings.island)
         self.shapes = term_shapes(space)
         self.slots = []
         for t, (spec, shape) in enumerate(zip(space.terms, self.shapes)):
@@ -290,17 +324,7 @@ class GPEngine:
         """One generation: select, vary, evaluate, select survivors."""
         s = self.settings
         with _seeded(self.rng):
-            parents = tools.selTournamentDCD(self.population, len(self.population))
-            offspring = [copy.deepcopy(ind) for ind in parents]
-            for k in range(0, len(offspring) - 1, 2):
-                if random.random() < s.crossover:
-                    self.mate(offspring[k], offspring[k + 1])
-                    del offspring[k].fitness.values, offspring[k + 1].fitness.values
-            for ind in offspring:
-                if random.random() < s.mutation:
-                    self.mutate(ind)
-                    if ind.fitness.valid:
-                        del ind.fitness.values
+            offspring = self._vary(self.population)
             self.evaluate(offspring)
             self.population = self._select(self.population + offspring)
             restart = self._stalled()
@@ -314,6 +338,29 @@ class GPEngine:
         report = self._record()
         report.restarted = restart
         return report
+
+    def _vary(self, population: list) -> list:
+        """Offspring of ``population``: crowded-tournament parents, crossed and mutated."""
+        s = self.settings
+        parents = tools.selTournamentDCD(population, len(population))
+        offspring = [copy.deepcopy(ind) for ind in parents]
+        for k in range(0, len(offspring) - 1, 2):
+            if random.random() < s.crossover:
+                self.mate(offspring[k], offspring[k + 1])
+                del offspring[k].fitness.values, offspring[k + 1].fitness.values
+        for ind in offspring:
+            if random.random() < s.mutation:
+                self.mutate(ind)
+                if ind.fitness.valid:
+                    del ind.fitness.values
+        return offspring
+
+    def receive(self, migrants: list[dict]) -> None:
+        """Another island's :func:`emigrants` join the population, and NSGA-II
+        selection brings it back to its size: migrants better than its worst stay."""
+        if migrants:
+            with _seeded(self.rng):
+                self.population = self._select(self.population + [self._individual(m) for m in migrants])
 
     def _stalled(self) -> bool:
         """The best loss gained less than :data:`RESTART_GAIN` over the last
@@ -392,26 +439,8 @@ class GPEngine:
         return {
             "generation": self.generation,
             "random_state": _jsonable(self.rng.getstate()),
-            "population": [
-                {
-                    "trees": [str(t) for t in ind],
-                    "structure": ind.structure,
-                    "fitness": list(ind.fitness.values),
-                    "crowding": getattr(ind.fitness, "crowding_dist", 0.0),
-                }
-                for ind in self.population
-            ],
-            "archive": [
-                {
-                    "candidate": scored.candidate.to_dict(),
-                    "loss": scored.loss,
-                    "complexity": scored.complexity,
-                    "linear": scored.fit.linear.tolist(),
-                    "nonlinear": scored.fit.nonlinear.tolist(),
-                    "reference_energies": scored.fit.reference_energies.tolist(),
-                }
-                for scored in self.archive.best.values()
-            ],
+            "population": [_saved(ind) for ind in self.population],
+            "archive": self.archive.state(),
             "history": [vars(h) for h in self.history],
             "last_restart": self.last_restart,
         }
@@ -419,33 +448,47 @@ class GPEngine:
     def restore(self, state: dict) -> None:
         self.generation = int(state["generation"])
         self.rng.setstate(_tuplify(state["random_state"]))
-        self.population = []
-        for item in state["population"]:
-            if len(item["trees"]) != len(self.slots):
-                raise EvopotError(
-                    f"checkpoint: individuals have {len(item['trees'])} trees but the search space has "
-                    f"{len(self.slots)} slots"
-                )
-            ind = creator.EvopotIndividual(
-                [tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)]
-            )
-            ind.fitness.values = tuple(item["fitness"])
-            ind.fitness.crowding_dist = float(item["crowding"])
-            ind.structure = item["structure"]
-            self.population.append(ind)
-        for item in state["archive"]:
-            fit = FitResult(
-                True,
-                float(item["loss"]),
-                np.array(item["linear"]),
-                np.array(item["nonlinear"]),
-                np.array(item["reference_energies"]),
-            )
-            self.archive.best[int(item["complexity"])] = Scored(
-                Candidate.from_dict(item["candidate"]), fit, int(item["complexity"])
-            )
+        self.population = [self._individual(item) for item in state["population"]]
+        self.archive = Archive()
+        self.archive.restore(state["archive"])
         self.history = [GenerationReport(**h) for h in state["history"]]
         self.last_restart = int(state.get("last_restart", 0))
+
+    def _individual(self, item: dict):
+        """An individual as :func:`_saved` wrote it."""
+        if len(item["trees"]) != len(self.slots):
+            raise EvopotError(
+                f"checkpoint: individuals have {len(item['trees'])} trees but the search space has "
+                f"{len(self.slots)} slots"
+            )
+        ind = creator.EvopotIndividual(
+            [tree_from_string(text, slot.pset) for text, slot in zip(item["trees"], self.slots)]
+        )
+        ind.fitness.values = tuple(item["fitness"])
+        ind.fitness.crowding_dist = float(item["crowding"])
+        ind.structure = item["structure"]
+        return ind
+
+
+def emigrants(population: list[dict], count: int) -> list[dict]:
+    """The ``count`` best distinct formulas (lowest loss, then fewest nodes) of a
+    population as :meth:`GPEngine.state` saves it."""
+    out, seen = [], set()
+    for item in sorted(population, key=lambda item: tuple(item["fitness"])):
+        if item["structure"] not in seen and item["fitness"][0] < WORST_LOSS:
+            seen.add(item["structure"])
+            out.append(item)
+    return out[:count]
+
+
+def _saved(ind) -> dict:
+    """An individual as plain JSON: its trees, structure, fitness and crowding."""
+    return {
+        "trees": [str(t) for t in ind],
+        "structure": ind.structure,
+        "fitness": list(ind.fitness.values),
+        "crowding": getattr(ind.fitness, "crowding_dist", 0.0),
+    }
 
 
 def _constant(node, value: float):

@@ -11,6 +11,7 @@ import torch
 
 from evopot.config.schema import GuidedConfig
 from evopot.errors import EvopotError
+from evopot.executor import Executor
 from evopot.model.cutoff import Cutoff
 from evopot.model.terms import KINDS
 from evopot.search.engines.distill import Distilled, distill, slot_curves
@@ -50,10 +51,17 @@ def check_distiller(space: SearchSpace, settings: GuidedConfig, where: str) -> N
 
 
 def guided_seeds(
-    space: SearchSpace, problem, cutoff: Cutoff, settings: GuidedConfig, seed: int, log=print
+    space: SearchSpace,
+    problem,
+    cutoff: Cutoff,
+    settings: GuidedConfig,
+    seed: int,
+    log=print,
+    executor: Executor | None = None,
 ) -> tuple[list[list[str]], Distilled, dict]:
     """Seed individuals (one tree string per slot) for ``space``, the distillation
-    record, and timings, from the labelled geometry of ``problem`` (a FitProblem).
+    record, and timings, from the labelled geometry of ``problem`` (a FitProblem);
+    the slots are distilled side by side on ``executor``'s workers.
     :func:`check_distiller` is the caller's, before any work."""
     started = time.perf_counter()
     network, data, fit = fit_separable_network(space, problem, cutoff, settings, seed)
@@ -76,6 +84,7 @@ def guided_seeds(
             settings.distill_generations,
             settings.keep,
             seed,
+            executor=executor,
         )
     for s in distilled.slots:
         log(

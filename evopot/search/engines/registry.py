@@ -18,6 +18,7 @@ from evopot.config.schema import SearchConfig
 from evopot.errors import EvopotError
 from evopot.model.cutoff import Cutoff
 from evopot.search.engines.gp import GenerationReport, GPEngine, GPSettings
+from evopot.search.engines.islands import IslandEngine
 from evopot.search.engines.space import SearchSpace
 from evopot.search.fitting import FitProblem
 from evopot.search.rundir import write_atomic
@@ -78,13 +79,25 @@ class EngineFactory(Protocol):
         """The engine of a checkpointed run, as it was."""
 
 
-def gp_engine(setup: EngineSetup) -> GPEngine:
-    """The GP engine of ``setup``'s config (``engine.population``, ``generations``, …)."""
+def gp_engine(setup: EngineSetup) -> GPEngine | IslandEngine:
+    """The GP engine of ``setup``'s config (``engine.population``, ``generations``, …;
+    with ``engine.islands`` above 1, its islands as tasks on the workers)."""
     e = setup.config.engine
     settings = GPSettings(
-        e.population, e.generations, e.crossover, e.mutation, e.target_error, setup.config.seed, e.patience, e.restart
+        e.population,
+        e.generations,
+        e.crossover,
+        e.mutation,
+        e.target_error,
+        setup.config.seed,
+        e.patience,
+        e.restart,
     )
     scorer = setup.scorer
+    if e.islands > 1:
+        return IslandEngine(
+            setup.space, settings, scorer, setup.cutoff.radius, e.islands, e.migration.every, e.migration.count
+        )
     return GPEngine(setup.space, settings, scorer.score_candidate, scorer.prune, setup.cutoff.radius, scorer.score_many)
 
 
@@ -123,7 +136,13 @@ class Guided(GP):
 
         engine = gp_engine(setup)
         seeds, distilled, timings = guided_seeds(
-            setup.space, setup.problem, setup.cutoff, setup.config.engine.guided, setup.config.seed, log=setup.log
+            setup.space,
+            setup.problem,
+            setup.cutoff,
+            setup.config.engine.guided,
+            setup.config.seed,
+            log=setup.log,
+            executor=setup.scorer.executor,
         )
         engine.initialise(seeds)
         record = {"slots": distilled.slots, "seeds": seeds, "seeded_structures": sorted(engine.seeded), **timings}
