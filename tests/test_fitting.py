@@ -177,3 +177,18 @@ def test_an_embedding_that_diverges_for_an_isolated_atom_does_not_fit():
     assert not held.ok and "isolated atom" in held.message
     power = fit((rho**b0,), start=(-0.3,))
     assert power.ok and power.loss < 1e-6 and power.nonlinear[0] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_fixed_reference_energies_are_used_not_fitted(morse_problem):
+    """reference_energies: the isolated-atom energies are subtracted from the energies
+    and kept; the fit sees cohesive energies and cannot move them."""
+    import dataclasses
+
+    bases = [sympy.exp(-2.6 * r), sympy.exp(-1.1 * r)]
+    right = dataclasses.replace(morse_problem, references=(-4.5,))
+    result = fit_constants(right, pair_candidate(bases))
+    assert result.ok and result.loss < 1e-10
+    np.testing.assert_allclose(result.linear, [300.0, -2.0], rtol=1e-8)
+    assert result.reference_energies.tolist() == [-4.5]
+    wrong = fit_constants(dataclasses.replace(morse_problem, references=(0.0,)), pair_candidate(bases))
+    assert wrong.reference_energies.tolist() == [0.0] and wrong.loss > 1e-3  # the 4.5 eV/atom is not absorbed

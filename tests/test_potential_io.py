@@ -87,3 +87,14 @@ def test_corrupt_potential_files_give_clear_errors(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(EvopotError, match=message):
         Potential.load(path)
+
+
+def test_eulers_number_as_sympy_prints_it_reads_back():
+    """A constant rounded to infinity can leave sympy's E in a formula; checkpoints and
+    potential files write it as ``E`` and must read it back."""
+    import sympy
+
+    from evopot.model.formula import formula_string, parse_formula
+
+    expression = sympy.E / (sympy.exp(2 * sympy.Symbol("r")) + sympy.exp(sympy.Symbol("r")) / sympy.Symbol("r"))
+    assert parse_formula(formula_string(expression), ["r"]) == expression

@@ -314,7 +314,23 @@ class SearchConfig(_Strict):
     search_space: str = Field("pair", description="a shipped search space's name (search_spaces/NAME.yaml) or a path")
     engine: EngineConfig = EngineConfig()
     fitness: FitnessConfig = FitnessConfig()
+    reference_energies: dict[str, Annotated[float, Field(ge=-1e6, le=1e6)]] | None = Field(
+        None,
+        description="energy (eV) of each species' isolated atom from the same DFT settings as the data: the fit "
+        "then sees cohesive energies, and the potential's reference energies are these (default: fitted freely, "
+        "and they may absorb the cohesion)",
+    )
     correction: CorrectionConfig | None = None
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _reference_elements(cls, value):
+        from ase.data import chemical_symbols
+
+        unknown = [s for s in value or {} if s not in chemical_symbols[1:]]
+        if unknown:
+            raise ValueError(f"{unknown} are not element symbols")
+        return value
 
     @field_validator("species")
     @classmethod

@@ -32,6 +32,7 @@ FUNCTIONS = {
     "abs": sympy.Abs,
     "erf": sympy.erf,
     "pi": sympy.pi,
+    "E": sympy.E,  # Euler's number, as sympy prints it (a constant rounded to infinity can leave it)
 }
 _OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ","}
 _SKIP = {tokenize.ENCODING, tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT}

@@ -30,6 +30,7 @@ import sympy
 
 from evopot.data.dataset import Frames
 from evopot.data.geometry import Geometry, build_geometry
+from evopot.model.admissible import Limits, cancellation, inadmissible
 from evopot.model.cutoff import Cutoff
 from evopot.model.evaluate import term_prediction
 from evopot.model.potential import Term
@@ -49,11 +50,29 @@ class FitProblem:
     cutoff: Cutoff
     force_weight: float = 1.0
     energy_weight: float = 0.1
+    #: per-species reference energies (eV, the geometry's species order) held fixed, or
+    #: None: fitted with the formula's linear coefficients
+    references: tuple[float, ...] | None = None
 
     @classmethod
-    def from_frames(cls, frames: Frames, cutoff: Cutoff, species, force_weight=1.0, energy_weight=0.1) -> FitProblem:
+    def from_frames(
+        cls, frames: Frames, cutoff: Cutoff, species, force_weight=1.0, energy_weight=0.1, references=None
+    ) -> FitProblem:
+        """The problem of ``frames``; ``references`` maps species to fixed reference
+        energies (every species of the geometry), or None to fit them."""
         geometry = build_geometry(frames, cutoff.radius, species)
-        return cls(geometry, frames.energies, np.concatenate(frames.forces), cutoff, force_weight, energy_weight)
+        fixed = None if references is None else tuple(float(references[s]) for s in geometry.species)
+        return cls(geometry, frames.energies, np.concatenate(frames.forces), cutoff, force_weight, energy_weight, fixed)
+
+    def reference_energies(self, fitted: np.ndarray) -> np.ndarray:
+        """The reference energies of a fit whose reference coefficients are ``fitted``."""
+        return np.array(self.references) if self.references is not None else fitted
+
+    @cached_property
+    def limits(self) -> Limits | None:
+        """Where fitted formulas must be admissible (:mod:`evopot.model.admissible`)."""
+        g = self.geometry
+        return Limits(float(g.pair_distances.min()), self.cutoff.radius) if g.n_pairs else None
 
     @cached_property
     def row_scale(self) -> np.ndarray:
@@ -65,14 +84,19 @@ class FitProblem:
 
     @cached_property
     def target(self) -> np.ndarray:
-        return np.concatenate([self.energies, self.forces.ravel()]) * self.row_scale
+        """Weighted targets: energies (less fixed reference energies) then forces."""
+        energies = self.energies
+        if self.references is not None:
+            energies = energies - self.geometry.species_counts @ np.array(self.references)
+        return np.concatenate([energies, self.forces.ravel()]) * self.row_scale
 
     @cached_property
     def reference_columns(self) -> np.ndarray:
         """Columns of the per-species reference energies (they touch energy rows only)."""
         g = self.geometry
-        cols = np.zeros((g.n_frames + 3 * g.n_atoms, len(g.species)))
-        cols[: g.n_frames] = g.species_counts
+        cols = np.zeros((g.n_frames + 3 * g.n_atoms, 0 if self.references is not None else len(g.species)))
+        if self.references is None:
+            cols[: g.n_frames] = g.species_counts
         return cols * self.row_scale[:, None]
 
     def column(self, term: Term) -> np.ndarray:
@@ -91,6 +115,8 @@ class FitResult:
     nonlinear: np.ndarray
     reference_energies: np.ndarray
     message: str = ""
+    #: Σ‖a_k c_k‖ / ‖Σ a_k c_k‖ of the term whose bases cancel most (evopot.model.admissible)
+    cancellation: float = 1.0
 
 
 FAILED = float("inf")
@@ -221,5 +247,21 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         reason = term.spec.inadmissible(term)
         if reason:
             return failed(reason)
+    limits, ratio = problem.limits, 1.0
+    if limits is not None:
+        reason = inadmissible(candidate.terms(coefficients[:n], theta), limits)
+        if reason:
+            return failed(f"inadmissible: {reason}")  # the GP engine counts these by rule
+        ratio = _cancellation(candidate, coefficients[:n], projection.columns(theta))
     loss = float(np.sqrt(np.sum(res**2)))
-    return FitResult(True, loss, coefficients[:n], theta, coefficients[n:])
+    return FitResult(True, loss, coefficients[:n], theta, problem.reference_energies(coefficients[n:]), "", ratio)
+
+
+def _cancellation(candidate: Candidate, linear, columns: list[np.ndarray]) -> float:
+    """The largest :func:`cancellation` of any term's bases on the data."""
+    ratios = [1.0]
+    for k in range(len(candidate.components)):
+        mine = [i for i, (component, _) in enumerate(candidate.bases) if component == k]
+        if mine:
+            ratios.append(cancellation(linear[mine], [columns[i] for i in mine]))
+    return max(ratios)

@@ -141,7 +141,15 @@ def search(
     if config.fitness.frames is not None and config.fitness.frames < len(dataset.train):
         chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
         search_frames = dataset.train.subset(sorted(chosen))
-    weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies)
+    references = config.reference_energies
+    if references is not None:
+        missing = [s for s in species if s not in references]
+        if missing:
+            raise EvopotError(
+                f"{where}: reference_energies: no isolated-atom energy for {', '.join(missing)} (the data's species "
+                f"are {', '.join(species)}); give one for each, or leave the section out to fit them"
+            )
+    weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
     problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
     if problem.geometry.n_pairs == 0:
         raise EvopotError(
@@ -327,9 +335,13 @@ def _after_generation(run: RunDirectory, engine: Engine, scorer: Scorer, config:
             f"{config.engine.restart} generations: population restarted from random trees (the front is "
             f"kept)"
         )
+    rejected = getattr(engine, "rejected", {})
+    refused = (
+        "  inadmissible " + ", ".join(f"{rule} {count}" for rule, count in sorted(rejected.items())) if rejected else ""
+    )
     run.append_log(
         f"generation {last.generation:4d}  best {last.best_loss:.6g}  front {last.front_size:3d}  fits "
-        f"{scorer.fits:6d}  {last.best_formula}"
+        f"{scorer.fits:6d}{refused}  {last.best_formula}"
     )
     run.write_rows(
         run.history,

@@ -43,6 +43,11 @@ class CurveProblem:
     x: np.ndarray
     y: np.ndarray
     offset: bool = True
+    #: a learned curve is one slot, not a potential: no admissibility rules
+    limits = None
+
+    def reference_energies(self, fitted: np.ndarray) -> np.ndarray:
+        return fitted  # the free offset
 
     @property
     def geometry(self):

@@ -27,8 +27,10 @@ import sympy
 from deap import base, creator, gp, tools
 
 from evopot.errors import EvopotError
+from evopot.model.admissible import cancelling, oversized
 from evopot.search.candidate import Candidate, decompose
 from evopot.search.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
+from evopot.search.engines.primitives import OPERATORS
 from evopot.search.engines.space import SearchSpace, term_shapes
 from evopot.search.fitting import FitResult
 from evopot.search.scoring import Scored
@@ -85,12 +87,16 @@ class Archive:
 
     best: dict[int, Scored] = field(default_factory=dict)
 
-    def update(self, scored: Scored) -> bool:
-        """Keep ``scored`` if it beats what the archive has at its complexity."""
+    def improves(self, scored: Scored) -> bool:
+        """Whether ``scored`` beats what the archive has at its complexity."""
         if not scored.fit.ok:
             return False
         current = self.best.get(scored.complexity)
-        if current is None or scored.loss < current.loss:
+        return current is None or scored.loss < current.loss
+
+    def update(self, scored: Scored) -> bool:
+        """Keep ``scored`` if it beats what the archive has at its complexity."""
+        if self.improves(scored):
             self.best[scored.complexity] = scored
             return True
         return False
@@ -179,6 +185,8 @@ class GPEngine:
                     rc,
                 )
                 self.slots.append(_Slot(t, slot.name, pset, rc if enveloped else None))
+        self.allowed = _allowed_functions(space, self.shapes, radius)
+        self.rejected: dict[str, int] = {}  # candidates refused as inadmissible, by rule
         self.archive = Archive()
         self.history: list[GenerationReport] = []
         self.population: list = []
@@ -276,19 +284,58 @@ class GPEngine:
             if scored.fit.ok:
                 self._write_back(individual, candidate, scored)
                 individual.fitness.values = (scored.loss, scored.complexity)
-                if self.archive.update(scored) and self.prune is not None:
-                    self._prune_into_archive(scored)
+                self._offer(scored)
             else:
+                if scored.fit.message.startswith(INADMISSIBLE):
+                    self._reject(scored.fit.message[len(INADMISSIBLE) :].split(":")[0])
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
 
+    def _admitted(self, scored: Scored) -> bool:
+        """Whether ``scored`` may enter the archive: besides the physical rules its fit
+        applied (:mod:`evopot.model.admissible`), each term uses only functions its
+        search-space slots can build (a rounding to first order must not bring in a
+        log the space does not have), it has a formula at all, its bases do not cancel,
+        its constants are of sane size."""
+        if not scored.candidate.bases:  # nothing but reference energies: no formula
+            self._reject("empty")
+            return False
+        for component in scored.candidate.components:
+            expressions = [*component.bases, *([component.shape] if component.shape is not None else [])]
+            used = {type(f) for e in expressions for f in e.atoms(sympy.Function)}
+            if not used <= self.allowed.get(component.shape_of, set()):
+                self._reject("operators")
+                return False
+        fit = scored.fit
+        reason = cancelling(fit.cancellation) or oversized([*fit.linear, *fit.nonlinear])
+        if reason:
+            self._reject(reason.split(":")[0])
+            return False
+        return True
+
+    def _reject(self, rule: str) -> None:
+        self.rejected[rule] = self.rejected.get(rule, 0) + 1
+
+    def _offer(self, scored: Scored) -> None:
+        """``scored`` into the archive where it improves it and is admissible; where it
+        improves it, admissible or not, the simpler formulas inside it are offered in
+        turn (:meth:`_prune_into_archive`)."""
+        if self.archive.improves(scored):
+            if self._admitted(scored):
+                self.archive.update(scored)
+            if self.prune is not None:
+                self._prune_into_archive(scored)
+
     def _prune_into_archive(self, scored: Scored) -> None:
-        """The simpler formulas inside ``scored`` into the archive; each that improves it
-        is pruned in turn, so a basis dropped and then a constant rounded both happen.
-        Ends: every entry lowers the archive's best loss at some complexity."""
+        """The simpler formulas inside ``scored`` offered to the archive; each that
+        improves it is pruned in turn, so a basis dropped and then a constant rounded
+        both happen, and a formula refused for a huge constant or a cancellation still
+        gives its rounded forms. Ends: each step has fewer bases or constants."""
         pending = [scored]
         while pending:
             for simpler in self.prune(pending.pop()):
-                if self.archive.update(simpler):
+                if self.archive.improves(simpler):
+                    if self._admitted(simpler):
+                        self.archive.update(simpler)
                     pending.append(simpler)
 
     @staticmethod
@@ -443,6 +490,7 @@ class GPEngine:
             "archive": self.archive.state(),
             "history": [vars(h) for h in self.history],
             "last_restart": self.last_restart,
+            "rejected": dict(sorted(self.rejected.items())),
         }
 
     def restore(self, state: dict) -> None:
@@ -453,6 +501,7 @@ class GPEngine:
         self.archive.restore(state["archive"])
         self.history = [GenerationReport(**h) for h in state["history"]]
         self.last_restart = int(state.get("last_restart", 0))
+        self.rejected = {str(k): int(v) for k, v in state.get("rejected", {}).items()}
 
     def _individual(self, item: dict):
         """An individual as :func:`_saved` wrote it."""
@@ -468,6 +517,30 @@ class GPEngine:
         ind.fitness.crowding_dist = float(item["crowding"])
         ind.structure = item["structure"]
         return ind
+
+
+#: the start of a fit's message when it failed an admissibility rule (evopot.search.fitting)
+INADMISSIBLE = "inadmissible: "
+
+
+def _allowed_functions(space: SearchSpace, shapes, radius: float | None) -> dict:
+    """The sympy function classes (exp, log, tanh, Abs, …) each term's slots can build
+    from their operators, by the term's shape; exp too where a slot's envelope is the
+    vanishing exp(s/(r − rc))."""
+    symbols = sympy.symbols("x0:3")
+    allowed: dict = {}
+    for spec, shape in zip(space.terms, shapes):
+        functions = allowed.setdefault(shape, set())
+        if spec.envelope == "vanish":
+            functions.add(sympy.exp)
+        for slot in shape.slots:
+            for name in spec.operators.get(slot.name, space.operators):
+                op = OPERATORS.get(name)
+                if op is None or op.build is None:
+                    continue
+                built = op.build(*symbols[: op.arity], *([radius or 1.0] if op.needs_radius else []))
+                functions.update(type(f) for f in built.atoms(sympy.Function))
+    return allowed
 
 
 def emigrants(population: list[dict], count: int) -> list[dict]:

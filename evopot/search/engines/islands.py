@@ -126,6 +126,15 @@ class IslandEngine:
     def front(self) -> list[Scored]:
         return self.archive.front()
 
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Candidates refused as inadmissible, by rule, over every island."""
+        total: dict[str, int] = {}
+        for island in self.islands:
+            for rule, count in island.get("rejected", {}).items():
+                total[rule] = total.get(rule, 0) + count
+        return dict(sorted(total.items()))
+
     def done(self) -> bool:
         """Out of generations, or at the target error for ``patience`` generations."""
         if self.generation >= self.settings.generations:

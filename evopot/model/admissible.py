@@ -1,0 +1,145 @@
+"""Physical admissibility of a fitted potential: the checks a materials scientist makes
+before running a formula, whatever its fit to the data.
+
+A fitted set of terms is admissible when
+
+1. **finite and smooth**: every expression of a distance (V, h, f, V3 of rij, rik, cos θ)
+   and its slope are finite from the inner limit (:data:`INNER_FRACTION` of the
+   shortest training distance, the export's own inner limit) to the cutoff, cos θ over
+   [−1, 1]; F(ρ) finite at ρ = 0 (the kind's own rule, :meth:`TermKind.inadmissible`);
+2. **repulsive core**: each pair term falls monotonically (V' < 0) from the inner limit
+   to the shortest training distance, by at least :data:`CORE_RISE` eV, so an atom
+   pushed closer than the data went is pushed back (not drawn in by a formula that turns
+   over or flattens where no data constrained it);
+3. **no catastrophic cancellation**: the fit's linear parts do not cancel. With a_k·c_k
+   the weighted contribution of basis k to the fitted energies and forces (the design
+   column the fit solved), Σ_k ‖a_k c_k‖ / ‖Σ_k a_k c_k‖ ≤ :data:`MAX_CANCELLATION` over
+   the data, per term: 10 means the parts are at most ten times larger than what they
+   add up to (Lennard-Jones on its data: about 2–3; the 1.3e160/(r + 20)^118 members of
+   old fronts: beyond 10⁵);
+4. **constants of sane size**: every fitted constant, linear or not, is at most
+   :data:`MAX_CONSTANT` in size.
+
+The search's fit applies rules 1 and 2 (:func:`evopot.search.fitting.fit_constants`):
+such a candidate scores as failed, with its rule as the reason. Rules 3 and 4 are
+applied where a formula would enter the archive (the front): a formula that breaks them
+is often one rounding away from a good one (h = (r − 8·10³³)·e is e), so it is still
+pruned and rounded, and what comes out of that enters if it passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evopot.model.potential import Term
+from evopot.model.terms.base import values_and_slopes
+
+#: the inner limit as a share of the shortest training distance (as evopot.export's)
+INNER_FRACTION = 0.8
+#: least rise (eV) of a pair term from the shortest training distance to the inner limit
+CORE_RISE = 0.01
+#: largest Σ‖a_k c_k‖ / ‖Σ a_k c_k‖ of a term's bases over the data
+MAX_CANCELLATION = 10.0
+#: largest size of a fitted constant
+MAX_CONSTANT = 1e8
+#: grid points per variable
+POINTS = 48
+DISTANCES = ("r", "rij", "rik")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Where a potential is checked: the shortest training pair distance and the cutoff (Å)."""
+
+    shortest: float
+    radius: float
+
+    @property
+    def inner(self) -> float:
+        return INNER_FRACTION * self.shortest
+
+
+def inadmissible(terms: list[Term], limits: Limits) -> str | None:
+    """The first of rules 1 and 2 the fitted ``terms`` break (a short reason naming
+    it), or None."""
+    for term in terms:
+        reason = term.spec.inadmissible(term) or _not_finite(term, limits) or _soft_core(term, limits)
+        if reason:
+            return reason
+    return None
+
+
+def oversized(constants) -> str | None:
+    """Rule 4: the reason when a constant of ``constants`` is beyond
+    :data:`MAX_CONSTANT` in size (or not finite), else None."""
+    for value in constants:
+        if not abs(value) <= MAX_CONSTANT:
+            return f"constant: a fitted constant {value:.3g} is beyond ±{MAX_CONSTANT:g}"
+    return None
+
+
+def cancelling(ratio: float) -> str | None:
+    """Rule 3: the reason when a fit's :func:`cancellation` is beyond
+    :data:`MAX_CANCELLATION`, else None."""
+    if ratio > MAX_CANCELLATION:
+        return f"cancellation: a term's parts are {ratio:.3g} times what they add up to on the data"
+    return None
+
+
+def cancellation(coefficients: np.ndarray, columns: list[np.ndarray]) -> float:
+    """Σ_k ‖a_k c_k‖ / ‖Σ_k a_k c_k‖ of bases with coefficients a_k and columns c_k."""
+    parts = [a * c for a, c in zip(coefficients, columns)]
+    total = float(np.linalg.norm(np.sum(parts, axis=0))) if parts else 0.0
+    size = sum(float(np.linalg.norm(p)) for p in parts)
+    return size / total if total > 0 else (1.0 if size == 0 else float("inf"))
+
+
+def _grid(variables: tuple[str, ...], limits: Limits) -> list[np.ndarray] | None:
+    axes = []
+    for name in variables:
+        if name in DISTANCES:
+            # up to the cutoff, not at it: a vanishing exp(s/(r − rc)) is 0/0 there in floating point
+            axes.append(np.linspace(limits.inner, limits.radius, POINTS if len(variables) == 1 else 12, endpoint=False))
+        elif name == "costheta":
+            axes.append(np.linspace(-1.0, 1.0, 13))
+        else:
+            return None  # ρ, ζ: the kind's own rule checks them
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return [m.ravel() for m in mesh]
+
+
+def _not_finite(term: Term, limits: Limits) -> str | None:
+    spec = term.spec
+    pairs = [(term.expression, spec.variables)]
+    if term.density is not None:
+        pairs.append((term.density, spec.density_variables))
+    for expression, variables in pairs:
+        grid = _grid(tuple(variables), limits)
+        if grid is None:
+            continue
+        with np.errstate(all="ignore"):
+            value, slopes = values_and_slopes(term, expression, tuple(variables), *grid)
+        arrays = [np.asarray(value, dtype=complex), *(np.asarray(s, dtype=complex) for s in slopes)]
+        if not all(np.all(np.isfinite(a)) and not np.any(a.imag) for a in arrays):
+            return (
+                f"finite: {spec.name} term not finite or not smooth between the inner limit {limits.inner:.3g} Å and "
+                f"the cutoff"
+            )
+    return None
+
+
+def _soft_core(term: Term, limits: Limits) -> str | None:
+    if term.kind != "pair":
+        return None
+    r = np.linspace(limits.inner, limits.shortest, POINTS)
+    with np.errstate(all="ignore"):
+        value, (slope,) = values_and_slopes(term, term.expression, ("r",), r)
+    value, slope = np.broadcast_to(value, r.shape), np.broadcast_to(slope, r.shape)
+    if np.any(slope >= 0) or value[0] - value[-1] < CORE_RISE:
+        return (
+            f"core: pair term not repulsive below the shortest training distance ({limits.inner:.3g}–"
+            f"{limits.shortest:.3g} Å: V must fall by ≥ {CORE_RISE:g} eV)"
+        )
+    return None
