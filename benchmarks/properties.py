@@ -1,0 +1,213 @@
+"""Properties of discovered Si formulas against DFT, beside Stillinger–Weber and Tersoff (issue 35).
+
+For the bundled mlearn Si data (VASP PBE; Zuo et al. 2020), searches with the default
+three-body config (``examples/silicon_threebody.yaml``) and a bond-order config (the
+same with ``search_space: bond_order`` and Tersoff's cosine cutoff) for several seeds;
+for each run's recommended member (≤ 40 nodes) prints, on the same frames as the
+classical Stillinger–Weber (evopot's own, checked against matscipy) and Tersoff
+(LAMMPS's ``Si.tersoff``) potentials:
+
+- test force MAE (eV/Å) and energy MAE (meV/atom; the classical potentials' energies
+  shifted by their mean offset per atom on the training set, since their zero is not
+  DFT's);
+- a₀ (Å), B, C11, C12, C44 (relaxed) and C44⁰ (clamped ions) in GPa, from evopot's
+  validate procedures, against DFT's from the Elastic frames (a₀ from the ground-state
+  frame; C11 from the uniaxial strains' energies, C12 and C44⁰ from their stresses:
+  153, 57.6 and 99 GPa; the mlearn paper's PBE: a₀ 5.469 Å, C11 153, C12 57, C44 75);
+- the dimer's binding energy and the admissibility checks of evopot.model.admissible.
+
+Goal for the recommended member: force MAE ≤ 0.12 eV/Å, energy MAE ≤ 20 meV/atom, a₀
+within 1 %, C11, C12, C44 within 15 % of DFT, every admissibility check passed, on at
+least 4 of 5 seeds. ``--transfer`` also trains without the Surface frames and prints
+the Surface / in-distribution force-error ratio of the formula.
+
+    .venv/bin/python benchmarks/properties.py [--seeds 1 2 3 4 5] [--spaces threebody bond_order]
+        [--generations N] [--energies W] [--transfer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from evopot.data.dataset import read_frames
+from evopot.data.geometry import build_geometry
+from evopot.errors import EvopotError
+from evopot.export.lammps_tersoff import read_tersoff
+from evopot.inspect.validate import (
+    _dft_equation_of_state,
+    crystal,
+    cubic_elastic_constants,
+    dft_elastic_constants,
+    dimer_curve,
+    equation_of_state,
+)
+from evopot.md.calculator import EvopotCalculator
+from evopot.model.admissible import Limits, inadmissible
+from evopot.model.evaluate import evaluate
+from evopot.model.metrics import errors
+from evopot.search.run import search
+from evopot.testing.known import stillinger_weber
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "examples" / "data" / "Si"
+GOALS = {"force_mae": 0.12, "energy_mae": 20.0, "a0": 0.01, "elastic": 0.15}
+TERSOFF = (
+    Path(sys.prefix)
+    / "lib"
+    / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    / "site-packages"
+    / "lammps"
+    / "share"
+    / "lammps"
+    / "potentials"
+    / "Si.tersoff"
+)
+
+
+def config_for(
+    space: str, seed: int, folder: Path, generations: int | None, train: Path, energies: float | None = None
+) -> Path:
+    data = yaml.safe_load((ROOT / "examples" / "silicon_threebody.yaml").read_text())
+    data["seed"] = seed
+    data["data"] = {"train": str(train), "test": str(DATA / "test.extxyz"), "split": data["data"]["split"]}
+    data["output"] = str(folder / f"{space}_{seed}_{train.stem}")
+    if space == "bond_order":
+        data["search_space"] = "bond_order"
+        data["cutoff"] = {"radius": 3.2, "onset": 2.7, "function": "cosine"}
+    if generations is not None:
+        data["engine"]["generations"] = generations
+    if energies is not None:
+        data["fitness"]["energies"] = energies
+    path = folder / f"{space}_{seed}_{train.stem}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def properties(potential, train, test, offset: bool) -> dict:
+    """Errors on ``test``, crystal properties, dimer binding and admissibility."""
+    shift = 0.0
+    if offset:  # a classical potential's zero of energy is not DFT's: one offset per atom
+        predicted = evaluate(potential, build_geometry(train, potential.cutoff.radius, potential.species))
+        shift = float(np.mean((train.energies - predicted.energies) / [len(a) for a in train.atoms]))
+    predicted = evaluate(potential, build_geometry(test, potential.cutoff.radius, potential.species))
+    predicted.energies = predicted.energies + shift * np.array([len(a) for a in test.atoms])
+    out = errors(predicted, test)
+    calculator = EvopotCalculator(potential)
+    try:
+        _, _, (v0, _, modulus) = equation_of_state(crystal("Si"), calculator)
+    except EvopotError:
+        return {**out, "a0": float("nan")}
+    a0 = (8 * v0) ** (1 / 3)
+    relaxed = cubic_elastic_constants(crystal("Si", a0), calculator)
+    clamped = cubic_elastic_constants(crystal("Si", a0), calculator, fmax=None)
+    shortest = float(build_geometry(train, 6.0, ("Si",)).pair_distances.min())
+    r = np.linspace(0.8 * shortest, potential.cutoff.radius, 200)
+    with np.errstate(all="ignore"):
+        dimer = dimer_curve(potential, "Si", r)
+    reason = inadmissible(list(potential.terms), Limits(shortest, potential.cutoff.radius))
+    return {
+        **out,
+        "a0": a0,
+        "B": modulus,
+        "C11": relaxed["C11"],
+        "C12": relaxed["C12"],
+        "C44": relaxed["C44"],
+        "C44 unrelaxed": clamped["C44"],
+        "dimer": float(np.nanmin(dimer)),
+        "admissible": reason or "yes",
+    }
+
+
+def row(name: str, p: dict, dft: dict) -> str:
+    def rel(key, ref):
+        return f"{p[key]:7.1f} ({p[key] / ref - 1:+5.0%})" if key in p and ref else "      —"
+
+    return (
+        f"{name:34s} F {p['force_mae']:.3f}  E {p['energy_mae']:6.1f}  a0 {p.get('a0', float('nan')):.3f} "
+        f"({p.get('a0', float('nan')) / dft['a0'] - 1:+.1%})  B {rel('B', dft['B'])}  C11 {rel('C11', dft['C11'])}  "
+        f"C12 {rel('C12', dft['C12'])}  C44 {rel('C44', 75.0)}  C44⁰ {rel('C44 unrelaxed', dft['C44 unrelaxed'])}  "
+        f"dimer {p.get('dimer', float('nan')):6.2f} eV  admissible: {p.get('admissible', '—')}"
+    )
+
+
+def meets(p: dict, dft: dict) -> bool:
+    elastic = all(
+        abs(p[k] / ref - 1) <= GOALS["elastic"] for k, ref in (("C11", dft["C11"]), ("C12", dft["C12"]), ("C44", 75.0))
+    )
+    return (
+        p["force_mae"] <= GOALS["force_mae"]
+        and p["energy_mae"] <= GOALS["energy_mae"]
+        and abs(p["a0"] / dft["a0"] - 1) <= GOALS["a0"]
+        and elastic
+        and p["admissible"] == "yes"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--spaces", nargs="+", default=["threebody", "bond_order"], choices=["threebody", "bond_order"])
+    parser.add_argument("--generations", type=int, default=None)
+    parser.add_argument("--transfer", action="store_true")
+    parser.add_argument("--energies", type=float, default=None, help="fitness.energies weight (default the config's)")
+    args = parser.parse_args()
+    train, test = read_frames(DATA / "training.extxyz"), read_frames(DATA / "test.extxyz")
+    elastic, how = dft_elastic_constants(train)
+    a0, _, _ = _dft_equation_of_state(train, 8)
+    dft = {"a0": a0, **elastic, "B": (elastic["C11"] + 2 * elastic["C12"]) / 3}
+    print(
+        f"DFT (mlearn Si training frames): a0 {a0:.3f} Å, B {dft['B']:.1f}, C11 {dft['C11']:.1f}, C12 "
+        f"{dft['C12']:.1f}, C44⁰ {dft['C44 unrelaxed']:.1f} GPa ({how}); relaxed C44 75 GPa (mlearn paper)"
+    )
+    print(row("Stillinger–Weber (classical)", properties(stillinger_weber(), train, test, True), dft))
+    if TERSOFF.is_file():
+        print(row("Tersoff (LAMMPS Si.tersoff)", properties(read_tersoff(TERSOFF), train, test, True), dft))
+    with tempfile.TemporaryDirectory() as folder:
+        for space in args.spaces:
+            passed = 0
+            for seed in args.seeds:
+                start = time.perf_counter()
+                config = config_for(
+                    space, seed, Path(folder), args.generations, DATA / "training.extxyz", args.energies
+                )
+                result = search(config, overwrite=True, progress=False)
+                member = result.recommended()
+                p = properties(member.potential, train, test, False)
+                passed += meets(p, dft)
+                print(row(f"{space} seed {seed} ({member.complexity} nodes)", p, dft), flush=True)
+                print(f"    {member.formula}  [{time.perf_counter() - start:.0f} s]", flush=True)
+                if args.transfer:
+                    print(f"    {transfer(space, seed, Path(folder), args.generations)}", flush=True)
+            print(f"{space}: goal met on {passed}/{len(args.seeds)} seeds (goal ≥ 4/5)")
+
+
+def transfer(space: str, seed: int, folder: Path, generations: int | None) -> str:
+    """Force MAE on the Surface frames of a formula trained without them, over its
+    force MAE on the other test frames."""
+    frames = read_frames(DATA / "training.extxyz")
+    keep = [k for k, t in enumerate(frames.config_types) if t != "Surface"]
+    surface = [k for k, t in enumerate(frames.config_types) if t == "Surface"]
+    bulk_only = folder / "no_surface.extxyz"
+    import ase.io
+
+    ase.io.write(bulk_only, [frames.atoms[k] for k in keep], format="extxyz")
+    result = search(config_for(space, seed, folder, generations, bulk_only), overwrite=True, progress=False)
+    potential = result.recommended().potential
+    test = read_frames(DATA / "test.extxyz")
+    on_surface = frames.subset(surface)
+    mae = [
+        errors(evaluate(potential, build_geometry(f, potential.cutoff.radius, ("Si",))), f)["force_mae"]
+        for f in (on_surface, test)
+    ]
+    return f"trained without Surface: Surface force MAE {mae[0]:.3f}, test {mae[1]:.3f}, ratio {mae[0] / mae[1]:.2f}"
+
+
+if __name__ == "__main__":
+    main()
