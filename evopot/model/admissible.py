@@ -61,11 +61,23 @@ class Limits:
         return INNER_FRACTION * self.shortest
 
 
-def inadmissible(terms: list[Term], limits: Limits) -> str | None:
+def inadmissible(terms: list[Term], limits: Limits, coefficients=None) -> str | None:
     """The first of rules 1 and 2 the fitted ``terms`` break (a short reason naming
-    it), or None."""
-    for term in terms:
-        reason = term.spec.inadmissible(term) or _not_finite(term, limits) or _soft_core(term, limits)
+    it), or None. With ``coefficients`` the terms are a fit's additive pieces (its
+    basis terms) and the term they stand for is Σ coefficient·piece over the pieces of
+    one kind and species: the pieces' compiled functions are the fit's own, so the check
+    costs no new compilation."""
+    if coefficients is None:
+        coefficients = [1.0] * len(terms)
+    groups: dict[tuple, list[tuple[float, Term]]] = {}
+    for a, term in zip(coefficients, terms):
+        groups.setdefault((term.kind, term.species, term.cutoff, term.density), []).append((float(a), term))
+    for parts in groups.values():
+        for _, term in parts:
+            reason = term.spec.inadmissible(term) or _not_finite(term, limits)
+            if reason:
+                return reason
+        reason = _soft_core(parts, limits)
         if reason:
             return reason
     return None
@@ -130,14 +142,17 @@ def _not_finite(term: Term, limits: Limits) -> str | None:
     return None
 
 
-def _soft_core(term: Term, limits: Limits) -> str | None:
-    if term.kind != "pair":
+def _soft_core(parts: list[tuple[float, Term]], limits: Limits) -> str | None:
+    """Rule 2 for the pair term Σ a·part of ``parts`` (other kinds: None)."""
+    if parts[0][1].kind != "pair":
         return None
     r = np.linspace(limits.inner, limits.shortest, POINTS)
+    value, slope = np.zeros_like(r), np.zeros_like(r)
     with np.errstate(all="ignore"):
-        value, (slope,) = values_and_slopes(term, term.expression, ("r",), r)
-    value, slope = np.broadcast_to(value, r.shape), np.broadcast_to(slope, r.shape)
-    if np.any(slope >= 0) or value[0] - value[-1] < CORE_RISE:
+        for a, term in parts:
+            v, (dv,) = values_and_slopes(term, term.expression, ("r",), r)
+            value, slope = value + a * np.real(v), slope + a * np.real(dv)
+    if not np.all(slope < 0) or value[0] - value[-1] < CORE_RISE:
         return (
             f"core: pair term not repulsive below the shortest training distance ({limits.inner:.3g}–"
             f"{limits.shortest:.3g} Å: V must fall by ≥ {CORE_RISE:g} eV)"

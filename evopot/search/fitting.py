@@ -243,13 +243,14 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         return failed(str(exc))
     if res is None or not np.all(np.isfinite(res)) or not np.all(np.isfinite(coefficients)):
         return failed("non-finite values")
-    for term in candidate.basis_terms(theta):
+    pieces = candidate.basis_terms(theta)
+    for term in pieces:
         reason = term.spec.inadmissible(term)
         if reason:
             return failed(reason)
     limits, ratio = problem.limits, 1.0
     if limits is not None:
-        reason = inadmissible(candidate.terms(coefficients[:n], theta), limits)
+        reason = inadmissible(pieces, limits, coefficients[:n])
         if reason:
             return failed(f"inadmissible: {reason}")  # the GP engine counts these by rule
         ratio = _cancellation(candidate, coefficients[:n], projection.columns(theta))
