@@ -73,7 +73,8 @@ class Term:
                     f"{self.kind} term density {self.density}: symbols {sorted(unknown)} are neither "
                     f"{list(spec.density_variables)} nor constants"
                 )
-        spec.check_species(self.species, f"{self.kind} term {self.expression}")
+        if self.species is not None:  # the message prints the expression: only when there is something to check
+            spec.check_species(self.species, f"{self.kind} term {self.expression}")
 
     @property
     def spec(self) -> TermKind:

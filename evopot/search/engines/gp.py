@@ -187,6 +187,10 @@ class GPEngine:
                 self.slots.append(_Slot(t, slot.name, pset, rc if enveloped else None))
         self.allowed = _allowed_functions(space, self.shapes, radius)
         self.rejected: dict[str, int] = {}  # candidates refused as inadmissible, by rule
+        # candidates already pruned (an inadmissible formula can improve the archive again
+        # and again; pruning it again gives the same formulas): not saved, the front is the
+        # same without it
+        self._pruned: set[str] = set()
         self.archive = Archive()
         self.history: list[GenerationReport] = []
         self.population: list = []
@@ -326,16 +330,20 @@ class GPEngine:
                 self._prune_into_archive(scored)
 
     def _prune_into_archive(self, scored: Scored) -> None:
-        """The simpler formulas inside ``scored`` offered to the archive; each that
-        improves it is pruned in turn, so a basis dropped and then a constant rounded
-        both happen, and a formula refused for a huge constant or a cancellation still
-        gives its rounded forms. Ends: each step has fewer bases or constants."""
+        """The simpler formulas inside ``scored`` (admissible or not: a formula refused
+        for a huge constant or a cancellation still gives its rounded forms) offered to
+        the archive; each that enters it is pruned in turn, so a basis dropped and then
+        a constant rounded both happen. Ends: every entry lowers the archive's best loss
+        at some complexity; no formula is pruned twice."""
         pending = [scored]
         while pending:
-            for simpler in self.prune(pending.pop()):
-                if self.archive.improves(simpler):
-                    if self._admitted(simpler):
-                        self.archive.update(simpler)
+            current = pending.pop()
+            if current.candidate.key in self._pruned:
+                continue  # an inadmissible formula keeps improving the archive: prune it once
+            self._pruned.add(current.candidate.key)
+            for simpler in self.prune(current):
+                if self.archive.improves(simpler) and self._admitted(simpler):
+                    self.archive.update(simpler)
                     pending.append(simpler)
 
     @staticmethod
