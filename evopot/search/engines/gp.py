@@ -127,6 +127,19 @@ class Archive:
             )
             self.update(Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"])))
 
+    def report(self, generation: int) -> GenerationReport:
+        """What the archive holds after ``generation``: its best loss and formula, its
+        front's size (the fit count is the run's to fill in)."""
+        front = self.front()
+        best = min(front, key=lambda m: m.loss) if front else None
+        return GenerationReport(
+            generation=generation,
+            best_loss=best.loss if best else float("inf"),
+            best_formula=best.describe() if best else "",
+            front_size=len(front),
+            evaluations=0,
+        )
+
     def front(self) -> list[Scored]:
         """Members in increasing complexity, each strictly better than all simpler ones."""
         out, best_so_far = [], float("inf")
@@ -462,15 +475,7 @@ class GPEngine:
         return list(best.values())
 
     def _record(self) -> GenerationReport:
-        front = self.archive.front()
-        best = min(front, key=lambda m: m.loss) if front else None
-        report = GenerationReport(
-            generation=self.generation,
-            best_loss=best.loss if best else float("inf"),
-            best_formula=best.describe() if best else "",
-            front_size=len(front),
-            evaluations=0,
-        )
+        report = self.archive.report(self.generation)
         self.history.append(report)
         return report
 

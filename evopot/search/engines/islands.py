@@ -111,15 +111,7 @@ class IslandEngine:
         return report
 
     def _record(self) -> GenerationReport:
-        front = self.archive.front()
-        best = min(front, key=lambda m: m.loss) if front else None
-        report = GenerationReport(
-            generation=self.generation,
-            best_loss=best.loss if best else float("inf"),
-            best_formula=best.describe() if best else "",
-            front_size=len(front),
-            evaluations=0,
-        )
+        report = self.archive.report(self.generation)
         self.history.append(report)
         return report
 
