@@ -6,7 +6,7 @@ STAMP := $(VENV)/.evopot-installed
 # The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install lint demo test test-all browser bench docs gallery clean
+.PHONY: install lint demo test test-all browser dft bench docs gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,20 @@ test: install lint
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
-test-all: install browser
+# GPAW (real DFT for evopot data / learn): Debian's libxc, FFTW and BLAS, then GPAW and its
+# PAW setups (gpaw-data) from PyPI into the virtual environment (GPAW 26 compiles its C as C++)
+DFT_STAMP := $(VENV)/.evopot-dft
+$(DFT_STAMP): $(STAMP)
+	command -v g++ >/dev/null && test -e /usr/include/xc.h && test -e /usr/include/fftw3.h || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		 build-essential libxc-dev libfftw3-dev libopenblas-dev)
+	CC=g++ $(PY) -m pip install --quiet "gpaw>=24.1" gpaw-data
+	$(PY) -c "import gpaw, gpaw_data; print('GPAW', gpaw.__version__, 'setups', gpaw_data.__file__)"
+	touch $(DFT_STAMP)
+
+dft: $(DFT_STAMP)
+
+test-all: install browser dft
 	$(PY) -m pytest -q
 
 bench: install

@@ -2,7 +2,8 @@
 
 The network alone on the bundled Si DFT data (`examples/silicon_threebody.yaml`'s
 training and validation splits, default symmetry functions to 5 Å), one Behler–Parrinello
-MLP, a fixed number of epochs (no early stopping), on each device given. Prints the time
+MLP (or, with ``--models``, an interaction network too), a fixed number of epochs (no
+early stopping), on each device given. Prints the time
 to build the inputs (symmetry functions and their Jacobians; always on the CPU), seconds
 per epoch on each device, and, with ``--reference`` (seconds per epoch measured elsewhere,
 e.g. on the 2-core development machine), the speed-up over it.
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--batch-frames", type=int, nargs="+", default=[8])
     parser.add_argument(
+        "--models", nargs="+", choices=("bpnn", "interaction"), default=["bpnn"], help="correction.model to time"
+    )
+    parser.add_argument(
         "--reference", type=float, help="seconds per epoch measured elsewhere at the first batch size, for the speed-up"
     )
     args = parser.parse_args()
@@ -56,7 +60,7 @@ def main() -> None:
     for device in args.devices:
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
         there = (train.to(device), validation.to(device))
-        for batch in args.batch_frames:
+        for model, batch in [(m, b) for m in args.models for b in args.batch_frames]:
             settings = CorrectionConfig(
                 ensemble=1,
                 epochs=args.epochs,
@@ -64,6 +68,7 @@ def main() -> None:
                 patience=args.epochs + 1,
                 batch_frames=batch,
                 device=device,
+                model=model,
             )
             train_correction(
                 descriptor, *there, training_settings(settings.model_copy(update={"epochs": 1}), 0), progress=False
@@ -71,7 +76,7 @@ def main() -> None:
             _, log = train_correction(descriptor, *there, training_settings(settings, 0), progress=False)
             per_epoch = log.seconds / args.epochs
             line = (
-                f"{device:6s} ({name}): MLP {args.hidden}, batch {batch} frames: {per_epoch:.3f} s per epoch "
+                f"{device:6s} ({name}): {model} {args.hidden}, batch {batch} frames: {per_epoch:.3f} s per epoch "
                 f"({args.epochs} epochs, validation force MAE {log.networks[0]['validation_force_mae']:.4f} eV/Å)"
             )
             if args.reference and batch == args.batch_frames[0]:

@@ -77,6 +77,11 @@ def main() -> None:
         "--plain-hybrid", action="store_true", help="also a hybrid whose network sees the symmetry functions only"
     )
     parser.add_argument("--uncertainty-only", action="store_true", help="skip the three-way comparison")
+    parser.add_argument(
+        "--model", choices=("bpnn", "interaction"), default=defaults.model, help="the networks' kind (correction.model)"
+    )
+    parser.add_argument("--width", type=int, default=defaults.interaction.width, help="interaction network width")
+    parser.add_argument("--rounds", type=int, default=defaults.interaction.rounds, help="interaction rounds")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -98,6 +103,8 @@ def main() -> None:
         device=args.device,
         batch_frames=args.batch_frames,
         loss=args.loss,
+        model=args.model,
+        interaction={"width": args.width, "rounds": args.rounds},
     )
     symmetry, descriptor = symmetry_functions(potential, settings), descriptor_for(potential, settings)
     print(f"formula: member {number} of {run.path}: {potential.formula()}")
@@ -105,8 +112,9 @@ def main() -> None:
     print(
         f"{symmetry.n_features} inputs: symmetry functions and {inputs} (radial to {symmetry.cutoff} Å, "
         f"angular to {symmetry.angular_cutoff} Å; the hybrid's network "
-        f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × MLP "
-        f"{args.hidden}, {args.loss} loss, "
+        f"also reads the formula's {len(potential.terms)} term energies), {args.ensemble} × "
+        + (f"MLP {args.hidden}" if args.model == "bpnn" else f"interaction network {settings.interaction}")
+        + f", {args.loss} loss, "
         f"{args.epochs} epochs ({settings.schedule} schedule), best epoch on {len(splits['validation'])} "
         f"validation frames"
     )
@@ -182,6 +190,8 @@ def uncertainty(potential, dataset, splits: dict, descriptor, seed: int, args) -
         patience=args.patience,
         device=args.device,
         batch_frames=args.batch_frames,
+        model=args.model,
+        interaction={"width": args.width, "rounds": args.rounds},
     )
     start = time.perf_counter()
     correction, _ = train_hybrid(potential, held, ensemble, descriptor, seed, progress=False)

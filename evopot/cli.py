@@ -1,5 +1,5 @@
 """The ``evopot`` command line: ``search``, ``show``, ``report``, ``export``, ``md``,
-``validate`` and ``correct``.
+``validate``, ``correct``, ``data`` and ``learn``.
 
 User mistakes (:class:`EvopotError`) print one line and exit with status 2; an
 interrupted search says how to resume and exits with 130.
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     correct.add_argument("--learning-rate", type=float, help="Adam's initial step (default 2e-3)")
     correct.add_argument("--device", help="cpu, cuda, … (default: CUDA when present)")
     correct.add_argument(
+        "--model",
+        choices=["bpnn", "interaction"],
+        help="Behler–Parrinello networks (default) or an interaction network",
+    )
+    correct.add_argument(
         "--formula-inputs",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -178,8 +183,29 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    data = commands.add_parser(
+        "data", help="sample structures and label them with a reference calculator (GPAW, EMT, LAMMPS, …)"
+    )
+    data.add_argument("config", help="data config YAML: species, reference, sampling (see examples/)")
+    data.add_argument("--overwrite", action="store_true", help="label everything again, replacing the output")
+    data.add_argument("--retry-failed", action="store_true", help="label again the frames that failed before")
+    data.add_argument("--workers", help="override workers: auto, or how many processes label frames")
+    data.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    learn = commands.add_parser(
+        "learn", help="active learning: search, correct, explore with MD, label the uncertain frames, repeat"
+    )
+    learn.add_argument("config", help="learn config YAML: species, reference, start, test, search, explore, stop")
+    learn.add_argument("--resume", action="store_true", help="continue the loop in the config's output folder")
+    learn.add_argument("--overwrite", action="store_true", help="start afresh, replacing the output folder")
+    learn.add_argument("--quiet", action="store_true", help="no progress bars")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "learn":
+            return _learn(args)
+        if args.command == "data":
+            return _data(args)
         if args.command == "search":
             return _search(args)
         if args.command == "show":
@@ -221,6 +247,42 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return 1
+
+
+def _data(args) -> int:
+    from evopot.learn.generate import generate
+
+    workers = None
+    if args.workers is not None:
+        workers = args.workers if args.workers == "auto" else _whole_number(args.workers, "--workers")
+    result = generate(
+        args.config, overwrite=args.overwrite, retry_failed=args.retry_failed, progress=not args.quiet, workers=workers
+    )
+    speed = f", {result.seconds_per_frame:.3g} s per frame" if result.seconds_per_frame else ""
+    print(f"{result.path}: {result.frames} frames ({result.labelled} labelled now{speed})")
+    if result.failed:
+        print(f"{len(result.failed)} frames failed (listed in {result.path.stem}.failed.txt; --retry-failed to retry)")
+    if result.references:
+        print(
+            "reference_energies (isolated atoms, eV): "
+            + ", ".join(f"{k}: {v:.6g}" for k, v in result.references.items())
+        )
+    return 0
+
+
+def _learn(args) -> int:
+    from evopot.learn.loop import learn
+
+    result = learn(args.config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{'iteration':>9} {'frames':>6} {'labelled':>8} {'test F-MAE formula':>18} {'hybrid':>8}  (eV/Å)")
+    for row in result.rows:
+        print(
+            f"{row['iteration']:>9} {row['frames']:>6} {row['labelled']:>8} "
+            f"{float(row['test_force_mae_formula']):18.4f} {float(row['test_force_mae_hybrid']):8.4f}"
+        )
+    if result.rows:
+        print(f"stopped: {result.rows[-1]['stop']}; learning curve: {result.folder / 'learning_curve.png'}")
+    return 0
 
 
 def _search(args) -> int:
@@ -308,6 +370,7 @@ def _correct(args) -> int:
         "learning_rate": args.learning_rate,
         "device": args.device,
         "formula_inputs": args.formula_inputs,
+        "model": args.model,
     }
     frames = read_frames(args.flag_uncertain) if args.flag_uncertain else None  # a bad file fails before any training
     existing = None

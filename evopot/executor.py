@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Executor:
     #: called as ``progress(tasks in flight)`` while a map waits on its workers
     progress: Callable[[int], None] | None = None
     _limits = None
+    #: what the user keeps, and how to go on, when the scheduler is lost
+    lost_hint = "the last finished generation is saved: continue with evopot search CONFIG --resume"
 
     def share(self, value: Any) -> Any:
         """A handle of ``value`` for :meth:`map`; sent to each worker once."""
@@ -65,6 +67,12 @@ class Executor:
     def map(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> list:
         """``[function(shared_value, item) for item in items]``, in that order."""
         return [function(shared, item) for item in items]
+
+    def stream(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> Iterator[tuple[int, Any]]:
+        """``(k, function(shared_value, items[k]))`` as each finishes, one task per item:
+        for long jobs (a DFT frame) whose results are kept as they come."""
+        for k, item in enumerate(items):
+            yield k, function(shared, item)
 
     def close(self) -> None:
         pass
@@ -212,6 +220,26 @@ class DaskExecutor(Executor):
 
         return [result for part in self._guard(run) for result in part]
 
+    def stream(self, function, items, shared):
+        from distributed import as_completed
+
+        if not items:
+            return
+        futures = {
+            self.client.submit(_run_chunk, function, shared.future, [item], pure=False): k
+            for k, item in enumerate(items)
+        }
+        completed = self._guard(lambda: as_completed(list(futures), loop=self.client.loop))
+        try:
+            while True:
+                # Dask reruns the task of a worker that dies on another worker
+                future = self._guard(lambda: next(completed, None))
+                if future is None:
+                    return
+                yield futures[future], self._guard(future.result)[0]
+        finally:
+            self.client.cancel(list(futures))
+
     def _guard(self, call):
         from distributed.comm.core import CommClosedError
 
@@ -219,10 +247,7 @@ class DaskExecutor(Executor):
             return call()
         except (CommClosedError, OSError, TimeoutError) as exc:
             detail = brief(exc) or type(exc).__name__
-            raise EvopotError(
-                f"lost the Dask scheduler ({detail}); the last finished generation is saved: continue with "
-                f"evopot search CONFIG --resume"
-            ) from None
+            raise EvopotError(f"lost the Dask scheduler ({detail}); {self.lost_hint}") from None
 
     def close(self) -> None:
         self.client.close()

@@ -1,4 +1,5 @@
-"""Hybrid potentials: a formula plus a Behler–Parrinello residual network."""
+"""Hybrid potentials: a formula plus a residual network (Behler–Parrinello, or an
+interaction network on the neighbour graph)."""
 
 from __future__ import annotations
 
@@ -29,18 +30,27 @@ from evopot.testing.known import stillinger_weber, sutton_chen
 LJ = pair_potential("4*e*((s/r)**12 - (s/r)**6)", {"e": 0.1, "s": 2.1})
 
 
+INTERACTION = {"width": 12, "rounds": 2, "radial": 5, "channels": 4}
+
+
 def random_hybrid(
-    potential: Potential, size: int = 2, seed: int = 0, formula_inputs: bool = False, moments: int = 0
+    potential: Potential,
+    size: int = 2,
+    seed: int = 0,
+    formula_inputs: bool = False,
+    moments: int = 0,
+    interaction: dict | None = None,
 ) -> Hybrid:
     """A hybrid with untrained (random, non-trivial) networks: enough for the physics
     tests; with ``formula_inputs`` the networks also read the formula's term energies,
-    with ``moments`` channels the moment-tensor invariants."""
+    with ``moments`` channels the moment-tensor invariants; with ``interaction`` (its
+    shape) they are interaction networks."""
     descriptor = SymmetryFunctions.default(
         potential.species, max(4.5, potential.reach), 3.5, radial_count=6, moment_count=moments
     )
     if formula_inputs:
         descriptor = FormulaInputs(descriptor, potential)
-    correction = Correction.new(descriptor, size, (16, 16), "tanh", seed)
+    correction = Correction.new(descriptor, size, (16, 16), "tanh", seed, interaction)
     for net in correction.networks:
         net.energy_scale.fill_(0.5)
         net.feature_std.fill_(3.0)
@@ -60,9 +70,19 @@ def random_hybrid(
         "embedding, formula inputs",
         "periodic, moments",
         "two species, moments",
+        "periodic, interaction",
+        "two species, formula inputs, interaction",
+        "three-body, formula inputs, interaction",
     ]
 )
 def case(request):
+    if request.param.endswith(", interaction"):
+        two, three = request.param.startswith("two species"), request.param.startswith("three-body")
+        potential = TWO_SPECIES_PAIRS if two else GENERAL_THREEBODY if three else LJ
+        atoms = periodic_cell(2, ("Si", "Ge")) if two else periodic_cell(3 if three else 1)
+        return random_hybrid(
+            potential, formula_inputs="formula inputs" in request.param, interaction=INTERACTION
+        ), atoms
     inputs = request.param.endswith("formula inputs")
     if request.param.endswith("moments"):
         two = request.param.startswith("two species")
@@ -209,14 +229,19 @@ def si_splits():
 
 
 @pytest.mark.parametrize(
-    "loss, schedule, ema, moments",
-    [("mae", "plateau", 0.0, 0), ("mse", "plateau", 0.0, 0), ("mae", "cosine", 0.9, 2)],
-    ids=["mae", "mse", "cosine, averaged weights, moments"],
+    "loss, schedule, ema, moments, model",
+    [
+        ("mae", "plateau", 0.0, 0, "bpnn"),
+        ("mse", "plateau", 0.0, 0, "bpnn"),
+        ("mae", "cosine", 0.9, 2, "bpnn"),
+        ("mae", "cosine", 0.9, 0, "interaction"),
+    ],
+    ids=["mae", "mse", "cosine, averaged weights, moments", "interaction network"],
 )
-def test_the_network_learns_what_the_formula_leaves(si_splits, loss, schedule, ema, moments):
+def test_the_network_learns_what_the_formula_leaves(si_splits, loss, schedule, ema, moments, model):
     settings = CorrectionConfig(
         ensemble=1,
-        epochs=25,
+        epochs=15 if model == "interaction" else 25,
         hidden=[16, 16],
         patience=25,
         radial_functions=8,
@@ -224,6 +249,8 @@ def test_the_network_learns_what_the_formula_leaves(si_splits, loss, schedule, e
         schedule=schedule,
         ema=ema,
         moment_channels=moments,
+        model=model,
+        interaction={"width": 16, "rounds": 2, "radial": 6, "channels": 4},
     )
     descriptor = descriptor_for(LJ, settings)
     correction, log = train_hybrid(LJ, si_splits, settings, descriptor, seed=0, progress=False)
@@ -342,6 +369,27 @@ def test_saved_hybrid_loads_with_the_same_predictions(tmp_path, case):
     frames = unlabelled([atoms])
     a, b = predict(model, frames), predict(loaded, frames)
     assert np.allclose(a.forces, b.forces, atol=1e-12) and a.uncertainty.max() > 0
+
+
+def test_interaction_network_files_with_mistakes_give_clear_errors(tmp_path):
+    model = random_hybrid(LJ, interaction=INTERACTION)
+    path = save_hybrid(model.potential, model.correction, tmp_path / "h.json")
+    spec = json.loads(path.read_text())
+    assert (
+        spec["metadata"]["correction"]["kind"] == "interaction-network"
+        and spec["metadata"]["correction"]["interaction"] == INTERACTION
+    )
+    spec["metadata"]["correction"]["interaction"]["width"] = 20  # the weights are 12 wide
+    (tmp_path / "wide.json").write_text(json.dumps(spec))
+    with pytest.raises(EvopotError, match="network 0 does not fit the architecture"):
+        load_model(tmp_path / "wide.json")
+    spec["metadata"]["correction"]["kind"] = "graph-transformer"
+    (tmp_path / "kind.json").write_text(json.dumps(spec))
+    with pytest.raises(EvopotError, match="kind 'graph-transformer' unknown"):
+        load_model(tmp_path / "kind.json")
+    (tmp_path / "h.pt").write_bytes(b"not a torch file")
+    with pytest.raises(EvopotError, match="cannot read the network weights"):
+        load_model(path)
 
 
 def test_hybrid_files_with_mistakes_give_clear_errors(tmp_path):
@@ -497,8 +545,10 @@ def test_correction_settings_are_validated(run_dir, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 @pytest.mark.parametrize("potential", [LJ, GENERAL_THREEBODY], ids=["pair", "three-body"])
 @pytest.mark.parametrize("formula_inputs", [False, True], ids=["symmetry functions", "formula inputs"])
-def test_hybrid_on_the_gpu_matches_the_cpu(potential, formula_inputs):
-    model, atoms = random_hybrid(potential, formula_inputs=formula_inputs), periodic_cell(6)
+@pytest.mark.parametrize("interaction", [None, INTERACTION], ids=["bpnn", "interaction"])
+def test_hybrid_on_the_gpu_matches_the_cpu(potential, formula_inputs, interaction):
+    model = random_hybrid(potential, formula_inputs=formula_inputs, interaction=interaction)
+    atoms = periodic_cell(6)
     cpu = EvopotCalculator(model, device="cpu")
     gpu = EvopotCalculator(model, device="cuda")
     assert np.abs(cpu.get_forces(atoms.copy()) - gpu.get_forces(atoms.copy())).max() < 1e-9

@@ -211,10 +211,33 @@ class FitnessConfig(_Strict):
         return self
 
 
+class InteractionConfig(_Strict):
+    """The interaction network's shape (``correction.model: interaction``)."""
+
+    width: int = Field(32, ge=1, le=1024, description="features per atom and per message")
+    rounds: int = Field(2, ge=1, le=10, description="rounds of messages (each reaches one cutoff further)")
+    radial: int = Field(8, ge=1, le=128, description="Gaussians of the bond length each relation reads")
+    channels: int = Field(
+        8, ge=0, le=1024, description="message channels whose vector and tensor moments give the angular invariants"
+    )
+
+    @model_validator(mode="after")
+    def _channels(self):
+        if self.channels > self.width:
+            raise ValueError(f"channels ({self.channels}) must not exceed width ({self.width})")
+        return self
+
+
 class CorrectionConfig(_Strict):
     """The residual network of ``evopot correct`` (command-line flags override these)."""
 
     member: int | None = Field(None, ge=0, description="front member to correct (default: the recommended one)")
+    model: Literal["bpnn", "interaction"] = Field(
+        "bpnn",
+        description="bpnn: one MLP per species on the atom's descriptor (Behler–Parrinello); interaction: message "
+        "passing on the neighbour graph from the same descriptor (evopot.neural.interaction)",
+    )
+    interaction: InteractionConfig = Field(InteractionConfig(), description="the interaction network's shape")
     ensemble: int = Field(4, ge=1, description="networks trained from different seeds; their spread is the uncertainty")
     hidden: list[int] = Field([32, 32], min_length=1, description="widths of the hidden layers of each species' MLP")
     activation: Literal["tanh", "silu", "softplus"] = Field(
@@ -349,7 +372,7 @@ class SearchConfig(_Strict):
         """A copy with relative paths made absolute against ``folder``."""
 
         def absolute(p):
-            return None if p is None else (p if p.is_absolute() else (folder / p).resolve())
+            return absolute_path(p, folder)
 
         data = self.data.model_copy(
             update={
@@ -363,6 +386,11 @@ class SearchConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def absolute_path(path: Path | None, folder: Path) -> Path | None:
+    """``path`` read from ``folder`` (a config file's) when it is relative."""
+    return None if path is None else (path if path.is_absolute() else (folder / path).resolve())
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> SearchConfig:

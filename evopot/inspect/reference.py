@@ -12,6 +12,7 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from evopot.config.generation import GenerationConfig, LearnConfig
 from evopot.config.schema import SearchConfig
 from evopot.model.terms import KINDS
 from evopot.search.engines.primitives import OPERATORS
@@ -37,6 +38,8 @@ def _type(annotation) -> str:
         return " or ".join(_type(a) for a in args)
     if origin is list:
         return f"list of {_type(args[0])}"
+    if origin is tuple:
+        return f"list of {len(args)} {_type(args[0])}s"
     if origin is dict:
         return f"mapping of {_type(args[0])} to {_type(args[1])}"
     if origin is typing.Annotated:
@@ -70,9 +73,20 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         annotation = field.annotation
         rows.append(f"| `{dotted}` | {_type(annotation)} | {_default(field)} | {description}{extra} |")
         is_list = typing.get_origin(annotation) is list
-        for sub in _models(annotation):
-            rows.extend(_rows(sub, f"{dotted}[]." if is_list else f"{dotted}."))
+        models = _models(annotation)
+        for sub in models:
+            # one of several kinds (samplers, calculators): named by the field that tells them apart
+            tag = _tag(sub) if len(models) > 1 else ""
+            rows.extend(_rows(sub, f"{dotted}[{tag}]." if is_list else (f"{dotted}[{tag}]." if tag else f"{dotted}.")))
     return rows
+
+
+def _tag(model: type[BaseModel]) -> str:
+    """``kind=crystal`` for a model whose field ``kind`` is ``Literal["crystal"]``."""
+    for name, field in model.model_fields.items():
+        if typing.get_origin(field.annotation) is typing.Literal and len(typing.get_args(field.annotation)) == 1:
+            return f"{name}={typing.get_args(field.annotation)[0]}"
+    return ""
 
 
 def _section(title: str, model: type[BaseModel], intro: str) -> str:
@@ -104,6 +118,18 @@ def reference() -> str:
                 "A YAML file naming the terms, operators, constants and size limits of a search "
                 "(`search_spaces/*.yaml` ship with evopot; see docs/search-spaces.md). "
                 f"Term kinds (`terms[].kind`): {', '.join(f'`{k}`' for k in KINDS)}. Operators: {operators}.",
+            ),
+            _section(
+                "Data config (`evopot data CONFIG`)",
+                GenerationConfig,
+                "Samplers (`sampling[]`, told apart by `kind`) make structures; the `reference` calculator (told "
+                "apart by `calculator`) labels them. Relative paths are read from the config file's folder.",
+            ),
+            _section(
+                "Learn config (`evopot learn CONFIG`)",
+                LearnConfig,
+                "The active-learning loop: `start` and `test` frames (a data file, or samplers as in a data "
+                "config), a search config for each iteration's search and correction, where to explore, when to stop.",
             ),
         ]
     )

@@ -90,6 +90,8 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
     """Write ``report.html`` and its figures; returns the HTML path. They are drawn in a
     temporary folder beside ``output`` and moved there only when all succeeded, so a
     late error leaves no half of a report behind."""
+    if (Path(run_path) / "learning.csv").is_file():
+        return write_learning_report(Path(run_path), output)
     run = RunDirectory(Path(run_path))
     rows = run.read_front()
     number, potential = member_potential(run.path, member)
@@ -105,6 +107,34 @@ def write_report(run_path: str | Path, member: int | None = None, output: str | 
             os.replace(path, final / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return final / "report.html"
+
+
+def write_learning_report(folder: Path, output: str | Path | None = None) -> Path:
+    """The report of an ``evopot learn`` folder: its learning curve and, per iteration,
+    the frames, the test errors of formula and hybrid, and what exploration found."""
+    from evopot.learn.loop import COLUMNS, learning_curve
+
+    rows = read_csv(folder / "learning.csv", "the learning curve of evopot learn")
+    if not rows:
+        raise EvopotError(f"{folder / 'learning.csv'}: no finished iteration yet")
+    final = Path(output) if output else folder / "report"
+    final.mkdir(parents=True, exist_ok=True)
+    learning_curve(rows, final / "learning_curve.png")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in COLUMNS) + "</tr>" for row in rows
+    )
+    last = rows[-1]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>evopot learn: {html.escape(folder.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 8px;text-align:right}}</style>
+</head><body><h1>evopot learn: {html.escape(folder.name)}</h1>
+<p>{len(rows)} iterations; {html.escape(str(last["labelled"]))} frames labelled by the reference; stopped:
+{html.escape(last["stop"] or "not yet")}. Force errors in eV/Å, energy errors in meV/atom, on the held-out test
+frames. Each iteration's search run and hybrid are in <code>iteration_K/</code>.</p>
+<img src="learning_curve.png" alt="learning curve"><table><tr>{head}</tr>{body}</table></body></html>
+"""
+    (final / "report.html").write_text(page)
     return final / "report.html"
 
 

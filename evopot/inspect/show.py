@@ -95,9 +95,17 @@ def model_text(path: str | Path, as_json: bool = False) -> str:
     d = c.descriptor
     symmetry = getattr(d, "symmetry", d)
     moments = len(symmetry.moment_invariants)
+    if c.interaction is None:
+        widths = "×".join(str(h) for h in c.hidden)
+        networks = f"{len(c.networks)} Behler–Parrinello network(s), {widths} {c.activation} per species"
+    else:
+        shape = c.interaction
+        networks = (
+            f"{len(c.networks)} interaction network(s): {shape['rounds']} rounds of {shape['width']}-wide messages "
+            f"({shape['radial']} radial functions, {shape['channels']} angular channels), {c.activation}"
+        )
     out.append(
-        f"correction: {len(c.networks)} Behler–Parrinello network(s), {'×'.join(str(h) for h in c.hidden)} "
-        f"{c.activation} per species, "
+        f"correction: {networks}, "
         f"{c.parameters} parameters in all; {d.n_features} inputs: {symmetry.n_features - moments} symmetry "
         f"functions (radial to {d.cutoff:g} Å, "
         f"angular to {d.angular_cutoff:g} Å)"

@@ -159,6 +159,7 @@ def training_settings(settings: CorrectionConfig, seed: int) -> TrainingSettings
         settings.loss,
         settings.schedule,
         settings.ema,
+        settings.interaction.model_dump() if settings.model == "interaction" else None,
     )
 
 
@@ -230,40 +231,49 @@ def correct_run(
     """Train and save the hybrid of ``member`` (default: the config's, else the
     recommended one) of the run at ``run_path``; ``output`` defaults to
     RUN/corrections/member_K/hybrid.json."""
-    from evopot.data.dataset import dataset_from_config
-
     run = RunDirectory(Path(run_path))
     number, path = hybrid_path(run.path, member, output)
     config, settings = settings_for(run, overrides)
     _, potential = member_potential(run.path, number)
     if path.exists() and not overwrite:
         raise EvopotError(f"{path} exists; pass --overwrite to train it again, or --output for another place")
-    dataset = dataset_from_config(config, str(run.config))
+    return correct_potential(potential, config, settings, path, {"run": str(run.path), "member": number}, progress)
+
+
+def correct_potential(
+    potential: Potential,
+    config: SearchConfig,
+    settings: CorrectionConfig,
+    path: Path,
+    about: dict | None = None,
+    progress: bool = True,
+) -> CorrectionResult:
+    """Train the correction of ``potential`` on the data and splits of ``config`` with
+    ``settings`` and save the hybrid at ``path``; ``about`` (the run and member it came
+    from) is kept in the correction's info."""
+    from evopot.data.dataset import dataset_from_config
+
+    dataset = dataset_from_config(config, str(path))
     descriptor = descriptor_for(potential, settings)
     correction, log = train_hybrid(potential, dataset.splits(), settings, descriptor, config.seed, progress)
     hybrid = Hybrid(potential, correction.to("cpu"))
-    table, share = {}, {}
+    table, share, threshold = {}, {}, None
     for split, frames in dataset.splits().items():
         prediction = predict(hybrid, frames)
         table[split] = {"formula": errors(prediction.formula, frames), "hybrid": errors(prediction, frames)}
         if split == "train":
             share = energy_share(prediction, potential, frames)
-        if split == "validation":
-            threshold = (
-                float(np.percentile(frame_uncertainty(prediction, frames), 95))
-                if len(correction.networks) > 1
-                else None
-            )
+        if split == "validation" and len(correction.networks) > 1:
+            threshold = float(np.percentile(frame_uncertainty(prediction, frames), 95))
     correction.info = {
-        "run": str(run.path),
-        "member": number,
+        **(about or {}),
         "errors": table,
         "share": share,
         "training": {"seconds": log.seconds, "networks": log.networks},
         "uncertainty_threshold": threshold,
     }
     save_hybrid(potential, correction, path)
-    return CorrectionResult(path, number, table, share, log.seconds, hybrid)
+    return CorrectionResult(path, (about or {}).get("member", 0), table, share, log.seconds, hybrid)
 
 
 def flag_uncertain(

@@ -1,5 +1,6 @@
 """The residual network: atom-centred energies from symmetry functions, one small MLP
-per species (Behler–Parrinello), and an ensemble of such networks.
+per species (Behler–Parrinello) or an interaction network on the neighbour graph
+(:mod:`evopot.neural.interaction`), and an ensemble of such networks.
 
 E_corr = Σ_i e_{s_i}(G_i), e_s = scale · MLP_s((G − mean) / std) + shift_s, so the
 correction is a sum of smooth local terms and its forces are exact gradients (autograd
@@ -24,7 +25,19 @@ from evopot.neural.descriptors import SymmetryFunctions
 ACTIVATIONS = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus}
 WEIGHTS_FORMAT = "evopot-correction-weights"
 #: Keys of :meth:`Correction.spec` that describe the network; any others are its ``info``.
-SPEC_KEYS = ("kind", "weights", "species", "ensemble", "hidden", "activation", "descriptor", "parameters")
+SPEC_KEYS = (
+    "kind",
+    "weights",
+    "species",
+    "ensemble",
+    "hidden",
+    "activation",
+    "descriptor",
+    "parameters",
+    "interaction",
+)
+#: the correction's ``kind`` in JSON for each ``correction.model``
+KINDS = {"bpnn": "behler-parrinello", "interaction": "interaction-network"}
 
 
 class AtomicNetwork(nn.Module):
@@ -91,22 +104,48 @@ class Correction:
     possibly followed by the formula's term energies (:class:`evopot.neural.formula_inputs.FormulaInputs`)."""
 
     descriptor: SymmetryFunctions
-    networks: list[AtomicNetwork]
+    networks: list[nn.Module]
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "tanh"
     info: dict = field(default_factory=dict)
+    #: None: Behler–Parrinello networks; else the interaction network's options (width, rounds, radial, channels)
+    interaction: dict | None = None
 
     @classmethod
     def new(
-        cls, descriptor: SymmetryFunctions, size: int, hidden=(32, 32), activation="tanh", seed: int = 0
+        cls,
+        descriptor: SymmetryFunctions,
+        size: int,
+        hidden=(32, 32),
+        activation="tanh",
+        seed: int = 0,
+        interaction: dict | None = None,
     ) -> Correction:
+        from evopot.neural.interaction import DEFAULTS, InteractionNetwork
+
+        if interaction is not None:
+            interaction = {**DEFAULTS, **interaction}
         networks = []
         for m in range(size):
             torch.manual_seed(seed + m)
-            networks.append(
-                AtomicNetwork(len(descriptor.species), descriptor.n_features, tuple(hidden), activation).double()
-            )
-        return cls(descriptor, networks, tuple(hidden), activation)
+            if interaction is None:
+                network = AtomicNetwork(len(descriptor.species), descriptor.n_features, tuple(hidden), activation)
+            else:
+                network = InteractionNetwork(
+                    len(descriptor.species),
+                    descriptor.n_features,
+                    descriptor.cutoff,
+                    hidden=tuple(hidden),
+                    activation=activation,
+                    **interaction,
+                )
+            networks.append(network.double())
+        return cls(descriptor, networks, tuple(hidden), activation, interaction=interaction)
+
+    @property
+    def model(self) -> str:
+        """``bpnn`` or ``interaction`` (``correction.model``)."""
+        return "bpnn" if self.interaction is None else "interaction"
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -125,10 +164,14 @@ class Correction:
         """Energy (eV, ensemble mean) and its gradient ∂E/∂d (n_bonds, 3) eV/Å with respect
         to the bond vectors of a full neighbour list sorted by centre; with ``members``
         also each network's gradient (M, n_bonds, 3), for the uncertainty."""
+        from evopot.neural.interaction import atomic_energies
+
         with torch.enable_grad():
             d = d.detach().requires_grad_(True)
             features = self.descriptor(d, center, neighbor, species, n_atoms)
-            energies = torch.stack([net(features, species).sum() for net in self.networks])
+            energies = torch.stack(
+                [atomic_energies(net, features, species, d, center, neighbor).sum() for net in self.networks]
+            )
             if members:
                 gradients = torch.stack([torch.autograd.grad(e, d, retain_graph=True)[0] for e in energies])
                 return energies.mean().detach(), gradients.mean(0), gradients
@@ -138,7 +181,7 @@ class Correction:
     def spec(self, weights_file: str) -> dict:
         """The JSON description of this correction (everything but the weights)."""
         return {
-            "kind": "behler-parrinello",
+            "kind": KINDS[self.model],
             "weights": weights_file,
             "species": list(self.species),
             "ensemble": len(self.networks),
@@ -146,6 +189,7 @@ class Correction:
             "activation": self.activation,
             "descriptor": self.descriptor.to_dict(),
             "parameters": self.parameters,
+            **({} if self.interaction is None else {"interaction": dict(self.interaction)}),
             **self.info,
         }
 
@@ -177,6 +221,12 @@ class Correction:
                 int(spec["ensemble"]),
                 str(spec["weights"]),
             )
+            kind = spec.get("kind", KINDS["bpnn"])
+            if kind not in KINDS.values():
+                raise ValueError(f"kind {kind!r} unknown; evopot knows {sorted(KINDS.values())}")
+            interaction = None
+            if kind == KINDS["interaction"]:
+                interaction = {k: int(v) for k, v in dict(spec["interaction"]).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise EvopotError(
                 f"{where}: malformed 'correction' entry ({exc}); expected weights, ensemble, hidden, "
@@ -207,7 +257,7 @@ class Correction:
             )
         if len(data["networks"]) != size:
             raise EvopotError(f"{path}: holds {len(data['networks'])} networks, {where} says the ensemble has {size}")
-        correction = cls.new(descriptor, size, hidden, activation)
+        correction = cls.new(descriptor, size, hidden, activation, interaction=interaction)
         for k, (net, state) in enumerate(zip(correction.networks, data["networks"])):
             try:
                 net.load_state_dict(state)

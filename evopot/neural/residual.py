@@ -38,7 +38,8 @@ class ResidualData:
     """One split's network inputs and targets as torch tensors.
 
     ``features (n_atoms, n_features)``; ``species, atom_frame (n_atoms,)``;
-    ``center, neighbor (n_bonds,)``; ``jacobian (n_bonds, n_features, 3)`` Å⁻¹·[G];
+    ``center, neighbor (n_bonds,)``; ``vectors (n_bonds, 3)`` Å, the bonds themselves
+    (what an interaction network reads); ``jacobian (n_bonds, n_features, 3)`` Å⁻¹·[G];
     ``energies (n_frames,)`` eV and ``forces (n_atoms, 3)`` eV/Å to fit;
     ``atoms_per_frame (n_frames,)``; ``atom_start, bond_start (n_frames + 1,)`` offsets;
     ``frame_weights (n_frames,)``, each frame's weight in the loss (None: all alike).
@@ -56,6 +57,7 @@ class ResidualData:
     atom_start: np.ndarray
     bond_start: np.ndarray
     frame_weights: torch.Tensor | None = None
+    vectors: torch.Tensor | None = None
 
     @property
     def n_frames(self) -> int:
@@ -95,6 +97,7 @@ class ResidualData:
             np.concatenate([[0], np.cumsum(counts.cpu().numpy())]),
             np.concatenate([[0], np.cumsum([self.bond_start[f + 1] - self.bond_start[f] for f in frames])]),
             None if self.frame_weights is None else self.frame_weights[torch.as_tensor(frames, device=counts.device)],
+            None if self.vectors is None else self.vectors[bonds_t],
         )
 
 
@@ -151,17 +154,28 @@ def residual_data(
         atom_start,
         bond_start,
         None if frame_weights is None else tensor(frame_weights),
+        tensor(vectors),
     )
 
 
 def network_prediction(network, data: ResidualData, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Energies (n_frames,) eV and forces (n_atoms, 3) eV/Å of one network on ``data``;
     ``create_graph`` keeps them differentiable in the network's weights."""
+    from evopot.neural.interaction import atomic_energies
+
+    bonds = getattr(network, "reads_bonds", False)
     with torch.enable_grad():
         features = data.features.detach().requires_grad_(True)
-        atomic = network(features, data.species)
-        (slope,) = torch.autograd.grad(atomic.sum(), features, create_graph=create_graph)
+        if bonds:  # the energy reads the bond vectors directly too
+            d = data.vectors.detach().requires_grad_(True)
+            atomic = atomic_energies(network, features, data.species, d, data.center, data.neighbor)
+            slope, direct = torch.autograd.grad(atomic.sum(), (features, d), create_graph=create_graph)
+        else:
+            atomic = atomic_energies(network, features, data.species)
+            (slope,) = torch.autograd.grad(atomic.sum(), features, create_graph=create_graph)
     gradient = torch.einsum("bf,bfx->bx", slope[data.center], data.jacobian)  # ∂E/∂d per bond
+    if bonds:
+        gradient = gradient + direct
     forces = torch.zeros_like(data.forces).index_add(0, data.center, gradient).index_add(0, data.neighbor, -gradient)
     energies = data.energies.new_zeros(data.n_frames).index_add(0, data.atom_frame, atomic)
     if not create_graph:
@@ -201,6 +215,7 @@ class TrainingSettings:
     loss: str = "mae"
     schedule: str = "cosine"
     ema: float = 0.995
+    interaction: dict | None = None  # None: Behler–Parrinello networks
 
 
 @dataclass
@@ -319,7 +334,9 @@ def train_correction(
     progress: bool = True,
 ) -> tuple[Correction, TrainingLog]:
     """An ensemble of ``settings.ensemble`` networks, network m seeded with seed + m."""
-    correction = Correction.new(descriptor, settings.ensemble, settings.hidden, settings.activation, settings.seed)
+    correction = Correction.new(
+        descriptor, settings.ensemble, settings.hidden, settings.activation, settings.seed, settings.interaction
+    )
     correction.to(train.features.device)
     log, start = TrainingLog(), time.perf_counter()
     bar = None

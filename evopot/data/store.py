@@ -1,0 +1,105 @@
+"""An extxyz file that labelled frames are appended to one at a time, as they come.
+
+Each frame goes in with one ``write`` to a file opened for appending, then ``fsync``:
+a killed run loses at most the frames in flight. Each frame carries a key
+(``info['evopot_key']``); a rerun reads the keys already there and labels only the
+rest. A frame cut short by a crash mid-write (the file's last lines) is dropped on
+reading, with a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import ase.io
+from ase import Atoms
+
+from evopot.errors import EvopotError
+
+KEY = "evopot_key"
+
+
+def _complete_length(path: Path) -> int:
+    """Bytes of ``path`` that hold whole extxyz frames (a count line, a comment line and
+    that many atom lines, each ending in a newline)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    complete = offset = k = 0
+    while k < len(lines):
+        line = lines[k]
+        if not line.strip():  # blank lines between frames
+            offset += len(line)
+            complete, k = (offset, k + 1) if line.endswith(b"\n") else (complete, len(lines))
+            continue
+        try:
+            count = int(line)
+        except ValueError:
+            raise EvopotError(
+                f"{path}: expected an atom count at byte {offset}, found {line[:40]!r}; is this an extxyz file "
+                f"written by evopot data?"
+            ) from None
+        frame = lines[k : k + count + 2]
+        if len(frame) < count + 2 or not frame[-1].endswith(b"\n"):
+            break
+        offset += sum(len(x) for x in frame)
+        complete, k = offset, k + count + 2
+    return complete
+
+
+class FrameStore:
+    """The frames in ``path`` by key, and appending new ones."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.frames: dict[str, Atoms] = {}
+        if self.path.exists():
+            self._read()
+
+    def _read(self) -> None:
+        size, complete = self.path.stat().st_size, _complete_length(self.path)
+        if complete < size:
+            warnings.warn(
+                f"{self.path}: the last frame was cut short (a run killed while writing it); dropped it, "
+                f"it will be labelled again",
+                stacklevel=3,
+            )
+            with self.path.open("r+b") as handle:
+                handle.truncate(complete)
+        if complete == 0:
+            return
+        try:
+            images = ase.io.read(self.path, index=":", format="extxyz")
+        except Exception as exc:  # ase.io raises many kinds
+            raise EvopotError(f"{self.path}: cannot read it as extxyz ({exc}); move it away to start afresh") from None
+        for k, atoms in enumerate(images):
+            key = atoms.info.get(KEY)
+            if key is None:
+                raise EvopotError(
+                    f"{self.path}: frame {k} has no {KEY}; the file was not written by evopot data: give another output"
+                )
+            self.frames[str(key)] = atoms
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def append(self, key: str, atoms: Atoms) -> None:
+        """Write ``atoms`` (with its calculator's results) as the file's next frame."""
+        atoms.info[KEY] = key
+        text = io.StringIO()
+        ase.io.write(text, atoms, format="extxyz")
+        data = text.getvalue().encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(handle, data)
+            if written != len(data):  # pragma: no cover - a full disk
+                raise EvopotError(f"{self.path}: wrote {written} of {len(data)} bytes (disk full?)")
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        self.frames[key] = atoms
