@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -165,7 +166,12 @@ class DaskExecutor(Executor):
             # Dask's workers start with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
             # adaptive mmap threshold: every large temporary array is then mapped and
             # unmapped afresh, and the fits ran 2.6 times slower than in this process
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            with (
+                dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+                warnings.catch_warnings(),
+            ):
+                # the scheduler's HTTP server takes another port when 8787 is taken (two runs at once): no news
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
                 self.cluster = LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
                 )

@@ -411,3 +411,17 @@ def test_gpaw_labels_silicon_cells_on_two_workers_with_forces_that_are_the_energ
         moved.calc = calculator(GPAWReference(**reference), moved)
         energies.append(moved.get_potential_energy())
     assert atoms.get_forces()[0, 0] == pytest.approx(-(energies[1] - energies[0]) / 0.02, abs=0.02)
+
+
+def test_the_random_sampling_baseline_labels_as_many_frames_drawn_blind(tmp_path):
+    from evopot.learn.loop import learn
+
+    explore = {**LEARN["explore"], "select": "random", "threshold": 1e6}  # no snapshot is uncertain
+    result = learn(write_learn(tmp_path, explore=explore, stop={"iterations": 1, "budget": 40}), progress=False)
+    row = result.rows[0]
+    assert row["uncertain"] == "0" and row["added"] == "3" and row["stop"] == "1 iterations"
+    added = [k for k in by_key(tmp_path / "out" / "train.extxyz") if k.startswith("iteration_0/")]
+    assert len(added) == 3
+    for key in added:  # iteration_0/START/K/TEMPERATURE/SNAPSHOT: a snapshot of one of the 2 × 4 explored
+        _, start, k, t, n = key.split("/")
+        assert start == "crystal_fcc" and k == "0" and t in ("0", "1") and 0 <= int(n) < 40 // 10
