@@ -252,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 def _data(args) -> int:
     from evopot.learn.generate import generate
 
-    workers = None
-    if args.workers is not None:
-        workers = args.workers if args.workers == "auto" else _whole_number(args.workers, "--workers")
+    workers = None if args.workers is None else _workers(args.workers)
     result = generate(
         args.config, overwrite=args.overwrite, retry_failed=args.retry_failed, progress=not args.quiet, workers=workers
     )
@@ -298,9 +296,7 @@ def _search(args) -> int:
     if args.generations is not None:
         overrides["engine.generations"] = args.generations
     if args.workers is not None:
-        overrides["engine.workers"] = (
-            args.workers if args.workers == "auto" else _whole_number(args.workers, "--workers")
-        )
+        overrides["engine.workers"] = _workers(args.workers)
     config = load_config(args.config, overrides)
     if args.output:
         config = config.model_copy(update={"output": Path(args.output).resolve()})
@@ -335,6 +331,11 @@ def _whole_number(text: str, flag: str) -> int:
         return int(text)
     except ValueError:
         raise EvopotError(f"{flag} {text!r}: give a whole number (or auto)") from None
+
+
+def _workers(text: str) -> int | str:
+    """A ``--workers`` flag: ``auto`` or a whole number."""
+    return text if text == "auto" else _whole_number(text, "--workers")
 
 
 def _load_potential(path: str, member: int | None):

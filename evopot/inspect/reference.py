@@ -77,7 +77,7 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         for sub in models:
             # one of several kinds (samplers, calculators): named by the field that tells them apart
             tag = _tag(sub) if len(models) > 1 else ""
-            rows.extend(_rows(sub, f"{dotted}[{tag}]." if is_list else (f"{dotted}[{tag}]." if tag else f"{dotted}.")))
+            rows.extend(_rows(sub, f"{dotted}[{tag}]." if is_list or tag else f"{dotted}."))
     return rows
 
 

@@ -44,14 +44,18 @@ def _bare(atoms: Atoms) -> Atoms:
     return atoms
 
 
+def sampler_model(sampler: MDSampler) -> Model:
+    """The potential an ``md`` sampler runs (a formula or a hybrid)."""
+    if not sampler.potential.is_file():
+        raise EvopotError(f"sampler {sampler_name(sampler)}: potential {sampler.potential} not found")
+    return load_model(sampler.potential)
+
+
 def md_snapshot(sampler: MDSampler, species: list[str], seed: int, k: int, model: Model | None = None) -> Atoms:
     """Frame ``k`` of an ``md`` sampler: its rattled crystal after ``steps`` Langevin steps
     with its potential at a temperature drawn from its range."""
     rng = generator(seed, sampler, k)
-    if model is None:
-        if not sampler.potential.is_file():
-            raise EvopotError(f"sampler {sampler_name(sampler)}: potential {sampler.potential} not found")
-        model = load_model(sampler.potential)
+    model = model or sampler_model(sampler)
     start = crystal(sampler, species)
     start.positions = start.positions + rng.normal(0.0, sampler.rattle, start.positions.shape)
     temperature = float(rng.uniform(*sampler.temperatures))

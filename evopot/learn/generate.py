@@ -22,8 +22,9 @@ from evopot.data.store import FrameStore
 from evopot.data.structures import sample
 from evopot.errors import EvopotError
 from evopot.executor import open_executor
-from evopot.learn.explore import md_snapshot
+from evopot.learn.explore import md_snapshot, sampler_model
 from evopot.learn.reference import check_available, describe, isolated_energy, label
+from evopot.search.rundir import write_atomic
 
 LOST = "the frames labelled so far are kept: run evopot data CONFIG again to label the rest"
 
@@ -56,37 +57,35 @@ def manifest(config: GenerationConfig) -> dict:
 
 
 def _check_manifest(config: GenerationConfig, path: Path, output: Path) -> None:
+    """Refuse to add to ``output`` frames made with other settings than those in
+    ``path``; then record this config's settings there."""
     wanted = manifest(config)
-    if not path.exists():
-        if output.exists() and output.stat().st_size:
-            raise EvopotError(
-                f"{output} exists but was not written by evopot data (no {path.name}); give another output or "
-                f"pass --overwrite"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted, indent=1))
-        return
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EvopotError(f"{path}: unreadable ({exc}); pass --overwrite to start afresh") from None
-    for key in wanted:
-        if found.get(key) != wanted[key]:
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise EvopotError(f"{path}: unreadable ({exc}); pass --overwrite to start afresh") from None
+        for key in wanted:
+            if found.get(key) == wanted[key]:
+                continue
             if key == "sampling":
-                changed = sorted(
-                    n
-                    for n in set(wanted[key]) | set(found.get(key) or {})
-                    if wanted[key].get(n) != (found.get(key) or {}).get(n)
-                )
+                before = found.get(key) or {}
+                changed = sorted(n for n in set(wanted[key]) | set(before) if wanted[key].get(n) != before.get(n))
                 # a new sampler adds frames; a changed one would mix two kinds under one name
-                if all(n not in (found.get(key) or {}) for n in changed):
+                if all(n not in before for n in changed):
                     continue
                 key = f"sampling ({', '.join(changed)})"
             raise EvopotError(
                 f"{output} was made with other settings ({key} differs; see {path.name}); give another output, "
                 f"or pass --overwrite to label everything again"
             )
-    path.write_text(json.dumps(wanted, indent=1))
+    elif output.exists() and output.stat().st_size:
+        raise EvopotError(
+            f"{output} exists but was not written by evopot data (no {path.name}); give another output or "
+            f"pass --overwrite"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(wanted, indent=1))
 
 
 def _read_failed(path: Path) -> dict[str, str]:
@@ -108,7 +107,7 @@ def _job(settings, job):
     return key, label(settings, (key, payload))
 
 
-def structures(config: GenerationConfig, skip, progress=None):
+def structures(config: GenerationConfig, skip) -> list:
     """``[(key, atoms)]`` of every sampled frame whose key is not in ``skip``."""
     jobs = []
     for sampler in config.sampling:
@@ -119,18 +118,11 @@ def structures(config: GenerationConfig, skip, progress=None):
             if key in skip:
                 continue
             if isinstance(sampler, MDSampler):
-                if model is None:
-                    from evopot.neural.hybrid import load_model
-
-                    if not sampler.potential.is_file():
-                        raise EvopotError(f"sampling {name}: potential {sampler.potential} not found")
-                    model = load_model(sampler.potential)
+                model = model or sampler_model(sampler)  # loaded once per sampler
                 atoms = md_snapshot(sampler, config.species, config.seed, k, model)
             else:
                 atoms = sample(sampler, config.species, config.seed, k)
             jobs.append((key, atoms))
-            if progress is not None:
-                progress(len(jobs))
     return jobs
 
 
@@ -193,9 +185,7 @@ def generate(
     failed = {} if retry_failed else _read_failed(paths[".failed.txt"])
     if retry_failed:
         paths[".failed.txt"].unlink(missing_ok=True)
-    references = {}
-    if paths[".references.yaml"].exists():
-        references = (yaml.safe_load(paths[".references.yaml"].read_text()) or {}).get("reference_energies", {})
+    references = read_references(paths[".references.yaml"])
     jobs = [("frame", key, atoms) for key, atoms in structures(config, set(store.frames) | set(failed))]
     if config.isolated_atoms:
         jobs += [("isolated", s, s) for s in config.species if s not in references]
@@ -214,8 +204,8 @@ def generate(
             if bar is not None and executor.workers > 1:
                 bar.set_postfix(workers=executor.workers)
             labelling = Labelling(executor, config.reference, store, paths[".failed.txt"], bar)
-            labelling.on_isolated = lambda found: _write_references(
-                paths[".references.yaml"], {**result.references, **found}, config
+            labelling.on_isolated = lambda found: write_references(
+                paths[".references.yaml"], {**result.references, **found}, config.species, config.reference
             )
             labelling.run(jobs)
     finally:
@@ -229,11 +219,16 @@ def generate(
     return result
 
 
-def _write_references(path: Path, energies: dict[str, float], config: GenerationConfig) -> None:
-    text = (
-        f"# isolated-atom energies (eV) from {describe(config.reference)}: paste into a search config\n"
-        + yaml.safe_dump({"reference_energies": {s: energies[s] for s in config.species if s in energies}})
+def read_references(path: Path) -> dict[str, float]:
+    """The isolated-atom energies kept in ``path`` (none when it does not exist)."""
+    if not path.exists():
+        return {}
+    return {s: float(e) for s, e in ((yaml.safe_load(path.read_text()) or {}).get("reference_energies") or {}).items()}
+
+
+def write_references(path: Path, energies: dict[str, float], species: list[str], reference) -> None:
+    """``energies`` of ``species`` (those known) as a search config's ``reference_energies``."""
+    text = f"# isolated-atom energies (eV) from {describe(reference)}: paste into a search config\n" + yaml.safe_dump(
+        {"reference_energies": {s: float(energies[s]) for s in species if s in energies}}
     )
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+    write_atomic(path, text)

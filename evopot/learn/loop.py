@@ -15,28 +15,28 @@ when it searched, ``hybrid.json``, ``metrics.json``), ``learning.csv`` and ``lea
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from evopot.config.generation import FramesSource, LearnConfig, load_learn_config, sampler_name
 from evopot.config.schema import CorrectionConfig, load_config
-from evopot.data.dataset import read_frames, unlabelled, write_frames
+from evopot.data.dataset import read_frames, unlabelled
 from evopot.data.store import FrameStore
 from evopot.data.structures import sample
 from evopot.errors import EvopotError
 from evopot.executor import open_executor
 from evopot.learn.explore import trajectory
-from evopot.learn.generate import Labelling
+from evopot.learn.generate import Labelling, read_references, write_references
 from evopot.learn.reference import check_available
 from evopot.neural.correct import correct_potential, frame_uncertainty
 from evopot.neural.hybrid import predict
 from evopot.search.run import search
-from evopot.search.rundir import member_potential, read_csv
+from evopot.search.rundir import member_potential, read_csv, write_csv
 
 COLUMNS = [
     "iteration",
@@ -68,8 +68,6 @@ def _source_jobs(source: FramesSource, name: str, species, seed: int, store: Fra
         for k, atoms in enumerate(frames.atoms):
             if f"{name}/{k}" not in store:
                 copy = atoms.copy()
-                from ase.calculators.singlepoint import SinglePointCalculator
-
                 copy.calc = SinglePointCalculator(copy, energy=frames.energies[k], forces=frames.forces[k])
                 copy.info["config_type"] = frames.config_types[k]
                 store.append(f"{name}/{k}", copy)
@@ -87,15 +85,6 @@ def _read_rows(path: Path) -> list[dict]:
     return read_csv(path, "the learning curve of evopot learn") if path.exists() else []
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(path)
-
-
 def _isolated_energies(config: LearnConfig, labelling: Labelling, path: Path) -> dict[str, float] | None:
     """The species' isolated-atom energies from the reference (computed once, kept in
     ``path``), or None when the config says not to or the search config gives its own."""
@@ -103,12 +92,12 @@ def _isolated_energies(config: LearnConfig, labelling: Labelling, path: Path) ->
 
     if not config.isolated_atoms or (yaml.safe_load(config.search.read_text()) or {}).get("reference_energies"):
         return None
-    found = (yaml.safe_load(path.read_text()) or {}).get("reference_energies", {}) if path.exists() else {}
+    found = read_references(path)
     missing = [s for s in config.species if s not in found]
     if missing:
         labelling.run([("isolated", s, s) for s in missing])
         found.update(labelling.isolated)
-        path.write_text(yaml.safe_dump({"reference_energies": {s: float(found[s]) for s in config.species}}))
+        write_references(path, found, config.species, config.reference)
     return {s: float(found[s]) for s in config.species}
 
 
@@ -167,7 +156,8 @@ def _explore(config: LearnConfig, hybrid, iteration: int, threshold: float) -> t
                 snapshots = trajectory(hybrid, start, temperature, e.steps, e.every, e.timestep, seed)
                 if not snapshots:
                     continue
-                spread = frame_uncertainty(predict(hybrid, unlabelled(snapshots)), unlabelled(snapshots))
+                frames = unlabelled(snapshots)
+                spread = frame_uncertainty(predict(hybrid, frames), frames)
                 above = [n for n, u in enumerate(spread) if u > threshold]
                 end = above[0] + 1 if above else len(snapshots)
                 explored += end
@@ -189,12 +179,12 @@ def _fit(config: LearnConfig, folder: Path, iteration: int, references, progress
     here = folder / f"iteration_{iteration}"
     searched = iteration - iteration % config.search_every
     here.mkdir(exist_ok=True)
-    data = write_frames(read_frames(folder / "train.extxyz"), here / "train.extxyz")
+    data = shutil.copyfile(folder / "train.extxyz", here / "train.extxyz")  # the frames this iteration fits
     search_config = load_config(
         config.search,
         {
             "data.train": str(data),
-            "data.test": str(folder / "test_data.extxyz"),
+            "data.test": str(folder / "test.extxyz"),
             "output": str(folder / f"iteration_{searched}" / "search"),
             "seed": config.seed + searched,
             **({"reference_energies": references} if references else {}),
@@ -242,7 +232,6 @@ def learn(
         references = _isolated_energies(config, to_train, folder / "references.yaml")
         if not len(test) or not len(train):
             raise EvopotError("no start or test frame could be labelled (see failed.txt in the output folder)")
-        write_frames(read_frames(folder / "test.extxyz"), folder / "test_data.extxyz")
         labelled = _labelled(train, test)
         for iteration in range(len(rows), config.stop.iterations):
             here = folder / f"iteration_{iteration}"
@@ -295,7 +284,7 @@ def learn(
                     f"{len(found)} of {explored} snapshots above {threshold:.3g} eV/Å, {added} labelled"
                 )
             rows.append({k: str(v) for k, v in row.items()})
-            _write_rows(table, rows)
+            write_csv(table, COLUMNS, rows)
             learning_curve(rows, folder / "learning_curve.png")
             if stop:
                 break

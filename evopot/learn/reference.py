@@ -94,7 +94,7 @@ def calculator(settings, atoms: Atoms, isolated: bool = False):
 
         names = {path.name: str(path) for path in settings.files}
         coeffs = [" ".join(names.get(word, word) for word in line.split()) for line in settings.pair_coeff]
-        species = sorted(set(atoms.get_chemical_symbols()), key=atoms.get_chemical_symbols().index)
+        species = list(dict.fromkeys(atoms.get_chemical_symbols()))  # in order of appearance
         return LAMMPSlib(
             lmpcmds=[f"pair_style {settings.pair_style}"] + [f"pair_coeff {c}" for c in coeffs],
             atom_types={s: k + 1 for k, s in enumerate(species)},

@@ -49,6 +49,17 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """``rows`` as the CSV file ``path`` with ``columns`` (None as an empty cell), whole or
+    not at all."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    write_atomic(path, buffer.getvalue())
+
+
 @dataclass(frozen=True)
 class RunDirectory:
     path: Path
@@ -104,12 +115,7 @@ class RunDirectory:
             ) from None
 
     def write_rows(self, path: Path, columns: list[str], rows: list[dict]) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-        write_atomic(path, buffer.getvalue())
+        write_csv(path, columns, rows)
 
     def read_front(self) -> list[dict]:
         """Rows of front.csv, numbers as floats; clear errors for a missing or corrupt file."""
