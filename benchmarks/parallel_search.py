@@ -15,7 +15,7 @@ the one-worker run's island tasks (their total and their spread) the speed-up at
 64 and 256 workers with as many islands: what stays in this process is the merging of
 the islands' archives and the checkpoint.
 
-    .venv/bin/python benchmarks/parallel_search.py [--generations 3] [--problems sw silicon]
+    .venv/bin/python benchmarks/parallel_search.py [--generations 3] [--problems sw silicon] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -138,30 +138,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--problems", nargs="+", default=["sw", "silicon"], choices=["sw", "silicon"])
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs at 1 and 2 workers, alternating; the medians are compared"
+    )
     args = parser.parse_args()
     overhead = overhead_per_task()
     print(f"scheduling overhead: {overhead * 1e3:.2f} ms per task (LocalCluster, 2 workers)")
     with tempfile.TemporaryDirectory() as folder:
         for problem in args.problems:
-            one = config_for(problem, Path(folder), args.generations, 1)
-            wall_1, front_1, fits = timed_search(one)
-            two = config_for(problem, Path(folder), args.generations, 2)
-            wall_2, front_2, _ = timed_search(two)
+            walls_1, walls_2, fronts = [], [], set()
+            for _ in range(args.repeats):  # alternating: a slow spell of this machine hits both
+                # (each config written just before its run: both problems' configs share a path)
+                wall_1, front_1, fits = timed_search(config_for(problem, Path(folder), args.generations, 1))
+                fits_wall = wall_1  # the run the fit times are of
+                wall_2, front_2, _ = timed_search(config_for(problem, Path(folder), args.generations, 2))
+                walls_1.append(wall_1)
+                walls_2.append(wall_2)
+                fronts |= {front_1, front_2}
             more = config_for(problem, Path(folder), args.generations, 4)
             _, front_4, _ = timed_search(more)
+            wall_1, wall_2 = statistics.median(walls_1), statistics.median(walls_2)
+            print(
+                f"{problem}: {args.generations} generations, workers 1: "
+                f"{', '.join(f'{w:.1f}' for w in walls_1)} s, workers 2: {', '.join(f'{w:.1f}' for w in walls_2)} s; "
+                f"medians {wall_1:.1f} / {wall_2:.1f} s, speed-up {wall_1 / wall_2:.2f}× (goal 1.7×); fronts "
+                f"identical: {len(fronts) == 1}, with 4 workers on 2 cores: {front_4 in fronts and len(fronts) == 1}"
+            )
             fits_s = np.array(fits)
             print(
-                f"{problem}: {args.generations} generations, workers 1: {wall_1:.1f} s, workers 2: {wall_2:.1f} s, "
-                f"speed-up {wall_1 / wall_2:.2f}× (goal 1.7×); fronts identical: {front_1 == front_2}, with 4 "
-                f"workers on 2 cores: {front_1 == front_4}"
-            )
-            print(
-                f"  {len(fits)} fits, {fits_s.sum():.1f} s of {wall_1:.1f} s; per fit median "
+                f"  {len(fits)} fits, {fits_s.sum():.1f} s of {fits_wall:.1f} s; per fit median "
                 f"{statistics.median(fits) * 1e3:.1f} ms, 90 % {np.quantile(fits_s, 0.9) * 1e3:.1f} ms, "
                 f"max {fits_s.max() * 1e3:.0f} ms"
             )
             predictions = ", ".join(
-                f"{n}: {predicted_speedup(wall_1, fits, args.generations, n, overhead):.1f}×" for n in (16, 64, 256)
+                f"{n}: {predicted_speedup(fits_wall, fits, args.generations, n, overhead):.1f}×" for n in (16, 64, 256)
             )
             print(f"  predicted speed-up without islands (the rest of the run stays serial): {predictions}")
             wall_i1, front_i1, tasks = timed_islands(config_for(problem, Path(folder), args.generations, 1, ISLANDS))

@@ -10,10 +10,15 @@ dies on the others; a lost scheduler becomes one :class:`EvopotError` line.
     with open_executor(workers="auto") as executor:
         shared = executor.share(problem)
         results = executor.map(fit, candidates, shared)
+
+A :meth:`Executor.batch` sends items as the caller makes them and gives the results
+back in order as they finish, so the caller's own work (building the next
+candidates, pruning the ones already fitted) runs while the workers fit.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 import warnings
@@ -67,7 +72,17 @@ class Executor:
 
     def map(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> list:
         """``[function(shared_value, item) for item in items]``, in that order."""
-        return [function(shared, item) for item in items]
+        batch = self.batch(function, shared, len(items), urgent=True)
+        for item in items:
+            batch.submit(item)
+        return list(batch.results())
+
+    def batch(self, function: Callable[[Any, Any], Any], shared: Any, size: int, urgent: bool = False) -> Batch:
+        """A :class:`Batch` of ``function(shared_value, item)`` for about ``size`` items
+        (the chunks are cut from it). ``urgent`` batches go before the queued tasks of
+        others: a map made while a batch's results are being used (the pruning of a
+        fitted formula) does not wait for the rest of that batch."""
+        return Batch(function, shared)
 
     def stream(self, function: Callable[[Any, Any], Any], items: Sequence, shared: Any) -> Iterator[tuple[int, Any]]:
         """``(k, function(shared_value, items[k]))`` as each finishes, one task per item:
@@ -92,7 +107,33 @@ class Executor:
                 self._limits.restore_original_limits()
 
 
-#: times a map is sent again after workers died under it
+class Batch:
+    """Items handed over one by one with :meth:`submit`, results in their order from
+    :meth:`results`. In this process each result is computed when it is asked for;
+    :class:`DaskExecutor`'s batches send the items in chunks as they come."""
+
+    def __init__(self, function: Callable[[Any, Any], Any], shared: Any):
+        self.function, self.shared, self.items = function, shared, []
+
+    def submit(self, item: Any) -> None:
+        self.items.append(item)
+
+    def results(self) -> Iterator[Any]:
+        for item in self.items:
+            yield self.function(self.shared, item)
+
+
+#: seconds of work a task of a batch is cut to hold, where its function's time per item is
+#: known: the scheduling of a task costs a few ms; a chunk much longer leaves workers idle
+#: at the end of a batch
+TASK_SECONDS = 0.2
+
+
+def _name(function) -> str:
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', repr(function))}"
+
+
+#: times a chunk is sent again after workers died under it
 RETRIES = 3
 
 
@@ -115,16 +156,23 @@ _LOADED: OrderedDict[str, Any] = OrderedDict()
 
 
 def _run_chunk(function, payload: _Payload, chunk):
-    """On a worker: ``function(shared value, item)`` for each item of ``chunk``; the
-    shared value is unpickled once per worker."""
+    """On a worker: ``function(shared value, item)`` for each item of ``chunk``, and the
+    seconds that took; the shared value is unpickled once per worker."""
     import pickle
+    import time
 
     value = _LOADED.get(payload.token)
     if value is None:
         value = _LOADED[payload.token] = pickle.loads(payload.blob)
         while len(_LOADED) > 4:
             _LOADED.popitem(last=False)
-    return [function(value, item) for item in chunk]
+    start = time.perf_counter()
+    results = [function(value, item) for item in chunk]
+    return results, time.perf_counter() - start
+
+
+def _import(module: str) -> None:
+    importlib.import_module(module)
 
 
 class DaskExecutor(Executor):
@@ -137,6 +185,7 @@ class DaskExecutor(Executor):
         except ImportError:  # pragma: no cover - a dependency of evopot
             raise EvopotError("engine.workers needs Dask: pip install 'dask[distributed]'") from None
         self.cluster = None
+        self._item_seconds: dict[str, float] = {}  # a moving mean of each function's seconds per item
         if scheduler or scheduler_file:
             where = f"engine.scheduler {scheduler}" if scheduler else f"engine.scheduler_file {scheduler_file}"
             if scheduler_file is not None and not Path(scheduler_file).is_file():
@@ -198,33 +247,22 @@ class DaskExecutor(Executor):
         # dies with it loses it: map sends it again (see RETRIES)
         return self.client.scatter(value, hash=False)
 
-    def map(self, function, items, shared):
-        if not items:
-            return []
-        chunk = max(1, len(items) // (4 * self.workers))  # a few chunks per worker: balanced, little overhead
-        chunks = [items[k : k + chunk] for k in range(0, len(items), chunk)]
+    def batch(self, function, shared, size, urgent=False):
+        # a few chunks per worker at the most (balanced), each of TASK_SECONDS at the least
+        # (little overhead) once the function's time per item is known
+        chunk = max(1, size // (4 * self.workers))
+        seconds = self._item_seconds.get(_name(function))
+        if seconds:
+            chunk = max(1, min(chunk, round(TASK_SECONDS / seconds)))
+        return _DaskBatch(self, function, shared, chunk, 1 if urgent else 0)
 
-        def run():
-            from distributed import KilledWorker, as_completed
-            from distributed.client import FutureCancelledError
-
-            for attempt in range(RETRIES + 1):
-                futures = [self.client.submit(_run_chunk, function, shared.future, c, pure=False) for c in chunks]
-                try:
-                    if self.progress is not None:
-                        self.progress(len(futures))
-                        for waiting, _ in enumerate(as_completed(futures, loop=self.client.loop), 1):
-                            self.progress(len(futures) - waiting)
-                    return self.client.gather(futures)
-                except (KilledWorker, FutureCancelledError):
-                    # a worker died with the shared data or the tasks: send it again, run them again
-                    if attempt == RETRIES:
-                        raise
-                    self.client.cancel(futures)
-                    self.client.wait_for_workers(1, timeout=60)
-                    shared.future = self._scatter(shared.value)
-
-        return [result for part in self._guard(run) for result in part]
+    def _timed(self, function, items: int, seconds: float) -> None:
+        """A chunk of ``items`` of ``function`` took ``seconds`` on a worker."""
+        if items:
+            name = _name(function)
+            old = self._item_seconds.get(name)
+            now = seconds / items
+            self._item_seconds[name] = now if old is None else 0.7 * old + 0.3 * now
 
     def stream(self, function, items, shared):
         from distributed import as_completed
@@ -242,9 +280,18 @@ class DaskExecutor(Executor):
                 future = self._guard(lambda: next(completed, None))
                 if future is None:
                     return
-                yield futures[future], self._guard(future.result)[0]
+                yield futures[future], self._guard(future.result)[0][0]
         finally:
             self.client.cancel(list(futures))
+
+    def preload(self, modules: tuple[str, ...]) -> None:
+        """Each worker imports ``modules`` now, in the background (the tasks that use them
+        then start at once)."""
+        from distributed import fire_and_forget
+
+        for worker in self.client.scheduler_info().get("workers", {}):
+            for module in modules:
+                fire_and_forget(self.client.submit(_import, module, workers=[worker], pure=False, priority=2))
 
     def _guard(self, call):
         from distributed.comm.core import CommClosedError
@@ -261,13 +308,83 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
+class _DaskBatch(Batch):
+    """A batch on a Dask cluster: each chunk of ``chunk`` items is submitted as soon as
+    it is full; a chunk lost with a dying worker is sent again (the shared value too)."""
+
+    def __init__(self, executor: DaskExecutor, function, shared: _Shared, chunk: int, priority: int):
+        super().__init__(function, shared)
+        self.executor, self.chunk, self.priority = executor, chunk, priority
+        self.chunks: list[list] = []
+        self.futures: list = []
+
+    def submit(self, item):
+        self.items.append(item)
+        if len(self.items) >= self.chunk:
+            self._send()
+
+    def _send(self) -> None:
+        if self.items:
+            self.chunks.append(self.items)
+            self.futures.append(self._submit(self.items))
+            self.items = []
+
+    def _submit(self, chunk):
+        client = self.executor.client
+        return self.executor._guard(
+            lambda: client.submit(
+                _run_chunk, self.function, self.shared.future, chunk, pure=False, priority=self.priority
+            )
+        )
+
+    def results(self):
+        from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
+
+        self._send()
+        progress = self.executor.progress
+        retries = 0
+        try:
+            for k in range(len(self.futures)):
+                if progress is not None:
+                    progress(sum(not f.done() for f in self.futures[k:]))
+                while True:
+                    try:
+                        part, seconds = self.executor._guard(self.futures[k].result)
+                        self.executor._timed(self.function, len(part), seconds)
+                        break
+                    except (KilledWorker, FutureCancelledError):
+                        # a worker died with the shared data or the tasks: send both again
+                        if retries == RETRIES:
+                            raise
+                        retries += 1
+                        self.executor.client.cancel(self.futures[k:])
+                        self.executor._guard(lambda: self.executor.client.wait_for_workers(1, timeout=60))
+                        self.shared.future = self.executor._scatter(self.shared.value)
+                        self.futures[k:] = [self._submit(c) for c in self.chunks[k:]]
+                yield from part
+            if progress is not None:
+                progress(0)
+        finally:
+            self.executor.client.cancel(self.futures)
+
+
 def open_executor(
-    workers: int | str = "auto", scheduler: str | None = None, scheduler_file: str | Path | None = None
+    workers: int | str = "auto",
+    scheduler: str | None = None,
+    scheduler_file: str | Path | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Executor:
     """The executor a config asks for: an existing cluster when ``scheduler`` or
     ``scheduler_file`` is given, else ``workers`` processes here (``auto``: every core;
-    1: this process alone, no Dask)."""
+    1: this process alone, no Dask). The workers start importing the modules named in
+    ``preload`` at once (seconds each), while the caller prepares their first tasks."""
     if scheduler or scheduler_file:
-        return DaskExecutor(scheduler=scheduler, scheduler_file=Path(scheduler_file) if scheduler_file else None)
-    count = auto_workers() if workers == "auto" else int(workers)
-    return Executor() if count == 1 else DaskExecutor(workers=count)
+        executor = DaskExecutor(scheduler=scheduler, scheduler_file=Path(scheduler_file) if scheduler_file else None)
+    else:
+        count = auto_workers() if workers == "auto" else int(workers)
+        if count == 1:
+            return Executor()
+        executor = DaskExecutor(workers=count)
+    executor.preload(preload)
+    return executor

@@ -165,3 +165,24 @@ def test_islands_give_the_same_front_on_any_number_of_workers_and_the_bar_shows_
     assert fronts[0] == fronts[1]
     bar = capsys.readouterr().err
     assert "workers=2" in bar and "tasks=" in bar, bar
+
+
+def _slow_square(delay, item):
+    time.sleep(delay * (3 - item % 3))  # later items often finish first
+    return item * item
+
+
+def test_a_batch_gives_results_in_order_while_items_still_arrive_and_cuts_chunks_by_measured_time():
+    from evopot.executor import DaskExecutor
+
+    with DaskExecutor(workers=2) as executor:
+        shared = executor.share(0.01)
+        batch = executor.batch(_slow_square, shared, 12)
+        for item in range(12):
+            batch.submit(item)  # chunks leave as they fill: the first is running before the last is made
+        assert batch.futures, "no chunk was sent before results() was asked for"
+        assert list(batch.results()) == [k * k for k in range(12)]
+        # 10-30 ms per item against TASK_SECONDS = 0.2: later batches hold about ten items a chunk
+        assert 4 <= executor.batch(_slow_square, shared, 1000).chunk <= 20
+        urgent = executor.map(_slow_square, list(range(5)), shared)
+        assert urgent == [k * k for k in range(5)]

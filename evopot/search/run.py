@@ -149,20 +149,21 @@ def search(
                 f"{where}: reference_energies: no isolated-atom energy for {', '.join(missing)} (the data's species "
                 f"are {', '.join(species)}); give one for each, or leave the section out to fit them"
             )
-    weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
-    problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
-    if problem.geometry.n_pairs == 0:
-        raise EvopotError(
-            f"{search_frames.source}: no atom of the {len(search_frames)} frames the search fits has a neighbour "
-            f"within cutoff.radius ({cutoff.radius:g} Å), so no formula can be fitted; raise the radius or check "
-            f"the positions' units (Å)"
-        )
-    if in_memory:
-        stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
-        config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
     e = config.engine
-    # an unreachable cluster is found before anything is written; the workers go with the search
-    with open_executor(e.workers, e.scheduler, e.scheduler_file) as executor:
+    # an unreachable cluster is found before anything is written; the workers go with the search and
+    # import the fitting code while this process builds the fit problem
+    with open_executor(e.workers, e.scheduler, e.scheduler_file, preload=("evopot.search.scoring",)) as executor:
+        weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
+        problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
+        if problem.geometry.n_pairs == 0:
+            raise EvopotError(
+                f"{search_frames.source}: no atom of the {len(search_frames)} frames the search fits has a neighbour "
+                f"within cutoff.radius ({cutoff.radius:g} Å), so no formula can be fitted; raise the radius or check "
+                f"the positions' units (Å)"
+            )
+        if in_memory:
+            stored = {name: Path(config.output).resolve() / "data" / f"{name}.extxyz" for name in in_memory}
+            config = config.model_copy(update={"data": config.data.model_copy(update=stored)})
         unstarted = RunDirectory(config.output)
         if resume and unstarted.config.is_file() and not unstarted.checkpoint.exists():
             resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh

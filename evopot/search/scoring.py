@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from evopot.executor import Executor
+from evopot.executor import Batch, Executor
 from evopot.model.potential import Potential
 from evopot.search.candidate import Candidate
 from evopot.search.fitting import FAILED, FitProblem, FitResult, fit_constants
@@ -134,24 +135,59 @@ class Scorer:
         """:meth:`score_candidate` of each of ``candidates``, the fits not yet cached done
         at once on the executor's workers; the results, and what the cache and the count
         of fits record, are those of fitting them one by one in this order."""
+        return list(self.score_stream(candidates, len(candidates), max_evaluations, urgent=True))
+
+    def score_stream(
+        self,
+        candidates: Iterable[Candidate | None],
+        count: int,
+        max_evaluations: int | None = None,
+        urgent: bool = False,
+    ) -> Iterator[Scored | None]:
+        """:meth:`score_many` of about ``count`` candidates as they come (None for a
+        formula that could not be built: None back), each fit sent to the workers as
+        soon as its candidate arrives and the scores given back in order as they
+        finish: building candidates and using the scores (pruning) overlap the fits.
+        In this process the same fits happen in the same order, one at a time."""
         budget = self.max_evaluations if max_evaluations is None else max_evaluations
-        todo = {}
+        # a fit without refinement (pruning's) is a linear solve: quicker here than a round trip
+        # to workers busy with the fits of a whole generation
+        if count > 1 and budget > 0 and self.executor.workers > 1:
+            batch = self.executor.batch(_fit, self._problem_handle(), count, urgent)
+        else:
+            batch = Batch(_fit, self.problem)
+        order, sent = [], set()
         for candidate in candidates:
-            key = f"{candidate.key}|{budget}"
-            if key not in self._cache and key not in todo and candidate.complexity <= self.max_complexity:
-                todo[key] = candidate
-        if len(todo) > 1 and self.executor.workers > 1:
-            fits = self.map(_fit, [(c, budget) for c in todo.values()])
-            for (key, candidate), fit in zip(todo.items(), fits):
-                self._cache[key] = Scored(candidate, fit, candidate.complexity)
-        return [self.score_candidate(c, max_evaluations) for c in candidates]
+            key = None if candidate is None else f"{candidate.key}|{budget}"
+            new = (
+                key is not None
+                and key not in self._cache
+                and key not in sent
+                and candidate.complexity <= self.max_complexity
+            )
+            if new:
+                sent.add(key)
+                batch.submit((candidate, budget))
+            order.append((candidate, key, new))
+        fits = batch.results()
+        for candidate, key, new in order:
+            if candidate is None:
+                yield None
+                continue
+            if new:
+                self._cache[key] = Scored(candidate, next(fits), candidate.complexity)
+            yield self.score_candidate(candidate, max_evaluations)
+
+    def _problem_handle(self):
+        """The fit problem as the executor's workers hold it (sent to each once)."""
+        if self._shared is None:
+            self._shared = self.executor.share(self.problem)
+        return self._shared
 
     def map(self, function, items: list) -> list:
         """``function(problem, item)`` for each item, on the executor's workers, which
         hold the fit problem (sent to each once)."""
-        if self._shared is None:
-            self._shared = self.executor.share(self.problem)
-        return self.executor.map(function, items, self._shared)
+        return self.executor.map(function, items, self._problem_handle())
 
     @property
     def fits(self) -> int:

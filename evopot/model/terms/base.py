@@ -225,7 +225,8 @@ def compile_function(
     """The function ``value(*variables, *constants)`` of ``expression``."""
     args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
     # torch's functions take tensors only: exp(-1) must reach torch as a number
-    return sympy.lambdify(args, fold_numbers(expression) if module == "torch" else expression, modules=module, cse=True)
+    expression = fold_numbers(expression) if module == "torch" else expression
+    return sympy.lambdify(args, expression, modules=module, cse=True, docstring_limit=0)
 
 
 @lru_cache(maxsize=4096)
@@ -234,7 +235,9 @@ def compile_with_slopes(expression: sympy.Expr, variables: tuple[str, ...], cons
     ∂/∂variable for each variable; their common subexpressions are computed once."""
     symbols = [sympy.Symbol(v) for v in variables]
     args = symbols + [sympy.Symbol(c) for c in constant_names]
-    return sympy.lambdify(args, [expression] + [sympy.diff(expression, s) for s in symbols], modules="numpy", cse=True)
+    parts = [expression] + [sympy.diff(expression, s) for s in symbols]
+    # no docstring: printing the expressions for it took a third of the compile time
+    return sympy.lambdify(args, parts, modules="numpy", cse=True, docstring_limit=0)
 
 
 def values_and_slopes(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,10 +170,12 @@ class GPEngine:
         score: Callable[..., Scored],
         prune: Callable[[Scored], list[Scored]] | None = None,
         radius: float | None = None,
-        score_many: Callable[[list[Candidate]], list[Scored]] | None = None,
+        score_stream: Callable[[Iterable[Candidate | None], int], Iterator[Scored | None]] | None = None,
     ):
         self.space = space
-        self.score_many = score_many or (lambda candidates: [score(c) for c in candidates])
+        self.score_stream = score_stream or (
+            lambda candidates, count: (None if c is None else score(c) for c in candidates)
+        )
         self.settings = settings
         self.score = score
         self.prune = prune
@@ -284,19 +286,27 @@ class GPEngine:
         return decompose(parts, self.shapes, values)
 
     def evaluate(self, individuals) -> None:
-        """Fit the individuals without a fitness (all at once: on the executor's workers
-        when there are several), then update the archive in their order."""
-        pending = []
-        for individual in individuals:
-            if individual.fitness.valid:
-                continue
-            try:
-                pending.append((individual, self.candidate(individual)))
-            except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
+        """Fit the individuals without a fitness (on the executor's workers when there
+        are several, each fit sent as soon as its formula is built), then update the
+        archive in their order, each as its fit comes back."""
+        pending = [individual for individual in individuals if not individual.fitness.valid]
+        built: list[Candidate | None] = []
+
+        def candidates():
+            for individual in pending:
+                try:
+                    candidate = self.candidate(individual)
+                except Exception:  # sympy raises many kinds on odd trees; such a tree is simply unfit
+                    candidate = None
+                built.append(candidate)
+                yield candidate
+
+        for k, scored in enumerate(self.score_stream(candidates(), len(pending))):
+            individual, candidate = pending[k], built[k]
+            if candidate is None:
                 individual.structure = str([str(t) for t in individual])
                 individual.fitness.values = (WORST_LOSS, WORST_SIZE)
-        scores = self.score_many([candidate for _, candidate in pending])
-        for (individual, candidate), scored in zip(pending, scores):
+                continue
             individual.structure = candidate.structure
             if scored.fit.ok:
                 self._write_back(individual, candidate, scored)

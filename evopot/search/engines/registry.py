@@ -98,7 +98,9 @@ def gp_engine(setup: EngineSetup) -> GPEngine | IslandEngine:
         return IslandEngine(
             setup.space, settings, scorer, setup.cutoff.radius, e.islands, e.migration.every, e.migration.count
         )
-    return GPEngine(setup.space, settings, scorer.score_candidate, scorer.prune, setup.cutoff.radius, scorer.score_many)
+    return GPEngine(
+        setup.space, settings, scorer.score_candidate, scorer.prune, setup.cutoff.radius, scorer.score_stream
+    )
 
 
 class GP:
