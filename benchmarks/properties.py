@@ -22,12 +22,13 @@ least 4 of 5 seeds. ``--transfer`` also trains without the Surface frames and pr
 the Surface / in-distribution force-error ratio of the formula.
 
     .venv/bin/python benchmarks/properties.py [--seeds 1 2 3 4 5] [--spaces threebody bond_order]
-        [--generations N] [--energies W] [--transfer]
+        [--generations N] [--energies W] [--properties W] [--transfer]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -36,18 +37,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from evopot.data.crystal_reference import crystal, dft_elastic_constants, dft_equation_of_state
 from evopot.data.dataset import read_frames
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
 from evopot.export.lammps_tersoff import read_tersoff
-from evopot.inspect.validate import (
-    _dft_equation_of_state,
-    crystal,
-    cubic_elastic_constants,
-    dft_elastic_constants,
-    dimer_curve,
-    equation_of_state,
-)
+from evopot.inspect.validate import cubic_elastic_constants, dimer_curve, equation_of_state
 from evopot.md.calculator import EvopotCalculator
 from evopot.model.admissible import Limits, inadmissible
 from evopot.model.evaluate import evaluate
@@ -72,7 +67,13 @@ TERSOFF = (
 
 
 def config_for(
-    space: str, seed: int, folder: Path, generations: int | None, train: Path, energies: float | None = None
+    space: str,
+    seed: int,
+    folder: Path,
+    generations: int | None,
+    train: Path,
+    energies: float | None = None,
+    weight: float | None = None,
 ) -> Path:
     data = yaml.safe_load((ROOT / "examples" / "silicon_threebody.yaml").read_text())
     data["seed"] = seed
@@ -85,6 +86,8 @@ def config_for(
         data["engine"]["generations"] = generations
     if energies is not None:
         data["fitness"]["energies"] = energies
+    if weight is not None:
+        data["properties"] = {"weight": weight}
     path = folder / f"{space}_{seed}_{train.stem}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -97,7 +100,9 @@ def properties(potential, train, test, offset: bool) -> dict:
         predicted = evaluate(potential, build_geometry(train, potential.cutoff.radius, potential.species))
         shift = float(np.mean((train.energies - predicted.energies) / [len(a) for a in train.atoms]))
     predicted = evaluate(potential, build_geometry(test, potential.cutoff.radius, potential.species))
-    predicted.energies = predicted.energies + shift * np.array([len(a) for a in test.atoms])
+    predicted = dataclasses.replace(
+        predicted, energies=predicted.energies + shift * np.array([len(a) for a in test.atoms])
+    )
     out = errors(predicted, test)
     calculator = EvopotCalculator(potential)
     try:
@@ -157,10 +162,13 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=None)
     parser.add_argument("--transfer", action="store_true")
     parser.add_argument("--energies", type=float, default=None, help="fitness.energies weight (default the config's)")
+    parser.add_argument(
+        "--properties", type=float, default=None, help="properties.weight (default the config's; 0: not steered)"
+    )
     args = parser.parse_args()
     train, test = read_frames(DATA / "training.extxyz"), read_frames(DATA / "test.extxyz")
     elastic, how = dft_elastic_constants(train)
-    a0, _, _ = _dft_equation_of_state(train, 8)
+    a0, _, _ = dft_equation_of_state(train, 8)
     dft = {"a0": a0, **elastic, "B": (elastic["C11"] + 2 * elastic["C12"]) / 3}
     print(
         f"DFT (mlearn Si training frames): a0 {a0:.3f} Å, B {dft['B']:.1f}, C11 {dft['C11']:.1f}, C12 "
@@ -175,7 +183,13 @@ def main() -> None:
             for seed in args.seeds:
                 start = time.perf_counter()
                 config = config_for(
-                    space, seed, Path(folder), args.generations, DATA / "training.extxyz", args.energies
+                    space,
+                    seed,
+                    Path(folder),
+                    args.generations,
+                    DATA / "training.extxyz",
+                    args.energies,
+                    args.properties,
                 )
                 result = search(config, overwrite=True, progress=False)
                 member = result.recommended()

@@ -288,6 +288,7 @@ def _search(args) -> int:
 
     from evopot.config.schema import load_config
     from evopot.inspect.show import front_table
+    from evopot.model.properties import crystal_comparison
     from evopot.search.run import search
 
     overrides = {}
@@ -317,11 +318,14 @@ def _search(args) -> int:
         f"\nlowest validation force MAE: member {best.member} ({best.complexity} nodes, "
         f"{best.errors['validation']['force_mae']:.4f} eV/Å)"
     )
+    weighed = " × (1 + property penalty)" if result.target is not None else ""
     print(
-        f"recommended, the simplest within 5 % of that: member {pick.member} ({pick.complexity} nodes, "
-        f"{pick.errors['validation']['force_mae']:.4f} eV/Å)"
+        f"recommended, the simplest within 5 % of the best validation force MAE{weighed}: member {pick.member} "
+        f"({pick.complexity} nodes, {pick.errors['validation']['force_mae']:.4f} eV/Å)"
     )
     print(f"  {pick.formula}")
+    if result.target is not None:
+        print(f"  {crystal_comparison(pick.properties, result.target)}")
     print(f"run directory: {result.run_directory}  ({result.generations} generations, {result.wall_time:.1f} s)")
     return 0
 

@@ -7,7 +7,8 @@ import pytest
 from conftest import SI_TEST, SI_TRAIN
 
 from evopot.cli import main
-from evopot.inspect.validate import Check, Validation, crystal, cubic_elastic_constants, equation_of_state, validate
+from evopot.data.crystal_reference import crystal
+from evopot.inspect.validate import Check, Validation, cubic_elastic_constants, equation_of_state, validate
 from evopot.md.calculator import EvopotCalculator
 from evopot.testing.known import stillinger_weber
 
@@ -90,8 +91,8 @@ def test_the_scan_moves_to_the_potentials_own_minimum_and_fails_clearly_without_
 def test_dft_elastic_constants_come_from_the_strained_frames():
     """The mlearn Si Elastic frames: C11 from their energies, C12 and the clamped-ion
     C44 from their stresses once those reproduce C11 (PBE: C11 153, C12 57 GPa)."""
+    from evopot.data.crystal_reference import dft_elastic_constants
     from evopot.data.dataset import read_frames
-    from evopot.inspect.validate import dft_elastic_constants
 
     frames = read_frames(SI_TRAIN)
     constants, how = dft_elastic_constants(frames)

@@ -195,7 +195,12 @@ class EngineConfig(_Strict):
 
 class FitnessConfig(_Strict):
     forces: float = Field(1.0, ge=0, description="weight of the mean squared force error (eV/Å)²")
-    energies: float = Field(0.1, ge=0, description="weight of the mean squared energy-per-atom error (eV)²")
+    energies: float = Field(
+        10.0,
+        ge=0,
+        description="weight of the mean squared energy-per-atom error (eV)² (10: on the bundled Si, 3.7× lower energy "
+        "errors than 0.1 at the same force error; see docs/search-spaces.md)",
+    )
     frames: int | None = Field(
         None,
         ge=1,
@@ -209,6 +214,41 @@ class FitnessConfig(_Strict):
         if self.forces == 0 and self.energies == 0:
             raise ValueError("forces and energies weights are both 0; give at least one a positive weight")
         return self
+
+
+class PropertiesConfig(_Strict):
+    """Crystal properties the search steers its front towards (evopot.model.properties)."""
+
+    weight: float = Field(
+        1.0,
+        ge=0,
+        le=1e6,
+        description="a front candidate's loss is multiplied by 1 + weight × mean((relative error / tolerance)²) "
+        "over the reference properties (0: properties reported, not used)",
+    )
+    from_data: bool = Field(
+        True,
+        description="read a0, B, C11, C12 and the clamped-ion C44 from the training data's Elastic frames (the "
+        "values given here take precedence)",
+    )
+    a0: float | None = Field(None, gt=0, le=100, description="lattice constant (Å) of the cubic crystal")
+    B: float | None = Field(None, gt=0, le=1e4, description="bulk modulus (GPa)")
+    C11: float | None = Field(None, gt=0, le=1e4, description="elastic constant C11 (GPa)")
+    C12: float | None = Field(None, ge=-1e4, le=1e4, description="elastic constant C12 (GPa)")
+    C44_unrelaxed: float | None = Field(
+        None, gt=0, le=1e4, description="clamped-ion C44 (GPa): shear with the atoms not relaxed"
+    )
+    tolerance: dict[Literal["a0", "B", "C11", "C12", "C44_unrelaxed"], Annotated[float, Field(gt=0, le=10)]] = Field(
+        {}, description="relative error that counts as one unit of penalty (default a0 0.01, the others 0.15)"
+    )
+
+    def given(self) -> dict[str, float]:
+        """The reference values given in the config, by property name."""
+        names = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44_unrelaxed": "C44 unrelaxed"}
+        return {name: getattr(self, field) for field, name in names.items() if getattr(self, field) is not None}
+
+    def tolerances(self) -> dict[str, float]:
+        return {k.replace("_", " "): v for k, v in self.tolerance.items()}
 
 
 class InteractionConfig(_Strict):
@@ -342,6 +382,11 @@ class SearchConfig(_Strict):
         description="energy (eV) of each species' isolated atom from the same DFT settings as the data: the fit "
         "then sees cohesive energies, and the potential's reference energies are these (default: fitted freely, "
         "and they may absorb the cohesion)",
+    )
+    properties: PropertiesConfig | None = Field(
+        None,
+        description="crystal properties the front is steered towards (default: those of the training data's "
+        "Elastic frames, for one-element data that have them; properties: {weight: 0} turns this off)",
     )
     correction: CorrectionConfig | None = None
 

@@ -219,6 +219,31 @@ def _image(path: Path, alt: str) -> str:
     return f'<img src="{html.escape(path.name)}" alt="{html.escape(alt)}">'
 
 
+def _crystal_table(rows: list[dict], number: int, reference: dict | None) -> str:
+    """Member ``number``'s crystal properties against the run's reference, as HTML ("" without them)."""
+    row = next((r for r in rows if int(r["member"]) == number), {})
+    names = {"a0": ("a₀", "Å"), "B": ("B", "GPa"), "C11": ("C11", "GPa"), "C12": ("C12", "GPa")}
+    names["C44_unrelaxed"] = ("C44⁰ (atoms not relaxed)", "GPa")
+    if not reference or not any(row.get(k) is not None for k in names):
+        return ""
+    values = reference.get("values", {})
+    lines = []
+    for key, (label, unit) in names.items():
+        ours, dft = row.get(key), values.get(key.replace("_", " "))
+        if ours is None and dft is None:
+            continue
+        error = f"{ours / dft - 1:+.1%}" if ours is not None and dft else ""
+        shown = "not bound" if ours is None else f"{ours:.4g}"
+        dft_shown = "" if dft is None else f"{dft:.4g}"
+        cells = "".join(f"<td>{c}</td>" for c in (f"{label} ({unit})", shown, dft_shown, error))
+        lines.append(f'<tr class="crystal">{cells}</tr>')
+    return (
+        f"<p>Crystal of {html.escape(str(reference.get('element', '')))} (its own a₀; strains ±1 %; penalty "
+        f"{row.get('property_penalty') or 0.0:.3g}; reference: {html.escape(str(reference.get('source', '')))}):</p>"
+        "<table><tr><th>property</th><th>formula</th><th>DFT</th><th>error</th></tr>" + "".join(lines) + "</table>"
+    )
+
+
 def _page(run, rows, splits, number, potential, figures, terms, split_name, frames) -> str:
     summary = {}
     if run.summary.is_file():
@@ -251,6 +276,7 @@ def _page(run, rows, splits, number, potential, figures, terms, split_name, fram
         for k, t in enumerate(potential.terms)
     )
     dataset = summary.get("dataset", {})
+    crystal = _crystal_table(rows, number, summary.get("properties_reference"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>evopot report: {html.escape(str(run.path))}</title>
 <style>
@@ -274,6 +300,7 @@ training frames {dataset.get("train", {}).get("frames", "?")}.</p>
 <p>Constants (a… are linear coefficients solved exactly by least squares;
 b… and named constants are nonlinear, refined by least squares from the search's values):</p>
 <ul>{constants}</ul>
+{crystal}
 {"".join(_image(t, f"term {k}") for k, t in enumerate(terms))}
 <h2>Forces on the {split_name} split ({len(frames)} frames)</h2>
 {_image(figures["parity"], "force parity and error distribution")}

@@ -12,18 +12,25 @@ import sympy
 from evopot.model.potential import Potential
 from evopot.search.rundir import RunDirectory, member_potential
 
+#: front.csv's crystal-property columns and their headings
+PROPERTIES = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44_unrelaxed": "C44⁰"}
+
 
 def front_table(run_path: str | Path) -> str:
     """The front of ``run_path`` as an aligned plain-text table, simplest member first."""
     run = RunDirectory(Path(run_path))
     rows = run.read_front()
     splits = [s for s in ("train", "validation", "test") if rows[0].get(f"{s}_force_mae") is not None]
-    header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits] + ["formula"]
+    crystal = [k for k in PROPERTIES if any(row.get(k) is not None for row in rows)]
+    header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits]
+    header += [PROPERTIES[k] for k in crystal] + (["penalty"] if crystal else []) + ["formula"]
     lines = [header]
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
         cells += [f"{row[f'{s}_force_mae']:.4f}" for s in splits]
         cells += [f"{row[f'{s}_energy_mae']:.1f}" for s in splits]
+        cells += ["—" if row.get(k) is None else f"{row[k]:.4g}" for k in crystal]
+        cells += [f"{row.get('property_penalty') or 0.0:.3g}"] if crystal else []
         cells.append(row["formula"])
         lines.append(cells)
     widths = [max(len(line[k]) for line in lines) for k in range(len(header) - 1)]
@@ -35,6 +42,13 @@ def front_table(run_path: str | Path) -> str:
         baselines = summary.get("baselines", {})
         zero = ", ".join(f"{s} {v['force_mae']:.4f}" for s, v in baselines.items())
         out.append(f"zero-force baseline F-MAE: {zero}")
+        reference = summary.get("properties_reference")
+        if reference:
+            values = ", ".join(f"{PROPERTIES[k.replace(' ', '_')]} {v:.4g}" for k, v in reference["values"].items())
+            out.append(
+                f"crystal properties (a0 Å, others GPa; none relaxed) against {reference['element']}: {values}; "
+                f"weight {reference['weight']:g} ({reference['source']})"
+            )
     hybrids = sorted(run.path.glob("corrections/*/hybrid.json"))
     if hybrids:
         out.append("hybrids (evopot show FILE): " + ", ".join(str(p) for p in hybrids))

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
-from ase.build import bulk
-from ase.data import atomic_numbers, reference_states
 from ase.eos import EquationOfState
 from scipy.integrate import trapezoid
 
-from evopot.data.dataset import Frames, read_frames, unlabelled
+from evopot.data.crystal_reference import crystal, dft_elastic_constants, dft_equation_of_state
+from evopot.data.dataset import read_frames, unlabelled
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError
 from evopot.md.calculator import EvopotCalculator
@@ -69,14 +68,6 @@ class Validation:
         rows = [["check", "evopot", "reference", "unit", "result", "note"]] + [c.row() for c in self.checks]
         widths = [max(len(r[k]) for r in rows) for k in range(5)]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
-
-
-def crystal(element: str, a: float | None = None):
-    """ASE's reference crystal of ``element`` (conventional cubic cell when cubic)."""
-    state = reference_states[atomic_numbers[element]]
-    if state is None or state.get("symmetry") not in ("diamond", "fcc", "bcc", "sc"):
-        raise EvopotError(f"no cubic reference crystal known for {element}; validate needs diamond, fcc, bcc or sc")
-    return bulk(element, state["symmetry"], a=a or state["a"], cubic=True)
 
 
 def equation_of_state(atoms, calculator, span: float = 0.06, points: int = 11, tries: int = 8):
@@ -165,104 +156,6 @@ def radial_distribution(frames: list, r_max: float = 5.0, bins: int = 100) -> tu
     return 0.5 * (edges[1:] + edges[:-1]), counts / (atoms * density * shells)
 
 
-def _dft_equation_of_state(frames: Frames, atoms_per_cell: int):
-    """From the DFT frames of type Elastic: the ground-state lattice constant (the frame
-    described as "Ground state", else the lowest in energy per atom) and, when at least
-    five frames are isotropic strains of it, the bulk modulus of their fit. Also the
-    points to draw (volumes, energies relative to the ground state, per atom)."""
-    elastic = [k for k, t in enumerate(frames.config_types) if t == "Elastic"]
-    if not elastic:
-        return None, None, None
-    per_atom = {k: frames.energies[k] / len(frames.atoms[k]) for k in elastic}
-    described = [k for k in elastic if "ground state" in frames.atoms[k].info.get("description", "").lower()]
-    ground = described[0] if described else min(elastic, key=per_atom.get)
-    cell = frames.atoms[ground].cell.array
-    volume = frames.atoms[ground].get_volume() / len(frames.atoms[ground])
-    isotropic = []
-    for k in elastic:
-        other = frames.atoms[k].cell.array
-        scale = np.trace(other @ np.linalg.inv(cell)) / 3
-        if len(frames.atoms[k]) == len(frames.atoms[ground]) and np.abs(other - scale * cell).max() < 1e-4:
-            isotropic.append(k)
-    modulus = None
-    if len(isotropic) >= 5:
-        v = [frames.atoms[k].get_volume() / len(frames.atoms[k]) for k in isotropic]
-        volume, _, b = EquationOfState(v, [per_atom[k] for k in isotropic], eos="birchmurnaghan").fit()
-        modulus = b / units.GPa
-    points = (
-        [frames.atoms[k].get_volume() / len(frames.atoms[k]) for k in isotropic or [ground]],
-        [per_atom[k] - per_atom[ground] for k in isotropic or [ground]],
-    )
-    return (volume * atoms_per_cell) ** (1 / 3), modulus, points
-
-
-#: largest strain of the DFT frames that the elastic constants are read from
-ELASTIC_STRAIN = 0.045
-#: kBar (VASP's stress unit, compressive positive) to GPa (tensile positive)
-KBAR = -0.1
-#: the stored stresses are trusted when their C11 is this close to the energies' C11
-STRESS_CHECK = 0.05
-
-
-def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
-    """Cubic elastic constants (GPa) of the DFT frames of type Elastic, where they allow,
-    and a note on how they were read. C11 from the energies of the uniaxial strains
-    (E/V₀ = ½·C11·η² + D·η³, Green strains up to :data:`ELASTIC_STRAIN`). The stored
-    stresses (``virial_stress_raw``: VASP's kBar, compressive positive, order of the
-    shear components not documented) are used only when the xx stress of the same
-    frames gives that C11 within :data:`STRESS_CHECK`; then C12 is the lateral stress's
-    slope, and C44⁰ the largest shear stress over twice the shear strain of the shear
-    frames (whose atoms the data leave unrelaxed: the clamped-ion constant)."""
-    elastic = [k for k, t in enumerate(frames.config_types) if t == "Elastic"]
-    described = [k for k in elastic if "ground state" in frames.atoms[k].info.get("description", "").lower()]
-    if not elastic:
-        return {}, "no Elastic frames in the data"
-    per_atom = {k: frames.energies[k] / len(frames.atoms[k]) for k in elastic}
-    ground = described[0] if described else min(elastic, key=per_atom.get)
-    atoms0 = frames.atoms[ground]
-    inverse = np.linalg.inv(atoms0.cell.array)
-    volume = atoms0.get_volume()
-    uniaxial, shear = [], []  # (strain, energy density eV/Å³, stress GPa (6,) or None)
-    for k in elastic:
-        atoms = frames.atoms[k]
-        if len(atoms) != len(atoms0) or k == ground:
-            continue
-        deformation = (inverse @ atoms.cell.array).T
-        green = 0.5 * (deformation.T @ deformation - np.eye(3))
-        raw = atoms.info.get("virial_stress_raw")
-        stress = None if raw is None or len(np.ravel(raw)) != 6 else KBAR * np.asarray(raw, dtype=float).ravel()
-        density = (frames.energies[k] - frames.energies[ground]) / volume
-        off = green - np.diag(np.diag(green))
-        if np.abs(off).max() < 1e-6 and np.count_nonzero(np.abs(np.diag(green)) > 1e-6) == 1:
-            axis = int(np.argmax(np.abs(np.diag(green))))
-            if abs(green[axis, axis]) <= ELASTIC_STRAIN:
-                uniaxial.append((green[axis, axis], density, None if stress is None else (stress[axis], axis, stress)))
-        elif np.abs(off).max() <= ELASTIC_STRAIN / 2:
-            shear.append((off.flat[np.argmax(np.abs(off))], stress))
-    if len(uniaxial) < 3:
-        return {}, "fewer than three small uniaxial strains among the Elastic frames"
-    strain = np.array([u[0] for u in uniaxial])
-    density = np.array([u[1] for u in uniaxial])
-    (c11, _), *_ = np.linalg.lstsq(np.column_stack([0.5 * strain**2, strain**3]), density, rcond=None)
-    constants = {"C11": float(c11 / units.GPa)}
-    if any(u[2] is None for u in uniaxial):
-        return constants, "C11 from the energies; the frames store no stress"
-    along = np.array([u[2][0] for u in uniaxial])
-    slope = np.polyfit(strain, along, 1)[0]
-    if abs(slope / constants["C11"] - 1) > STRESS_CHECK:
-        return constants, (
-            f"C11 from the energies; the stored stresses give {slope:.4g} GPa, not trusted (units or order unclear)"
-        )
-    lateral = np.array([u[2][2][(u[2][1] + 1) % 3] for u in uniaxial])
-    constants["C12"] = float(np.polyfit(strain, lateral, 1)[0])
-    small = [(g, st) for g, st in shear if st is not None]
-    if len(small) >= 2:
-        gamma = np.array([g for g, _ in small])
-        tau = np.array([st[3 + np.argmax(np.abs(st[3:]))] for _, st in small])
-        constants["C44 unrelaxed"] = float(np.polyfit(2 * gamma, tau, 1)[0])
-    return constants, f"C11 from the energies, checked against the stored stresses ({slope:.4g} GPa)"
-
-
 def dimer_curve(potential: Potential, element: str, r: np.ndarray) -> np.ndarray:
     """Energy (eV) of two ``element`` atoms at each distance of ``r`` (Å), isolated in
     vacuum, less twice the isolated atom's."""
@@ -317,7 +210,7 @@ def validate(
 
     # energy–volume curve and lattice constant
     prototype = crystal(element)
-    reference_a0, reference_b, ground = _dft_equation_of_state(frames, len(prototype))
+    reference_a0, reference_b, ground = dft_equation_of_state(frames, len(prototype))
     try:
         volumes, energies, (v0, e0, modulus) = equation_of_state(prototype, calculator)
     except EvopotError as exc:

@@ -34,6 +34,7 @@ from evopot.model.admissible import Limits, cancellation, inadmissible
 from evopot.model.cutoff import Cutoff
 from evopot.model.evaluate import term_prediction
 from evopot.model.potential import Term
+from evopot.model.properties import PropertyTarget
 from evopot.search.candidate import Candidate
 
 
@@ -53,6 +54,8 @@ class FitProblem:
     #: per-species reference energies (eV, the geometry's species order) held fixed, or
     #: None: fitted with the formula's linear coefficients
     references: tuple[float, ...] | None = None
+    #: crystal properties the archive steers the front towards (:mod:`evopot.model.properties`), or None
+    properties: PropertyTarget | None = None
 
     @classmethod
     def from_frames(

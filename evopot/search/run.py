@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,8 @@ import sympy
 
 from evopot.config.schema import SearchConfig, load_config
 from evopot.config.yamlfile import validate
-from evopot.data.dataset import Dataset, dataset_from_config, frames_of, write_frames
+from evopot.data.crystal_reference import crystal, reference_from_frames
+from evopot.data.dataset import Dataset, Frames, dataset_from_config, frames_of, write_frames
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError, brief
 from evopot.executor import open_executor
@@ -27,6 +28,7 @@ from evopot.model.evaluate import evaluate
 from evopot.model.formula import round_floats
 from evopot.model.metrics import errors, simplest_within, zero_force_errors
 from evopot.model.potential import Potential
+from evopot.model.properties import PropertyTarget
 from evopot.search.candidate import complexity
 from evopot.search.engines.gp import RESTART_GAIN
 from evopot.search.engines.registry import Engine, EngineFactory, EngineSetup, engine_factory
@@ -46,6 +48,16 @@ class FrontMember:
     search_loss: float
     potential: Potential
     errors: dict[str, dict[str, float]]
+    #: crystal properties (a0 Å; B, C11, C12, "C44 unrelaxed" GPa) when the run has a property target
+    properties: dict[str, float] = field(default_factory=dict)
+    #: weight × mean((relative property error / tolerance)²); 0 without a property target
+    penalty: float = 0.0
+
+    @property
+    def selection_error(self) -> float:
+        """What the recommendation weighs: validation force MAE × (1 + property penalty)."""
+        split = "validation" if "validation" in self.errors else "train"
+        return self.errors[split]["force_mae"] * (1.0 + self.penalty)
 
     @property
     def formula(self) -> str:
@@ -71,15 +83,20 @@ class SearchResult:
     dataset: Dataset
     generations: int
     wall_time: float
+    #: the crystal properties the front was steered towards, or None
+    target: PropertyTarget | None = None
 
     def best(self, split: str = "validation") -> FrontMember:
         """The member with the lowest force MAE on ``split``."""
         return min(self.front, key=lambda m: m.errors[split]["force_mae"])
 
     def recommended(self, tolerance: float = 0.05, split: str = "validation") -> FrontMember:
-        """The simplest member whose force MAE on ``split`` is within ``tolerance``
-        (relative) of the best: the knee a person would pick from the front."""
-        return simplest_within(self.front, lambda m: m.errors[split]["force_mae"], lambda m: m.complexity, tolerance)
+        """The simplest member whose force MAE on ``split``, times 1 + its property
+        penalty when the run has a property target, is within ``tolerance`` (relative)
+        of the best: the knee a person would pick from the front."""
+        return simplest_within(
+            self.front, lambda m: m.errors[split]["force_mae"] * (1 + m.penalty), lambda m: m.complexity, tolerance
+        )
 
     def member(self, number: int | None = None) -> FrontMember:
         """Front member ``number``, or the recommended one."""
@@ -141,6 +158,7 @@ def search(
     if config.fitness.frames is not None and config.fitness.frames < len(dataset.train):
         chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
         search_frames = dataset.train.subset(sorted(chosen))
+    target = property_target(config, dataset, where)
     references = config.reference_energies
     if references is not None:
         missing = [s for s in species if s not in references]
@@ -155,6 +173,8 @@ def search(
     with open_executor(e.workers, e.scheduler, e.scheduler_file, preload=("evopot.search.scoring",)) as executor:
         weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
         problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
+        if target is not None and target.weight > 0:
+            problem = replace(problem, properties=target)
         if problem.geometry.n_pairs == 0:
             raise EvopotError(
                 f"{search_frames.source}: no atom of the {len(search_frames)} frames the search fits has a neighbour "
@@ -187,6 +207,8 @@ def search(
                     write_frames(frames, stored[name])
             run.append_log(f"evopot {__version__} search, seed {config.seed}, search space {space_path}")
             run.append_log("dataset " + json.dumps(dataset.summary()))
+            if target is not None:
+                run.append_log("properties " + target.describe())
             engine = factory.start(setup)
             _after_generation(run, engine, scorer, config, clock)
 
@@ -245,10 +267,55 @@ def search(
                 name: errors(evaluate(potential, geometry), dataset.splits()[name])
                 for name, geometry in geometries.items()
             }
-            front.append(FrontMember(k, size, loss, potential, member_errors))
+            values, penalty = target.judge(potential) if target is not None else ({}, 0.0)
+            front.append(FrontMember(k, size, loss, potential, member_errors, values, penalty))
         wall = clock.seconds()
-        _write_results(run, config, dataset, front, engine, wall)
-        return SearchResult(run.path, front, dataset, engine.generation, wall)
+        _write_results(run, config, dataset, front, engine, wall, target)
+        return SearchResult(run.path, front, dataset, engine.generation, wall, target)
+
+
+def property_target(config: SearchConfig, dataset: Dataset, where: str) -> PropertyTarget | None:
+    """The crystal properties the search steers towards: the config's ``properties``
+    values over those of the fitting data's Elastic frames (train and validation); by
+    default the data's, for one-element data that have Elastic frames; None when there
+    are none (or ``properties`` is absent and the data have none)."""
+    settings = config.properties
+    frames = Frames(
+        dataset.train.atoms + dataset.validation.atoms,
+        np.concatenate([dataset.train.energies, dataset.validation.energies]),
+        dataset.train.forces + dataset.validation.forces,
+        dataset.train.config_types + dataset.validation.config_types,
+        dataset.train.source,
+    )
+    species = dataset.species
+    if settings is None:
+        if len(species) != 1:
+            return None
+        try:
+            crystal(species[0])
+        except EvopotError:
+            return None
+        found = reference_from_frames(frames)
+        return None if found is None else PropertyTarget(species[0], found.values, 1.0, {}, found.source)
+    if len(species) != 1:
+        raise EvopotError(
+            f"{where}: properties: crystal properties need one-element data, and the data have {', '.join(species)}; "
+            f"remove the section"
+        )
+    try:
+        crystal(species[0])
+    except EvopotError as exc:
+        raise EvopotError(f"{where}: properties: {exc}; remove the section") from None
+    found = reference_from_frames(frames) if settings.from_data else None
+    values = {**(found.values if found else {}), **settings.given()}
+    if not values:
+        raise EvopotError(
+            f"{where}: properties: no reference values: "
+            + ("the data have no Elastic frames; " if settings.from_data else "")
+            + "give a0, B, C11, C12 or C44_unrelaxed (your DFT values), or remove the section"
+        )
+    sources = [s for s in (found.source if found else "", "config" if settings.given() else "") if s]
+    return PropertyTarget(species[0], values, settings.weight, settings.tolerances(), "; ".join(sources))
 
 
 def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) -> RunDirectory:
@@ -377,7 +444,13 @@ def _progress(enabled: bool, total: int, done: int, executor):
 
 
 def _write_results(
-    run: RunDirectory, config: SearchConfig, dataset: Dataset, front: list[FrontMember], engine: Engine, wall: float
+    run: RunDirectory,
+    config: SearchConfig,
+    dataset: Dataset,
+    front: list[FrontMember],
+    engine: Engine,
+    wall: float,
+    target: PropertyTarget | None = None,
 ) -> None:
     rows = []
     for m in front:
@@ -393,6 +466,10 @@ def _write_results(
         for split, values in m.errors.items():
             for metric, value in values.items():
                 row[f"{split}_{metric}"] = f"{value:.6g}"
+        for name, value in m.properties.items():
+            row[name.replace(" ", "_")] = f"{value:.6g}"
+        if m.properties or m.penalty:
+            row["property_penalty"] = f"{m.penalty:.6g}"
         rows.append(row)
     run.write_rows(run.front, FRONT_COLUMNS, rows)
     summary = {
@@ -402,12 +479,17 @@ def _write_results(
         "wall_time_s": wall,
         "dataset": dataset.summary(),
         "baselines": {name: zero_force_errors(frames) for name, frames in dataset.splits().items()},
+        "properties_reference": None
+        if target is None
+        else {"element": target.element, "values": target.reference, "weight": target.weight, "source": target.source},
         "front": [
             {
                 "member": m.member,
                 "complexity": m.complexity,
                 "search_loss": m.search_loss,
                 "errors": m.errors,
+                "properties": m.properties,
+                "property_penalty": m.penalty,
                 "formula": simplified_formula(m.potential),
             }
             for m in front

@@ -4,7 +4,7 @@
     log.txt              one line per generation, plus the dataset summary
     checkpoint.json      the engine's state after the last finished generation
     history.csv          best fitness and front size per generation
-    front.csv            the Pareto front with train/validation/test errors
+    front.csv            the Pareto front with train/validation/test errors (and crystal properties)
     potentials/*.json    one Potential per front member
     summary.json         dataset statistics, baselines, the front, timings
 
@@ -38,6 +38,12 @@ FRONT_COLUMNS = [
     "test_force_mae",
     "test_force_rmse",
     "test_energy_mae",
+    "a0",
+    "B",
+    "C11",
+    "C12",
+    "C44_unrelaxed",
+    "property_penalty",
     "formula",
     "potential",
 ]
@@ -162,14 +168,19 @@ def read_csv(path: Path, what: str) -> list[dict]:
 
 def member_potential(run_path: str | Path, member: int | None = None) -> tuple[int, Potential]:
     """Front member ``member`` of a run, or when None the recommended one (the simplest
-    within 5 % of the lowest validation force MAE), with its Potential."""
+    within 5 % of the lowest validation force MAE, times 1 + its property penalty where
+    the run has one), with its Potential."""
     run = RunDirectory(Path(run_path))
     rows = run.read_front()
     numbers = [int(row["member"]) for row in rows]
     if member is None:
         split = "validation" if rows[0].get("validation_force_mae") is not None else "train"
         member = int(
-            simplest_within(rows, lambda row: row[f"{split}_force_mae"], lambda row: row["complexity"])["member"]
+            simplest_within(
+                rows,
+                lambda row: row[f"{split}_force_mae"] * (1 + (row.get("property_penalty") or 0.0)),
+                lambda row: row["complexity"],
+            )["member"]
         )
     elif member not in numbers:
         raise EvopotError(

@@ -13,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
 from evopot.executor import Batch, Executor
 from evopot.model.potential import Potential
+from evopot.model.properties import MISSING
 from evopot.search.candidate import Candidate
-from evopot.search.fitting import FAILED, FitProblem, FitResult, fit_constants
+from evopot.search.fitting import FAILED, UNFIT, FitProblem, FitResult, fit_constants
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,17 @@ class Scored:
     candidate: Candidate
     fit: FitResult
     complexity: int
+    #: weight × (relative property error / tolerance)² (:mod:`evopot.model.properties`); 0 unjudged
+    penalty: float = 0.0
 
     @property
     def loss(self) -> float:
         return self.fit.loss
+
+    @property
+    def score(self) -> float:
+        """What the archive ranks by: the loss, times 1 + the property penalty."""
+        return self.fit.loss * (1.0 + self.penalty)
 
     def describe(self) -> str:
         return self.candidate.describe()
@@ -63,8 +71,8 @@ def _digest(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
-#: the fit caches of the latest fit problems a worker process held, by the problem's id
-_WORKER_CACHES: dict[int, tuple[FitProblem, dict]] = {}
+#: the fit (and property) caches of the latest fit problems a worker process held, by the problem's id
+_WORKER_CACHES: dict[int, tuple[FitProblem, dict, dict]] = {}
 
 
 def worker_scorer(problem: FitProblem, max_evaluations: int, max_complexity: int) -> Scorer:
@@ -76,9 +84,9 @@ def worker_scorer(problem: FitProblem, max_evaluations: int, max_complexity: int
     if held is None or held[0] is not problem:
         while len(_WORKER_CACHES) >= 2:
             _WORKER_CACHES.pop(next(iter(_WORKER_CACHES)))
-        held = _WORKER_CACHES[id(problem)] = (problem, {})
+        held = _WORKER_CACHES[id(problem)] = (problem, {}, {})
     scorer = Scorer(problem, max_evaluations, max_complexity)
-    scorer._cache = held[1]
+    scorer._cache, scorer._judged = held[1], held[2]
     return scorer
 
 
@@ -103,6 +111,7 @@ class Scorer:
         self.max_evaluations = max_evaluations
         self.max_complexity = max_complexity
         self._cache: dict[str, Scored] = {}
+        self._judged: dict[str, float] = {}  # property penalties, by candidate and constants
         self._fitted: set[str] = set()  # digests of every candidate fitted, over resumed sessions too
 
     def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
@@ -130,6 +139,20 @@ class Scorer:
         scored = Scored(candidate, fit, size)
         self._cache[key] = scored
         return scored
+
+    def judge(self, scored: Scored) -> Scored:
+        """``scored`` with its property penalty, when the problem has a property target
+        (evaluated once per candidate, kept with the fit cache's lifetime)."""
+        target = self.problem.properties
+        if target is None or not scored.fit.ok:
+            return scored
+        key = f"{scored.candidate.key}|{scored.fit.nonlinear.tobytes().hex()}"
+        if key not in self._judged:
+            try:
+                _, self._judged[key] = target.judge(scored.to_potential(self.problem))
+            except UNFIT:
+                self._judged[key] = target.weight * MISSING
+        return replace(scored, penalty=self._judged[key])
 
     def score_many(self, candidates: list[Candidate], max_evaluations: int | None = None) -> list[Scored]:
         """:meth:`score_candidate` of each of ``candidates``, the fits not yet cached done

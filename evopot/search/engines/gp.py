@@ -92,7 +92,11 @@ class Archive:
         if not scored.fit.ok:
             return False
         current = self.best.get(scored.complexity)
-        return current is None or scored.loss < current.loss
+        return current is None or scored.score < current.score
+
+    def leads(self, scored: Scored) -> bool:
+        """Whether ``scored`` would be on the front: better than every formula as simple."""
+        return scored.fit.ok and all(scored.score < s.score for c, s in self.best.items() if c <= scored.complexity)
 
     def update(self, scored: Scored) -> bool:
         """Keep ``scored`` if it beats what the archive has at its complexity."""
@@ -108,6 +112,7 @@ class Archive:
                 "candidate": scored.candidate.to_dict(),
                 "loss": scored.loss,
                 "complexity": scored.complexity,
+                "penalty": scored.penalty,
                 "linear": scored.fit.linear.tolist(),
                 "nonlinear": scored.fit.nonlinear.tolist(),
                 "reference_energies": scored.fit.reference_energies.tolist(),
@@ -125,28 +130,29 @@ class Archive:
                 np.array(item["nonlinear"]),
                 np.array(item["reference_energies"]),
             )
-            self.update(Scored(Candidate.from_dict(item["candidate"]), fit, int(item["complexity"])))
+            candidate = Candidate.from_dict(item["candidate"])
+            self.update(Scored(candidate, fit, int(item["complexity"]), float(item.get("penalty", 0.0))))
 
     def report(self, generation: int) -> GenerationReport:
         """What the archive holds after ``generation``: its best loss and formula, its
         front's size (the fit count is the run's to fill in)."""
         front = self.front()
-        best = min(front, key=lambda m: m.loss) if front else None
+        best = min(front, key=lambda m: m.score) if front else None
         return GenerationReport(
             generation=generation,
-            best_loss=best.loss if best else float("inf"),
+            best_loss=best.score if best else float("inf"),
             best_formula=best.describe() if best else "",
             front_size=len(front),
             evaluations=0,
         )
 
     def front(self) -> list[Scored]:
-        """Members in increasing complexity, each strictly better than all simpler ones."""
+        """Members in increasing complexity, each strictly better (in score) than all simpler ones."""
         out, best_so_far = [], float("inf")
         for size in sorted(self.best):
-            if self.best[size].loss < best_so_far:
+            if self.best[size].score < best_so_far:
                 out.append(self.best[size])
-                best_so_far = self.best[size].loss
+                best_so_far = self.best[size].score
         return out
 
 
@@ -171,6 +177,7 @@ class GPEngine:
         prune: Callable[[Scored], list[Scored]] | None = None,
         radius: float | None = None,
         score_stream: Callable[[Iterable[Candidate | None], int], Iterator[Scored | None]] | None = None,
+        judge: Callable[[Scored], Scored] | None = None,
     ):
         self.space = space
         self.score_stream = score_stream or (
@@ -179,6 +186,7 @@ class GPEngine:
         self.settings = settings
         self.score = score
         self.prune = prune
+        self.judge = judge
         self.rng = island_generator(settings.seed, settings.island)
         self.shapes = term_shapes(space)
         self.slots = []
@@ -310,8 +318,7 @@ class GPEngine:
             individual.structure = candidate.structure
             if scored.fit.ok:
                 self._write_back(individual, candidate, scored)
-                individual.fitness.values = (scored.loss, scored.complexity)
-                self._offer(scored)
+                individual.fitness.values = (self._offer(scored).score, scored.complexity)
             else:
                 if scored.fit.message.startswith(INADMISSIBLE):
                     self._reject(scored.fit.message[len(INADMISSIBLE) :].split(":")[0])
@@ -342,15 +349,28 @@ class GPEngine:
     def _reject(self, rule: str) -> None:
         self.rejected[rule] = self.rejected.get(rule, 0) + 1
 
-    def _offer(self, scored: Scored) -> None:
+    def _offer(self, scored: Scored) -> Scored:
         """``scored`` into the archive where it improves it and is admissible; where it
         improves it, admissible or not, the simpler formulas inside it are offered in
-        turn (:meth:`_prune_into_archive`)."""
+        turn (:meth:`_prune_into_archive`). A formula that would improve it is judged
+        first (its crystal properties, when the search has a property target): returned
+        with its penalty, which its individual's fitness carries too."""
         if self.archive.improves(scored):
             if self._admitted(scored):
-                self.archive.update(scored)
+                scored, _ = self._enter(scored)
             if self.prune is not None:
                 self._prune_into_archive(scored)
+        return scored
+
+    def _enter(self, scored: Scored) -> tuple[Scored, bool]:
+        """``scored`` into the archive where it improves it, and whether it entered; with
+        a ``judge``, only when it would join the front, judged first (returned with its
+        penalty)."""
+        if self.judge is not None:
+            if not self.archive.leads(scored):
+                return scored, False  # dominated: never on the front, whatever its properties
+            scored = self.judge(scored)
+        return scored, self.archive.update(scored)
 
     def _prune_into_archive(self, scored: Scored) -> None:
         """The simpler formulas inside ``scored`` (admissible or not: a formula refused
@@ -366,8 +386,8 @@ class GPEngine:
             self._pruned.add(current.candidate.key)
             for simpler in self.prune(current):
                 if self.archive.improves(simpler) and self._admitted(simpler):
-                    self.archive.update(simpler)
-                    pending.append(simpler)
+                    if self._enter(simpler)[1]:
+                        pending.append(simpler)
 
     @staticmethod
     def _write_back(individual, candidate: Candidate, scored: Scored) -> None:
@@ -448,7 +468,7 @@ class GPEngine:
         n = self.settings.restart
         if not n or self.generation + 1 - self.last_restart < n:
             return False
-        best = min((s.loss for s in self.archive.best.values()), default=float("inf"))
+        best = min((s.score for s in self.archive.best.values()), default=float("inf"))
         return best > self.settings.target_error and best > (1 - RESTART_GAIN) * self.history[-n].best_loss
 
     def _select(self, pool) -> list:

@@ -32,7 +32,8 @@ def _evolve(problem: FitProblem, job: tuple) -> tuple[dict, list[str], list[str]
     candidates it scored."""
     space, settings, radius, budgets, state, migrants, seeds, steps = job
     scorer = worker_scorer(problem, *budgets)
-    engine = GPEngine(space, settings, scorer.score_candidate, scorer.prune, radius, scorer.score_stream)
+    judge = scorer.judge if problem.properties is not None else None
+    engine = GPEngine(space, settings, scorer.score_candidate, scorer.prune, radius, scorer.score_stream, judge)
     if state is None:
         engine.initialise(seeds)
     else:

@@ -99,7 +99,13 @@ def gp_engine(setup: EngineSetup) -> GPEngine | IslandEngine:
             setup.space, settings, scorer, setup.cutoff.radius, e.islands, e.migration.every, e.migration.count
         )
     return GPEngine(
-        setup.space, settings, scorer.score_candidate, scorer.prune, setup.cutoff.radius, scorer.score_stream
+        setup.space,
+        settings,
+        scorer.score_candidate,
+        scorer.prune,
+        setup.cutoff.radius,
+        scorer.score_stream,
+        scorer.judge if setup.problem.properties is not None else None,
     )
 
 

@@ -1,0 +1,197 @@
+"""Crystal properties of a potential, cheaply enough to judge formulas during a search.
+
+For one element's cubic crystal (ASE's reference structure, 8 atoms for diamond):
+
+- a₀ and the bulk modulus B from an energy–volume scan of 7 cells over ±6 % in volume
+  (a cubic polynomial in V) centred on the potential's own minimum: a scan whose lowest
+  energy lies at an end moves there, twice as wide, until the minimum is inside (at
+  most :data:`TRIES` scans), as ``evopot validate`` does;
+- C11, C11 + C12 and the clamped-ion C44⁰ from second differences of the energy under
+  ±:data:`STRAIN` uniaxial, biaxial and shear strains at that a₀ (atoms not relaxed:
+  normal strains of a cubic crystal need no relaxation, and the DFT shear frames of
+  the mlearn data are clamped too).
+
+Each group of cells is one :class:`Geometry`, evaluated in one call: a few milliseconds
+for a Stillinger–Weber-sized formula. ``evopot validate`` (relaxed atoms, ASE's
+Birch–Murnaghan fit) is the thorough check; these agree with it to a few tenths of a
+per cent for a₀ and a few per cent for the constants (tests).
+
+A search steers its front with :func:`penalty`: the mean over the reference's
+properties of (relative error / tolerance)², a property the potential has no value for
+(a crystal it does not bind) counting :data:`MISSING`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import units
+
+from evopot.data.crystal_reference import crystal
+from evopot.data.dataset import unlabelled
+from evopot.errors import EvopotError
+from evopot.model.evaluate import evaluate, potential_geometry
+from evopot.model.potential import Potential
+
+#: strain of the elastic cells (tensor component)
+STRAIN = 0.01
+#: half-width of the energy–volume scan, as a fraction of the volume
+SPAN = 0.06
+POINTS = 7
+#: scans of the energy–volume curve (moving and widening towards its lowest end) before giving up
+TRIES = 6
+#: default tolerances: relative errors that count as one unit of penalty
+TOLERANCES = {"a0": 0.01, "B": 0.15, "C11": 0.15, "C12": 0.15, "C44 unrelaxed": 0.15}
+#: the penalty of a property the potential has no value for, in (error/tolerance)²
+MISSING = 100.0
+
+
+def _energies(potential: Potential, cells: list) -> np.ndarray:
+    """Energies (eV) of ``cells`` in one evaluation; inf where not finite."""
+    with np.errstate(all="ignore"):
+        energies = evaluate(potential, potential_geometry(potential, unlabelled(cells))).energies
+    return np.where(np.isfinite(energies), energies, np.inf)
+
+
+def _scaled(prototype, scales) -> list:
+    cells = []
+    for s in scales:
+        cell = prototype.copy()
+        cell.set_cell(prototype.cell.array * s ** (1 / 3), scale_atoms=True)
+        cells.append(cell)
+    return cells
+
+
+def equilibrium(potential: Potential, element: str, a: float | None = None) -> tuple[float, float] | None:
+    """(a₀ Å, B GPa) of ``element``'s cubic crystal under ``potential``, scanning from
+    lattice constant ``a`` (default ASE's); None when no minimum is found."""
+    prototype = crystal(element, a)
+    n = len(prototype)
+    centre, width = 1.0, SPAN
+    for _ in range(TRIES):
+        scales = centre * np.linspace(1 - width, 1 + width, POINTS)
+        energies = _energies(potential, _scaled(prototype, scales)) / n
+        lowest = int(np.argmin(energies))
+        if not np.isfinite(energies[lowest]):
+            return None
+        inside = 0 < lowest < POINTS - 1
+        if inside and width == SPAN and abs(scales[lowest] / centre - 1) <= SPAN / 2:
+            break
+        centre = scales[lowest]  # found far off centre: scan narrowly around it; at an end: move, wider
+        width = SPAN if inside else min(2 * width, 0.45)
+        if not 0.2 < centre < 8:
+            return None
+    else:
+        return None
+    v = scales * prototype.get_volume() / n
+    if not np.all(np.isfinite(energies)):
+        return None
+    polynomial = np.polynomial.Polynomial.fit(v, energies, 3)
+    slope, curvature = polynomial.deriv(), polynomial.deriv(2)
+    roots = [r.real for r in slope.roots() if abs(r.imag) < 1e-12 and v[0] <= r.real <= v[-1] and curvature(r.real) > 0]
+    if not roots:
+        return None
+    v0 = min(roots, key=polynomial)
+    return float((v0 * n) ** (1 / 3)), float(v0 * curvature(v0) / units.GPa)
+
+
+def elastic_constants(potential: Potential, element: str, a0: float) -> dict[str, float]:
+    """C11, C12 and the clamped-ion C44⁰ (GPa) at lattice constant ``a0`` from second
+    differences of the energy under ±:data:`STRAIN` (atoms not relaxed)."""
+    prototype = crystal(element, a0)
+    volume = prototype.get_volume()
+    strains = []
+    for pattern in ("uniaxial", "biaxial", "shear"):
+        for sign in (1, -1):
+            e = np.zeros((3, 3))
+            if pattern == "uniaxial":
+                e[0, 0] = sign * STRAIN
+            elif pattern == "biaxial":
+                e[0, 0] = e[1, 1] = sign * STRAIN
+            else:
+                e[0, 1] = e[1, 0] = sign * STRAIN
+            strains.append(e)
+    cells = [prototype.copy()]
+    for e in strains:
+        cell = prototype.copy()
+        cell.set_cell(prototype.cell.array @ (np.eye(3) + e).T, scale_atoms=True)
+        cells.append(cell)
+    energies = _energies(potential, cells)
+    second = [(energies[1 + 2 * k] + energies[2 + 2 * k] - 2 * energies[0]) / (volume * STRAIN**2) for k in range(3)]
+    # E/V = ½·C11·ε² (uniaxial), (C11 + C12)·ε² (biaxial), 2·C44·ε² (shear ε_xy = ε_yx = ε)
+    c11 = second[0] / units.GPa
+    c12 = second[1] / 2 / units.GPa - c11
+    c44 = second[2] / 4 / units.GPa
+    return {"C11": float(c11), "C12": float(c12), "C44 unrelaxed": float(c44)}
+
+
+def crystal_properties(potential: Potential, element: str, a: float | None = None) -> dict[str, float]:
+    """a₀ (Å), B, C11, C12, C44⁰ (GPa) of ``element``'s crystal under ``potential``;
+    empty when it does not bind the crystal (or cannot be evaluated on it)."""
+    try:
+        found = equilibrium(potential, element, a)
+        if found is None:
+            return {}
+        a0, modulus = found
+        values = {"a0": a0, "B": modulus, **elastic_constants(potential, element, a0)}
+    except (EvopotError, FloatingPointError, ValueError, np.linalg.LinAlgError):
+        return {}
+    return {k: v for k, v in values.items() if np.isfinite(v)}
+
+
+def relative_errors(values: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """(value − reference)/|reference| per property of ``reference``; nan where the
+    potential has no value."""
+    return {k: (values[k] - ref) / abs(ref) if k in values else float("nan") for k, ref in reference.items() if ref}
+
+
+def penalty(values: dict[str, float], reference: dict[str, float], tolerances: dict[str, float]) -> float:
+    """Mean over ``reference``'s properties of (relative error / tolerance)², a missing
+    value counting :data:`MISSING`; 0 when there is no reference."""
+    errors = relative_errors(values, reference)
+    if not errors:
+        return 0.0
+    terms = [
+        MISSING if not np.isfinite(err) else min((err / tolerances.get(k, TOLERANCES.get(k, 0.15))) ** 2, MISSING)
+        for k, err in errors.items()
+    ]
+    return float(np.mean(terms))
+
+
+@dataclass(frozen=True)
+class PropertyTarget:
+    """What a search steers its front towards: ``element``'s crystal properties
+    ``reference`` (a subset of a0, B, C11, C12, "C44 unrelaxed"), each error measured
+    in ``tolerances``, weighted by ``weight``; ``source`` says where the values came from."""
+
+    element: str
+    reference: dict[str, float]
+    weight: float = 1.0
+    tolerances: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+
+    def judge(self, potential: Potential) -> tuple[dict[str, float], float]:
+        """The potential's properties and its penalty, ``weight`` × :func:`penalty`."""
+        values = crystal_properties(potential, self.element, self.reference.get("a0"))
+        return values, self.weight * penalty(values, self.reference, self.tolerances)
+
+    def describe(self) -> str:
+        units = {"a0": "Å"}
+        shown = ", ".join(f"{k} {v:.4g} {units.get(k, 'GPa')}" for k, v in self.reference.items())
+        return f"{self.element} crystal: {shown} (weight {self.weight:g}; {self.source})"
+
+
+def crystal_comparison(values: dict[str, float], target: PropertyTarget) -> str:
+    """One line: each property of ``values`` against ``target``'s reference."""
+    if not values:
+        return f"{target.element} crystal: not bound by this potential (no energy minimum found)"
+    parts = []
+    for name, value in values.items():
+        unit = "Å" if name == "a0" else "GPa"
+        text = f"{name} {value:.4g} {unit}"
+        reference = target.reference.get(name)
+        if reference:
+            text += f" (DFT {reference:.4g}, {value / reference - 1:+.1%})"
+        parts.append(text)
+    return f"{target.element} crystal (atoms not relaxed): " + ", ".join(parts)
