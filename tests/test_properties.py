@@ -20,7 +20,8 @@ from evopot.data.crystal_reference import crystal
 from evopot.data.dataset import Dataset, load_dataset, read_frames
 from evopot.errors import EvopotError
 from evopot.inspect.validate import cubic_elastic_constants
-from evopot.model.properties import MISSING, PropertyTarget, crystal_properties, penalty
+from evopot.model.cutoff import Cutoff
+from evopot.model.properties import MISSING, PropertyTarget, crystal_properties, penalty, stable
 from evopot.search.candidate import Candidate, Component, TermShape
 from evopot.search.engines.gp import Archive
 from evopot.search.fitting import FitResult
@@ -34,9 +35,9 @@ def matscipy_sw():
 
 
 def test_properties_of_stillinger_weber_agree_with_matscipy_through_ase():
-    """a0 and B from ASE's Birch–Murnaghan fit and C11, C12, C44⁰ from stresses of
-    matscipy's SW (independent code and procedure) against evopot's energy differences
-    on its own SW, started 7 % off the lattice constant."""
+    """a0 and B from ASE's Birch–Murnaghan fit and C11, C12, C44⁰ and the relaxed C44
+    (BFGS) from stresses of matscipy's SW (independent code and procedure) against
+    evopot's energy differences on its own SW, started 7 % off the lattice constant."""
     ours = crystal_properties(stillinger_weber(), "Si", 5.8)
     prototype = crystal("Si")
     volumes, energies = [], []
@@ -49,11 +50,24 @@ def test_properties_of_stillinger_weber_agree_with_matscipy_through_ase():
     v0, _, b = EquationOfState(volumes, energies, eos="birchmurnaghan").fit()
     a0 = v0 ** (1 / 3)
     theirs = cubic_elastic_constants(crystal("Si", a0), matscipy_sw(), fmax=None)
+    relaxed = cubic_elastic_constants(crystal("Si", a0), matscipy_sw())  # BFGS on every strained cell
     assert ours["a0"] == pytest.approx(a0, rel=2e-4)
     assert ours["B"] == pytest.approx(b / GPa, rel=0.01)
     assert ours["C11"] == pytest.approx(theirs["C11"], rel=0.01)
     assert ours["C12"] == pytest.approx(theirs["C12"], rel=0.02)
     assert ours["C44 unrelaxed"] == pytest.approx(theirs["C44"], rel=0.01)
+    assert ours["C44"] == pytest.approx(relaxed["C44"], rel=0.01)  # 56.4 GPa: the internal strain minimised
+
+
+def test_a_crystal_that_falls_apart_under_shear_counts_as_the_worst():
+    """Lennard-Jones binds diamond Si but its relaxed C44 is negative (and C12 > C11):
+    not Born-stable, so its penalty is the largest whatever its a0; Stillinger–Weber is."""
+    lj = pair_potential("4*2.0*((2.1/r)**12 - (2.1/r)**6)", {})
+    values = crystal_properties(lj, "Si", 5.43)
+    assert values["C44"] < 0 < values["C44 unrelaxed"] and not stable(values)
+    assert penalty(values, {"a0": values["a0"]}, {}) == MISSING
+    sw = crystal_properties(stillinger_weber(), "Si")
+    assert stable(sw) and penalty(sw, {"a0": sw["a0"]}, {}) == 0.0
 
 
 def test_an_unbound_crystal_has_no_properties_and_the_largest_penalty():
@@ -63,6 +77,19 @@ def test_an_unbound_crystal_has_no_properties_and_the_largest_penalty():
     assert penalty({}, reference, {}) == MISSING
     target = PropertyTarget("Si", reference, weight=2.0)
     assert target.judge(wall) == ({}, 2 * MISSING)
+
+
+def test_a_crystal_with_a_lower_energy_elsewhere_has_no_lattice_constant(monkeypatch):
+    """A pair potential with a local minimum of the diamond crystal at 4.85 Å and a
+    deeper one at 5.5 Å: started at 4.85 the scan finds the local one, and the wide
+    check (0.8–1.6 × a₀) refuses it."""
+    import evopot.model.properties as properties
+
+    two_wells = pair_potential("2*((2.2/r)**12 - (2.2/r)**6) - 3*exp(-8*(r - 3.9)**2)", {}, cutoff=Cutoff(6.0, 5.5))
+    assert properties.equilibrium(two_wells, "Si", 4.85) is None
+    assert crystal_properties(two_wells, "Si", 4.85) == {}
+    monkeypatch.setattr(properties, "DEEPER", 1e9)  # without the check: the local minimum
+    assert properties.equilibrium(two_wells, "Si", 4.85)[0] == pytest.approx(4.847, abs=2e-3)
 
 
 def test_the_penalty_is_the_mean_squared_error_in_tolerances():
@@ -148,7 +175,7 @@ def test_the_recommended_member_weighs_the_property_penalty():
 
 
 def test_a_search_on_si_steers_by_its_crystal_reports_it_and_resumes_exactly(tmp_path, monkeypatch, capsys):
-    """A pair search on the bundled Si (Elastic frames: a reference by default): every
+    """A three-body search on the bundled Si (Elastic frames: a reference by default): every
     front member's properties and penalty in front.csv, the ones show and report print;
     interrupted and resumed, the same front (the penalties are in the checkpoint)."""
     import evopot
@@ -160,12 +187,12 @@ def test_a_search_on_si_steers_by_its_crystal_reports_it_and_resumes_exactly(tmp
     config = tmp_path / "si.yaml"
     config.write_text(
         f"seed: 3\noutput: {tmp_path / 'run'}\ndata: {{train: {SI_TRAIN}}}\n"
-        "cutoff: {radius: 5.0, onset: 4.0}\nsearch_space: pair\n"
-        "engine: {population: 16, generations: 4, workers: 1}\nfitness: {frames: 12, max_evaluations: 10}\n"
+        "cutoff: {radius: 3.8, onset: 3.0}\nsearch_space: stillinger_weber\n"
+        "engine: {population: 8, generations: 3, workers: 1}\nfitness: {frames: 8, max_evaluations: 10}\n"
     )
     assert main(["search", str(config), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "× (1 + property penalty)" in out and "Si crystal (atoms not relaxed): a0 " in out and "(DFT 5.469" in out
+    assert "× (1 + property penalty)" in out and "Si crystal: a0 " in out and "(DFT 5.469" in out
     run = tmp_path / "run"
     front = (run / "front.csv").read_text()
     result = evopot.search(config, resume=False, overwrite=True, progress=False)

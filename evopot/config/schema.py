@@ -216,6 +216,9 @@ class FitnessConfig(_Strict):
         return self
 
 
+PropertyName = Literal["a0", "B", "C11", "C12", "C44", "C44_unrelaxed"]
+
+
 class PropertiesConfig(_Strict):
     """Crystal properties the search steers its front towards (evopot.model.properties)."""
 
@@ -229,22 +232,24 @@ class PropertiesConfig(_Strict):
     from_data: bool = Field(
         True,
         description="read a0, B, C11, C12 and the clamped-ion C44 from the training data's Elastic frames (the "
-        "values given here take precedence)",
+        "values given here take precedence); a crystal that is not Born-stable (relaxed C44 > 0, …) always counts "
+        "as the worst",
     )
     a0: float | None = Field(None, gt=0, le=100, description="lattice constant (Å) of the cubic crystal")
     B: float | None = Field(None, gt=0, le=1e4, description="bulk modulus (GPa)")
     C11: float | None = Field(None, gt=0, le=1e4, description="elastic constant C11 (GPa)")
     C12: float | None = Field(None, ge=-1e4, le=1e4, description="elastic constant C12 (GPa)")
+    C44: float | None = Field(None, gt=0, le=1e4, description="relaxed C44 (GPa): shear with the atoms relaxed")
     C44_unrelaxed: float | None = Field(
         None, gt=0, le=1e4, description="clamped-ion C44 (GPa): shear with the atoms not relaxed"
     )
-    tolerance: dict[Literal["a0", "B", "C11", "C12", "C44_unrelaxed"], Annotated[float, Field(gt=0, le=10)]] = Field(
+    tolerance: dict[PropertyName, Annotated[float, Field(gt=0, le=10)]] = Field(
         {}, description="relative error that counts as one unit of penalty (default a0 0.01, the others 0.15)"
     )
 
     def given(self) -> dict[str, float]:
         """The reference values given in the config, by property name."""
-        names = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44_unrelaxed": "C44 unrelaxed"}
+        names = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44": "C44", "C44_unrelaxed": "C44 unrelaxed"}
         return {name: getattr(self, field) for field, name in names.items() if getattr(self, field) is not None}
 
     def tolerances(self) -> dict[str, float]:

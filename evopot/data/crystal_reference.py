@@ -21,7 +21,7 @@ from evopot.data.dataset import Frames
 from evopot.errors import EvopotError
 
 #: the properties a search can be steered by, and their units
-PROPERTY_UNITS = {"a0": "Å", "B": "GPa", "C11": "GPa", "C12": "GPa", "C44 unrelaxed": "GPa"}
+PROPERTY_UNITS = {"a0": "Å", "B": "GPa", "C11": "GPa", "C12": "GPa", "C44": "GPa", "C44 unrelaxed": "GPa"}
 
 
 def crystal(element: str, a: float | None = None):

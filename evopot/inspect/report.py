@@ -223,6 +223,7 @@ def _crystal_table(rows: list[dict], number: int, reference: dict | None) -> str
     """Member ``number``'s crystal properties against the run's reference, as HTML ("" without them)."""
     row = next((r for r in rows if int(r["member"]) == number), {})
     names = {"a0": ("a₀", "Å"), "B": ("B", "GPa"), "C11": ("C11", "GPa"), "C12": ("C12", "GPa")}
+    names["C44"] = ("C44 (atoms relaxed)", "GPa")
     names["C44_unrelaxed"] = ("C44⁰ (atoms not relaxed)", "GPa")
     if not reference or not any(row.get(k) is not None for k in names):
         return ""

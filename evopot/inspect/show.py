@@ -13,7 +13,7 @@ from evopot.model.potential import Potential
 from evopot.search.rundir import RunDirectory, member_potential
 
 #: front.csv's crystal-property columns and their headings
-PROPERTIES = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44_unrelaxed": "C44⁰"}
+PROPERTIES = {"a0": "a0", "B": "B", "C11": "C11", "C12": "C12", "C44": "C44", "C44_unrelaxed": "C44⁰"}
 
 
 def front_table(run_path: str | Path) -> str:
@@ -46,7 +46,7 @@ def front_table(run_path: str | Path) -> str:
         if reference:
             values = ", ".join(f"{PROPERTIES[k.replace(' ', '_')]} {v:.4g}" for k, v in reference["values"].items())
             out.append(
-                f"crystal properties (a0 Å, others GPa; none relaxed) against {reference['element']}: {values}; "
+                f"crystal properties (a0 Å, others GPa; C44⁰ clamped ions) against {reference['element']}: {values}; "
                 f"weight {reference['weight']:g} ({reference['source']})"
             )
     hybrids = sorted(run.path.glob("corrections/*/hybrid.json"))

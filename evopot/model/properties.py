@@ -7,9 +7,10 @@ For one element's cubic crystal (ASE's reference structure, 8 atoms for diamond)
   energy lies at an end moves there, twice as wide, until the minimum is inside (at
   most :data:`TRIES` scans), as ``evopot validate`` does;
 - C11, C11 + C12 and the clamped-ion C44⁰ from second differences of the energy under
-  ±:data:`STRAIN` uniaxial, biaxial and shear strains at that a₀ (atoms not relaxed:
-  normal strains of a cubic crystal need no relaxation, and the DFT shear frames of
-  the mlearn data are clamped too).
+  ±:data:`STRAIN` uniaxial, biaxial and shear strains at that a₀ (normal strains of a
+  cubic crystal move no atom off its site; the DFT shear frames of the mlearn data are
+  clamped too), and the relaxed C44 with diamond's internal displacement minimised
+  from two more energies per shear (Born stability, :func:`stable`, needs it > 0).
 
 Each group of cells is one :class:`Geometry`, evaluated in one call: a few milliseconds
 for a Stillinger–Weber-sized formula. ``evopot validate`` (relaxed atoms, ASE's
@@ -41,8 +42,14 @@ SPAN = 0.06
 POINTS = 7
 #: scans of the energy–volume curve (moving and widening towards its lowest end) before giving up
 TRIES = 6
+#: lattice constants, relative to a₀, at which the crystal must not be lower in energy than at a₀
+WIDE = np.array([0.8, 0.9, 1.15, 1.3, 1.45, 1.6])
+#: by more than this (eV/atom)
+DEEPER = 1e-3
+#: displacement (Å) of diamond's second sublattice for the relaxed C44
+SHIFT = 0.01
 #: default tolerances: relative errors that count as one unit of penalty
-TOLERANCES = {"a0": 0.01, "B": 0.15, "C11": 0.15, "C12": 0.15, "C44 unrelaxed": 0.15}
+TOLERANCES = {"a0": 0.01, "B": 0.15, "C11": 0.15, "C12": 0.15, "C44": 0.15, "C44 unrelaxed": 0.15}
 #: the penalty of a property the potential has no value for, in (error/tolerance)²
 MISSING = 100.0
 
@@ -65,7 +72,9 @@ def _scaled(prototype, scales) -> list:
 
 def equilibrium(potential: Potential, element: str, a: float | None = None) -> tuple[float, float] | None:
     """(a₀ Å, B GPa) of ``element``'s cubic crystal under ``potential``, scanning from
-    lattice constant ``a`` (default ASE's); None when no minimum is found."""
+    lattice constant ``a`` (default ASE's); None when no minimum is found, or when the
+    crystal is lower in energy at one of the lattice constants :data:`WIDE` × a₀ (it
+    would expand or collapse)."""
     prototype = crystal(element, a)
     n = len(prototype)
     centre, width = 1.0, SPAN
@@ -93,12 +102,23 @@ def equilibrium(potential: Potential, element: str, a: float | None = None) -> t
     if not roots:
         return None
     v0 = min(roots, key=polynomial)
-    return float((v0 * n) ** (1 / 3)), float(v0 * curvature(v0) / units.GPa)
+    # the minimum found must be the crystal's lowest energy from compressed to expanded: a
+    # potential whose crystal gains energy by flying apart (or collapsing) has no a₀ worth the name
+    a0 = float((v0 * n) ** (1 / 3))
+    elsewhere = _energies(potential, _scaled(crystal(element, a0), WIDE**3)) / n
+    if np.any(elsewhere < polynomial(v0) - DEEPER):
+        return None
+    return a0, float(v0 * curvature(v0) / units.GPa)
 
 
 def elastic_constants(potential: Potential, element: str, a0: float) -> dict[str, float]:
-    """C11, C12 and the clamped-ion C44⁰ (GPa) at lattice constant ``a0`` from second
-    differences of the energy under ±:data:`STRAIN` (atoms not relaxed)."""
+    """C11, C12, the clamped-ion C44⁰ and the relaxed C44 (GPa) at lattice constant
+    ``a0`` from second differences of the energy under ±:data:`STRAIN`. Normal strains
+    of a cubic crystal move no atom off its site; a shear ε_xy moves diamond's second
+    sublattice along z (Kleinman's internal strain): the relaxed C44 minimises the
+    energy of that displacement, from its first and second differences at ±:data:`SHIFT`
+    (a crystal unstable against that displacement gets C44 = 0). Crystals
+    of one atom per primitive cell (fcc, bcc, sc) have C44 = C44⁰."""
     prototype = crystal(element, a0)
     volume = prototype.get_volume()
     strains = []
@@ -117,17 +137,52 @@ def elastic_constants(potential: Potential, element: str, a0: float) -> dict[str
         cell = prototype.copy()
         cell.set_cell(prototype.cell.array @ (np.eye(3) + e).T, scale_atoms=True)
         cells.append(cell)
+    second_sublattice = _second_sublattice(prototype)
+    relaxing = second_sublattice is not None
+    if relaxing:  # the unstrained and the two sheared cells with the second sublattice moved ±SHIFT along z
+        for cell in (cells[0], cells[5], cells[6]):
+            for sign in (1, -1):
+                moved = cell.copy()
+                moved.positions[second_sublattice, 2] += sign * SHIFT
+                cells.append(moved)
     energies = _energies(potential, cells)
     second = [(energies[1 + 2 * k] + energies[2 + 2 * k] - 2 * energies[0]) / (volume * STRAIN**2) for k in range(3)]
     # E/V = ½·C11·ε² (uniaxial), (C11 + C12)·ε² (biaxial), 2·C44·ε² (shear ε_xy = ε_yx = ε)
     c11 = second[0] / units.GPa
     c12 = second[1] / 2 / units.GPa - c11
     c44 = second[2] / 4 / units.GPa
-    return {"C11": float(c11), "C12": float(c12), "C44 unrelaxed": float(c44)}
+    relaxed = c44
+    if relaxing:
+        lowest = []
+        for k, centre in enumerate((0, 5, 6)):
+            up, down, here = energies[7 + 2 * k], energies[8 + 2 * k], energies[centre]
+            slope, curvature = (up - down) / (2 * SHIFT), (up + down - 2 * here) / SHIFT**2
+            lowest.append(here - slope**2 / (2 * curvature) if curvature > 0 else -np.inf)
+        with np.errstate(invalid="ignore"):
+            relaxed = (lowest[1] + lowest[2] - 2 * lowest[0]) / (volume * STRAIN**2) / 4 / units.GPa
+        relaxed = relaxed if np.isfinite(relaxed) else 0.0  # no resistance left: unstable
+    return {"C11": float(c11), "C12": float(c12), "C44": float(relaxed), "C44 unrelaxed": float(c44)}
+
+
+def _second_sublattice(prototype) -> np.ndarray | None:
+    """Indices of diamond's second fcc sublattice (fractional coordinates ≡ ¼ mod ½) in
+    its conventional cell, or None for a crystal without one."""
+    fractional = prototype.get_scaled_positions() % 0.5
+    second = np.all(np.abs(fractional - 0.25) < 1e-6, axis=1)
+    return np.flatnonzero(second) if 0 < second.sum() < len(prototype) else None
+
+
+def stable(values: dict[str, float]) -> bool:
+    """Born's conditions for a cubic crystal: C11 − C12 > 0, C11 + 2·C12 > 0, C44 > 0
+    (relaxed, where known)."""
+    if not {"C11", "C12"} <= values.keys():
+        return False
+    c44 = values.get("C44", values.get("C44 unrelaxed", 0.0))
+    return values["C11"] - values["C12"] > 0 and values["C11"] + 2 * values["C12"] > 0 and c44 > 0
 
 
 def crystal_properties(potential: Potential, element: str, a: float | None = None) -> dict[str, float]:
-    """a₀ (Å), B, C11, C12, C44⁰ (GPa) of ``element``'s crystal under ``potential``;
+    """a₀ (Å), B, C11, C12, C44 (relaxed) and C44⁰ (GPa) of ``element``'s crystal under ``potential``;
     empty when it does not bind the crystal (or cannot be evaluated on it)."""
     try:
         found = equilibrium(potential, element, a)
@@ -148,10 +203,13 @@ def relative_errors(values: dict[str, float], reference: dict[str, float]) -> di
 
 def penalty(values: dict[str, float], reference: dict[str, float], tolerances: dict[str, float]) -> float:
     """Mean over ``reference``'s properties of (relative error / tolerance)², a missing
-    value counting :data:`MISSING`; 0 when there is no reference."""
+    value counting :data:`MISSING`; :data:`MISSING` for a crystal that is not
+    :func:`stable` (bound but falling apart under a shear); 0 when there is no reference."""
     errors = relative_errors(values, reference)
     if not errors:
         return 0.0
+    if {"C11", "C12"} <= values.keys() and not stable(values):
+        return MISSING
     terms = [
         MISSING if not np.isfinite(err) else min((err / tolerances.get(k, TOLERANCES.get(k, 0.15))) ** 2, MISSING)
         for k, err in errors.items()
@@ -162,7 +220,7 @@ def penalty(values: dict[str, float], reference: dict[str, float], tolerances: d
 @dataclass(frozen=True)
 class PropertyTarget:
     """What a search steers its front towards: ``element``'s crystal properties
-    ``reference`` (a subset of a0, B, C11, C12, "C44 unrelaxed"), each error measured
+    ``reference`` (a subset of a0, B, C11, C12, C44, "C44 unrelaxed"), each error measured
     in ``tolerances``, weighted by ``weight``; ``source`` says where the values came from."""
 
     element: str
@@ -185,7 +243,10 @@ class PropertyTarget:
 def crystal_comparison(values: dict[str, float], target: PropertyTarget) -> str:
     """One line: each property of ``values`` against ``target``'s reference."""
     if not values:
-        return f"{target.element} crystal: not bound by this potential (no energy minimum found)"
+        return (
+            f"{target.element} crystal: no stable crystal near DFT's (no energy minimum, or a lower energy at "
+            f"0.8–1.6 × its lattice constant)"
+        )
     parts = []
     for name, value in values.items():
         unit = "Å" if name == "a0" else "GPa"
@@ -194,4 +255,5 @@ def crystal_comparison(values: dict[str, float], target: PropertyTarget) -> str:
         if reference:
             text += f" (DFT {reference:.4g}, {value / reference - 1:+.1%})"
         parts.append(text)
-    return f"{target.element} crystal (atoms not relaxed): " + ", ".join(parts)
+    unstable = "" if stable(values) else " — not Born-stable"
+    return f"{target.element} crystal: " + ", ".join(parts) + unstable

@@ -347,7 +347,16 @@ def _prepare_run_directory(config: SearchConfig, resume: bool, overwrite: bool) 
                 f"{run.path}: output folder holds files but no evopot run (no config.yaml); --overwrite only "
                 f"replaces a run: choose another 'output'"
             )
-        shutil.rmtree(run.path)  # a run killed before its first checkpoint starts again from nothing
+        # a run killed before its first checkpoint starts again from nothing. In an order that a kill
+        # at any moment leaves a folder --resume can use: the front (the run is then one that resumes
+        # from its checkpoint), the checkpoint (then it is a run killed before its first checkpoint,
+        # which starts afresh), the new config in place of the old, then everything else
+        for marker in (run.front, run.checkpoint):
+            marker.unlink(missing_ok=True)
+        write_atomic(run.config, config.to_yaml())
+        for item in run.path.iterdir():
+            if item != run.config:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
     run.potentials.mkdir(parents=True, exist_ok=True)
     write_atomic(run.config, config.to_yaml())
     return run

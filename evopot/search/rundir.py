@@ -42,6 +42,7 @@ FRONT_COLUMNS = [
     "B",
     "C11",
     "C12",
+    "C44",
     "C44_unrelaxed",
     "property_penalty",
     "formula",
