@@ -202,19 +202,23 @@ def relative_errors(values: dict[str, float], reference: dict[str, float]) -> di
 
 
 def penalty(values: dict[str, float], reference: dict[str, float], tolerances: dict[str, float]) -> float:
-    """Mean over ``reference``'s properties of (relative error / tolerance)², a missing
-    value counting :data:`MISSING`; :data:`MISSING` for a crystal that is not
-    :func:`stable` (bound but falling apart under a shear); 0 when there is no reference."""
+    """Mean over ``reference``'s properties of (relative error / tolerance)², each at most
+    :data:`MISSING` and a missing value (no crystal) counting :data:`MISSING`; 0 when
+    there is no reference. A crystal that is bound but not :func:`stable` (it falls
+    apart under a shear) scores between ½·:data:`MISSING` and :data:`MISSING`, graded by
+    that mean: worse than any stable crystal within a few tolerances, yet still ranked,
+    so a search whose formulas are all unstable is steered towards the least wrong."""
     errors = relative_errors(values, reference)
     if not errors:
         return 0.0
-    if {"C11", "C12"} <= values.keys() and not stable(values):
-        return MISSING
     terms = [
         MISSING if not np.isfinite(err) else min((err / tolerances.get(k, TOLERANCES.get(k, 0.15))) ** 2, MISSING)
         for k, err in errors.items()
     ]
-    return float(np.mean(terms))
+    mean = float(np.mean(terms))
+    if {"C11", "C12"} <= values.keys() and not stable(values):
+        return 0.5 * MISSING + 0.5 * mean
+    return mean
 
 
 @dataclass(frozen=True)
