@@ -149,3 +149,22 @@ class within:
 
         signal.alarm(0)
         signal.signal(signal.SIGALRM, self.previous)
+
+
+def search_interrupted_at(monkeypatch, config, generation: int) -> None:
+    """``evopot.search(config)`` (overwriting) interrupted by Ctrl-C as it starts
+    ``generation``: its checkpoint holds the generations before."""
+    import evopot
+    from evopot.search.engines.gp import GPEngine
+
+    real_step = GPEngine.step
+
+    def step_then_interrupt(self):
+        if self.generation == generation:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(GPEngine, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        evopot.search(config, overwrite=True, progress=False)
+    monkeypatch.setattr(GPEngine, "step", real_step)

@@ -9,7 +9,7 @@ import pytest
 import sympy
 from ase.eos import EquationOfState
 from ase.units import GPa
-from conftest import SI_TRAIN, pair_potential
+from conftest import SI_TRAIN, pair_potential, search_interrupted_at
 from matscipy.calculators.manybody import Manybody
 from matscipy.calculators.manybody.explicit_forms import StillingerWeber
 from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
@@ -184,7 +184,6 @@ def test_a_search_on_si_steers_by_its_crystal_reports_it_and_resumes_exactly(tmp
     from evopot.cli import main
     from evopot.inspect.report import write_report
     from evopot.inspect.show import front_table
-    from evopot.search.engines.gp import GPEngine
 
     config = tmp_path / "si.yaml"
     config.write_text(
@@ -209,16 +208,6 @@ def test_a_search_on_si_steers_by_its_crystal_reports_it_and_resumes_exactly(tmp
     page = write_report(run, output=tmp_path / "report").read_text()
     assert "Crystal of Si" in page and "5.469" in page
 
-    real_step = GPEngine.step
-
-    def step_then_interrupt(self):
-        if self.generation == 2:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(GPEngine, "step", step_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        evopot.search(config, overwrite=True, progress=False)
-    monkeypatch.setattr(GPEngine, "step", real_step)
+    search_interrupted_at(monkeypatch, config, 2)
     evopot.search(config, resume=True, progress=False)
     assert (run / "front.csv").read_text() == front

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import sympy
+from conftest import search_interrupted_at
 
 import evopot
 from evopot.search.engines.gp import GPEngine, GPSettings
@@ -56,17 +57,7 @@ def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, monkeypatch,
     if engine.get("restart"):
         assert ",True," in uninterrupted_history.split("\n", 4)[-1]  # restarted after generation 3
 
-    real_step = GPEngine.step
-
-    def step_then_interrupt(self):
-        if self.generation == 4:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(GPEngine, "step", step_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        evopot.search(config, overwrite=True, progress=False)
-    monkeypatch.setattr(GPEngine, "step", real_step)
+    search_interrupted_at(monkeypatch, config, 4)
     assert not (run_directory / "front.csv").exists()
     checkpoint = json.loads((run_directory / "checkpoint.json").read_text())
     assert checkpoint["generation"] == 4

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import units
 
-from evopot.data.crystal_reference import crystal
+from evopot.data.crystal_reference import PROPERTY_UNITS, crystal
 from evopot.data.dataset import unlabelled
 from evopot.errors import EvopotError
 from evopot.model.evaluate import evaluate, potential_geometry
@@ -239,8 +239,7 @@ class PropertyTarget:
         return values, self.weight * penalty(values, self.reference, self.tolerances)
 
     def describe(self) -> str:
-        units = {"a0": "Å"}
-        shown = ", ".join(f"{k} {v:.4g} {units.get(k, 'GPa')}" for k, v in self.reference.items())
+        shown = ", ".join(f"{k} {v:.4g} {PROPERTY_UNITS[k]}" for k, v in self.reference.items())
         return f"{self.element} crystal: {shown} (weight {self.weight:g}; {self.source})"
 
 
@@ -253,8 +252,7 @@ def crystal_comparison(values: dict[str, float], target: PropertyTarget) -> str:
         )
     parts = []
     for name, value in values.items():
-        unit = "Å" if name == "a0" else "GPa"
-        text = f"{name} {value:.4g} {unit}"
+        text = f"{name} {value:.4g} {PROPERTY_UNITS[name]}"
         reference = target.reference.get(name)
         if reference:
             text += f" (DFT {reference:.4g}, {value / reference - 1:+.1%})"

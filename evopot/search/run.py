@@ -54,12 +54,6 @@ class FrontMember:
     penalty: float = 0.0
 
     @property
-    def selection_error(self) -> float:
-        """What the recommendation weighs: validation force MAE × (1 + property penalty)."""
-        split = "validation" if "validation" in self.errors else "train"
-        return self.errors[split]["force_mae"] * (1.0 + self.penalty)
-
-    @property
     def formula(self) -> str:
         return self.potential.formula()
 
@@ -280,33 +274,33 @@ def property_target(config: SearchConfig, dataset: Dataset, where: str) -> Prope
     default the data's, for one-element data that have Elastic frames; None when there
     are none (or ``properties`` is absent and the data have none)."""
     settings = config.properties
-    frames = Frames(
-        dataset.train.atoms + dataset.validation.atoms,
-        np.concatenate([dataset.train.energies, dataset.validation.energies]),
-        dataset.train.forces + dataset.validation.forces,
-        dataset.train.config_types + dataset.validation.config_types,
-        dataset.train.source,
-    )
     species = dataset.species
-    if settings is None:
-        if len(species) != 1:
-            return None
+    unusable = None
+    if len(species) != 1:
+        unusable = f"crystal properties need one-element data, and the data have {', '.join(species)}"
+    else:
         try:
             crystal(species[0])
-        except EvopotError:
+        except EvopotError as exc:
+            unusable = str(exc)
+    if unusable is not None:
+        if settings is None:
             return None
-        found = reference_from_frames(frames)
-        return None if found is None else PropertyTarget(species[0], found.values, 1.0, {}, found.source)
-    if len(species) != 1:
-        raise EvopotError(
-            f"{where}: properties: crystal properties need one-element data, and the data have {', '.join(species)}; "
-            f"remove the section"
+        raise EvopotError(f"{where}: properties: {unusable}; remove the section")
+    found = None
+    if settings is None or settings.from_data:
+        fitting = (dataset.train, dataset.validation)
+        found = reference_from_frames(
+            Frames(
+                [a for f in fitting for a in f.atoms],
+                np.concatenate([f.energies for f in fitting]),
+                [x for f in fitting for x in f.forces],
+                [t for f in fitting for t in f.config_types],
+                dataset.train.source,
+            )
         )
-    try:
-        crystal(species[0])
-    except EvopotError as exc:
-        raise EvopotError(f"{where}: properties: {exc}; remove the section") from None
-    found = reference_from_frames(frames) if settings.from_data else None
+    if settings is None:
+        return None if found is None else PropertyTarget(species[0], found.values, 1.0, {}, found.source)
     values = {**(found.values if found else {}), **settings.given()}
     if not values:
         raise EvopotError(
