@@ -2,7 +2,8 @@
 
 For the Stillinger–Weber rediscovery problem and the Si three-body search
 (``examples/silicon_threebody.yaml``), each for a fixed number of generations, runs the
-search at ``workers: 1`` (in this process) and ``workers: 2`` (a LocalCluster), checks
+search at ``workers: 1`` (in one process) and ``workers: 2`` (a LocalCluster), each run in
+a new Python process as a user's ``evopot search`` (no cache of an earlier run), checks
 the two fronts are identical and prints the speed-up (goal ≥ 1.7× at 2 workers). Then
 measures the scheduling overhead per task (a map of a function that does nothing) and
 the distribution of per-candidate fit times of the one-worker run, and from them
@@ -21,7 +22,10 @@ the islands' archives and the checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +60,16 @@ def config_for(problem: str, folder: Path, generations: int, workers: int, islan
     data["output"] = str(folder / f"run_{problem}_{workers}_{islands}")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def in_fresh_process(kind: str, config: Path) -> tuple[float, str, list[float]]:
+    """``timed_search`` (kind "search") or ``timed_islands`` ("islands") of ``config`` in a
+    new Python process, as a user's ``evopot search`` starts: no cache of an earlier run
+    (compiled bases, simplified formulas) makes a later one faster."""
+    out = config.with_suffix(".timing.json")
+    subprocess.run([sys.executable, __file__, "--one", kind, str(config), str(out)], check=True)
+    wall, front, durations = json.loads(out.read_text())
+    return wall, front, durations
 
 
 def timed_search(config: Path) -> tuple[float, str, list[float]]:
@@ -141,22 +155,31 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs at 1 and 2 workers, alternating; the medians are compared"
     )
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:  # one timed run, in the process in_fresh_process started
+        kind, config, out = args.one
+        timed = timed_search if kind == "search" else timed_islands
+        Path(out).write_text(json.dumps(timed(Path(config))))
+        return
     overhead = overhead_per_task()
     print(f"scheduling overhead: {overhead * 1e3:.2f} ms per task (LocalCluster, 2 workers)")
     with tempfile.TemporaryDirectory() as folder:
         for problem in args.problems:
+
+            def run(workers: int, islands: int = 1, kind: str = "search", problem: str = problem):
+                # each config written just before its run: both problems' configs share a path
+                return in_fresh_process(kind, config_for(problem, Path(folder), args.generations, workers, islands))
+
             walls_1, walls_2, fronts = [], [], set()
             for _ in range(args.repeats):  # alternating: a slow spell of this machine hits both
-                # (each config written just before its run: both problems' configs share a path)
-                wall_1, front_1, fits = timed_search(config_for(problem, Path(folder), args.generations, 1))
+                wall_1, front_1, fits = run(1)
                 fits_wall = wall_1  # the run the fit times are of
-                wall_2, front_2, _ = timed_search(config_for(problem, Path(folder), args.generations, 2))
+                wall_2, front_2, _ = run(2)
                 walls_1.append(wall_1)
                 walls_2.append(wall_2)
                 fronts |= {front_1, front_2}
-            more = config_for(problem, Path(folder), args.generations, 4)
-            _, front_4, _ = timed_search(more)
+            _, front_4, _ = run(4)
             wall_1, wall_2 = statistics.median(walls_1), statistics.median(walls_2)
             print(
                 f"{problem}: {args.generations} generations, workers 1: "
@@ -174,8 +197,8 @@ def main() -> None:
                 f"{n}: {predicted_speedup(fits_wall, fits, args.generations, n, overhead):.1f}×" for n in (16, 64, 256)
             )
             print(f"  predicted speed-up without islands (the rest of the run stays serial): {predictions}")
-            wall_i1, front_i1, tasks = timed_islands(config_for(problem, Path(folder), args.generations, 1, ISLANDS))
-            wall_i2, front_i2, _ = timed_islands(config_for(problem, Path(folder), args.generations, 2, ISLANDS))
+            wall_i1, front_i1, tasks = run(1, ISLANDS, "islands")
+            wall_i2, front_i2, _ = run(2, ISLANDS, "islands")
             print(
                 f"  {ISLANDS} islands: workers 1: {wall_i1:.1f} s, workers 2: {wall_i2:.1f} s, speed-up "
                 f"{wall_i1 / wall_i2:.2f}× (goal 1.7×); fronts identical: {front_i1 == front_i2}; island tasks "

@@ -5,6 +5,7 @@ is not there is one clear line before anything is written."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import yaml
 
 import evopot
 from evopot.cli import main
+from evopot.model import compiled
 from evopot.testing.rediscovery import PROBLEMS, write_problem
 
 ENGINE = {"population": 24, "generations": 3}
@@ -49,12 +51,25 @@ def outcome(run_directory):
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_the_front_does_not_depend_on_the_number_of_workers(one_worker, workers):
+def test_the_front_does_not_depend_on_the_number_of_workers(one_worker, workers, monkeypatch):
     config, expected = one_worker
     with_engine(config, workers=workers)
+    shared = []  # the compiled functions the processes shared, counted as the search ends
+    using = compiled.shared_folder
+
+    @contextlib.contextmanager
+    def counting(folder):
+        with using(folder) as path:
+            try:
+                yield path
+            finally:
+                shared.append(len(list(path.glob("*.py"))))
+
+    monkeypatch.setattr(compiled, "shared_folder", counting)
     result = evopot.search(config, overwrite=True, progress=False)
     assert outcome(result.run_directory) == expected
     assert f"fitting on {workers} Dask workers" in (result.run_directory / "log.txt").read_text()
+    assert shared and shared[0] > 0 and not (result.run_directory / ".compiled").exists()
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse
-import vesin
 
 from evopot.data.dataset import Frames
 from evopot.errors import EvopotError
@@ -157,6 +156,8 @@ def build_geometry(frames: Frames, cutoff: float, species: tuple[str, ...] | lis
         raise EvopotError(f"cutoff radius must be > 0 Å, got {cutoff}")
     species = tuple(species) if species is not None else tuple(frames.species)
     index = {s: k for k, s in enumerate(species)}
+    import vesin  # imports torch: only where a geometry is built, not in every process that reads one
+
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
     positions, atom_frame, atom_species, cells, counts = [], [], [], [], []
     pair_i, pair_j, pair_frame, pair_shifts, pair_vectors, pair_distances = [], [], [], [], [], []

@@ -56,6 +56,9 @@ class FitProblem:
     references: tuple[float, ...] | None = None
     #: crystal properties the archive steers the front towards (:mod:`evopot.model.properties`), or None
     properties: PropertyTarget | None = None
+    #: the folder through which the search's processes share compiled functions
+    #: (:mod:`evopot.model.compiled`), or None
+    compiled: str | None = None
 
     @classmethod
     def from_frames(

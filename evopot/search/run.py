@@ -7,6 +7,7 @@ full training set and reports its errors on every split.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -23,6 +24,7 @@ from evopot.data.dataset import Dataset, Frames, dataset_from_config, frames_of,
 from evopot.data.geometry import build_geometry
 from evopot.errors import EvopotError, brief
 from evopot.executor import open_executor
+from evopot.model import compiled
 from evopot.model.cutoff import cutoff_from_config
 from evopot.model.evaluate import evaluate
 from evopot.model.formula import round_floats
@@ -37,6 +39,10 @@ from evopot.search.fitting import FitProblem
 from evopot.search.rundir import FRONT_COLUMNS, RunDirectory, write_atomic
 from evopot.search.scoring import Scorer
 from evopot.version import __version__
+
+#: the run directory's folder of compiled functions shared by the processes of a search on
+#: several workers (:mod:`evopot.model.compiled`); removed when the search ends
+COMPILED_FOLDER = ".compiled"
 
 
 @dataclass
@@ -164,7 +170,10 @@ def search(
     e = config.engine
     # an unreachable cluster is found before anything is written; the workers go with the search and
     # import the fitting code while this process builds the fit problem
-    with open_executor(e.workers, e.scheduler, e.scheduler_file, preload=("evopot.search.scoring",)) as executor:
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(
+            open_executor(e.workers, e.scheduler, e.scheduler_file, preload=("evopot.search.scoring",))
+        )
         weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
         problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
         if target is not None and target.weight > 0:
@@ -182,6 +191,10 @@ def search(
         if resume and unstarted.config.is_file() and not unstarted.checkpoint.exists():
             resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
         run = _prepare_run_directory(config, resume, overwrite)
+        if executor.workers > 1:
+            # each basis compiled once between the workers and this process (pruning), not in each
+            folder = stack.enter_context(compiled.shared_folder(run.path / COMPILED_FOLDER))
+            problem = replace(problem, compiled=str(folder))
         scorer = Scorer(problem, config.fitness.max_evaluations, 2 * space.limits.max_nodes, executor)
         if executor.workers > 1:
             run.append_log(
@@ -225,7 +238,7 @@ def search(
             if bar is not None:
                 bar.close()
 
-        full = FitProblem.from_frames(dataset.train, cutoff, species, **weights)
+        full = replace(FitProblem.from_frames(dataset.train, cutoff, species, **weights), compiled=problem.compiled)
         refit = Scorer(full, max(config.fitness.max_evaluations, 100), 10**9, executor)
         found = engine.front()
         starts = [scored.candidate.with_initial(scored.fit.nonlinear) for scored in found]

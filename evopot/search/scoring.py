@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from evopot.executor import Batch, Executor
+from evopot.model import compiled
 from evopot.model.potential import Potential
 from evopot.model.properties import MISSING
 from evopot.search.candidate import Candidate
@@ -80,6 +81,7 @@ def worker_scorer(problem: FitProblem, max_evaluations: int, max_complexity: int
     count of fits, but the cache of every task of this process on ``problem``, so an
     island does not refit what an earlier task fitted. Its :meth:`Scorer.state` is the
     candidates the task scored, cached or not: the same on any worker."""
+    compiled.use_folder(problem.compiled)
     held = _WORKER_CACHES.get(id(problem))
     if held is None or held[0] is not problem:
         while len(_WORKER_CACHES) >= 2:
@@ -93,6 +95,7 @@ def worker_scorer(problem: FitProblem, max_evaluations: int, max_complexity: int
 def _fit(problem: FitProblem, job: tuple[Candidate, int]) -> FitResult:
     """One candidate's fit on a worker: ``job`` is (candidate, refinement budget)."""
     candidate, budget = job
+    compiled.use_folder(problem.compiled)
     return fit_constants(problem, candidate, budget)
 
 

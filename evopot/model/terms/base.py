@@ -19,6 +19,7 @@ import numpy as np
 import sympy
 
 from evopot.errors import EvopotError
+from evopot.model import compiled
 from evopot.model.formula import fold_numbers, round_floats
 
 if TYPE_CHECKING:
@@ -222,11 +223,18 @@ class TermKind:
 def compile_function(
     expression: sympy.Expr, variables: tuple[str, ...], constant_names: tuple[str, ...], module: str = "numpy"
 ):
-    """The function ``value(*variables, *constants)`` of ``expression``."""
+    """The function ``value(*variables, *constants)`` of ``expression`` (NumPy's
+    shared with the search's other processes: :mod:`evopot.model.compiled`)."""
     args = [sympy.Symbol(v) for v in variables] + [sympy.Symbol(c) for c in constant_names]
-    # torch's functions take tensors only: exp(-1) must reach torch as a number
-    expression = fold_numbers(expression) if module == "torch" else expression
-    return sympy.lambdify(args, expression, modules=module, cse=True, docstring_limit=0)
+    if module != "numpy":
+        # torch's functions take tensors only: exp(-1) must reach torch as a number
+        expression = fold_numbers(expression) if module == "torch" else expression
+        return sympy.lambdify(args, expression, modules=module, cse=True, docstring_limit=0)
+
+    def make():
+        return sympy.lambdify(args, expression, modules="numpy", cse=True, docstring_limit=0)
+
+    return compiled.numpy_function("value", expression, (*variables, *constant_names), make)
 
 
 @lru_cache(maxsize=4096)
@@ -235,9 +243,14 @@ def compile_with_slopes(expression: sympy.Expr, variables: tuple[str, ...], cons
     ∂/∂variable for each variable; their common subexpressions are computed once."""
     symbols = [sympy.Symbol(v) for v in variables]
     args = symbols + [sympy.Symbol(c) for c in constant_names]
-    parts = [expression] + [sympy.diff(expression, s) for s in symbols]
-    # no docstring: printing the expressions for it took a third of the compile time
-    return sympy.lambdify(args, parts, modules="numpy", cse=True, docstring_limit=0)
+
+    def make():
+        parts = [expression] + [sympy.diff(expression, s) for s in symbols]
+        # no docstring: printing the expressions for it took a third of the compile time
+        return sympy.lambdify(args, parts, modules="numpy", cse=True, docstring_limit=0)
+
+    # the other processes of a search (its Dask workers) read it back instead of compiling again
+    return compiled.numpy_function("slopes", expression, (*variables, *constant_names), make)
 
 
 def values_and_slopes(term: Term, expression: sympy.Expr, variables: tuple[str, ...], *arrays):

@@ -8,12 +8,19 @@ import textwrap
 from dataclasses import dataclass, field
 
 import sympy
-from sympy.printing.pytorch import torch_code
 
 from evopot.model.cutoff import PROFILES, Cutoff
 from evopot.model.formula import fold_numbers
 
 _S = sympy.Symbol("s")
+
+
+def torch_code(expression: sympy.Expr) -> str:
+    """``expression`` as torch code (sympy's printer imports torch: only when a kernel is made,
+    not in every process that imports the term kinds, such as a search's workers)."""
+    from sympy.printing.pytorch import torch_code as code
+
+    return code(expression)
 
 
 @dataclass

@@ -20,7 +20,6 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse
 import sympy
-from sympy.printing.pytorch import torch_code
 
 from evopot.model.terms.base import (
     Bonds,
@@ -33,7 +32,7 @@ from evopot.model.terms.base import (
     swap_symmetric,
     values_and_slopes,
 )
-from evopot.model.terms.codegen import ANGLE_FORCE_LINES
+from evopot.model.terms.codegen import ANGLE_FORCE_LINES, torch_code
 
 RIJ, RIK, COS, R = sympy.symbols("rij rik costheta r")
 

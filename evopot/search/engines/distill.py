@@ -45,6 +45,8 @@ class CurveProblem:
     offset: bool = True
     #: a learned curve is one slot, not a potential: no admissibility rules
     limits = None
+    #: its few formulas compile in each process (no folder shared: evopot.model.compiled)
+    compiled = None
 
     def reference_energies(self, fitted: np.ndarray) -> np.ndarray:
         return fitted  # the free offset
