@@ -14,7 +14,7 @@ frames) per seed, and the ratio: training frames active learning needs to reach 
 sampling's best error, over the frames random sampling took to reach it (goal ≤ 0.5;
 ANI-1x: ~0.25).
 
-    .venv/bin/python benchmarks/active_learning.py [--seeds 0 1] [--iterations 5] [--per-iteration 4]
+    .venv/bin/python benchmarks/active_learning.py [--seeds 0 1] [--iterations 5] [--per-iteration 4] [--threshold 0.1]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SEARCH = {
 }
 
 
-def learn_config(seed: int, select: str, iterations: int, per_iteration: int, steps: int) -> dict:
+def learn_config(seed: int, select: str, iterations: int, per_iteration: int, steps: int, threshold: float) -> dict:
     crystal = {"kind": "crystal", "structure": "fcc", "a": 3.61}
     return {
         "seed": seed,
@@ -67,7 +67,7 @@ def learn_config(seed: int, select: str, iterations: int, per_iteration: int, st
             "every": 10,
             # a fixed bar: the ensemble's own 95th percentile on 4 near-equilibrium frames is ~0.02 eV/Å,
             # which every MD snapshot exceeds at once
-            "threshold": 0.1,
+            "threshold": threshold,
             "per_iteration": per_iteration,
             "select": select,
         },
@@ -121,6 +121,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--per-iteration", type=int, default=4)
     parser.add_argument("--steps", type=int, default=200, help="MD steps of each exploration run")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.1,
+        help="ensemble force spread (eV/Å) past which a snapshot is untrusted; a loop stops when no run passes it",
+    )
     args = parser.parse_args()
 
     from evopot.learn.loop import learn
@@ -140,7 +146,9 @@ def main() -> None:
             for select in ("uncertain", "random"):
                 path = folder / f"{select}_{seed}.yaml"
                 path.write_text(
-                    yaml.safe_dump(learn_config(seed, select, args.iterations, args.per_iteration, args.steps))
+                    yaml.safe_dump(
+                        learn_config(seed, select, args.iterations, args.per_iteration, args.steps, args.threshold)
+                    )
                 )
                 start = time.perf_counter()
                 result = learn(path, progress=False)
