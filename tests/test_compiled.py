@@ -1,7 +1,8 @@
 """Compiled functions shared between the processes of a search through a folder: what
 one process compiled another reads back and computes the same numbers with, without
 compiling; a damaged file is compiled again; a folder a process cannot see changes
-nothing; a search on several workers removes the folder when it ends."""
+nothing; the folder goes when its block ends. (A search's own use of it, on 2 and 4
+workers: tests/test_parallel.py.)"""
 
 from __future__ import annotations
 

@@ -28,12 +28,10 @@ import sympy
 _FORMAT = f"evopot-compiled-1|sympy {sympy.__version__}"
 #: the folder this process shares compiled sources through, or None
 _folder: Path | None = None
-#: the globals of a function lambdify makes with NumPy (each function read back gets a copy)
-_namespace: dict | None = None
-
-
 #: what use_folder was last given (a task calls it with the same folder again and again)
 _given: object = None
+#: the globals of a function lambdify makes with NumPy (each function read back gets a copy)
+_namespace: dict | None = None
 
 
 def use_folder(folder: str | os.PathLike | None) -> None:

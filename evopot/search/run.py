@@ -192,15 +192,14 @@ def search(
             resume = False  # killed before its first checkpoint: there is nothing to continue, so it starts afresh
         run = _prepare_run_directory(config, resume, overwrite)
         if executor.workers > 1:
-            # each basis compiled once between the workers and this process (pruning), not in each
-            folder = stack.enter_context(compiled.shared_folder(run.path / COMPILED_FOLDER))
-            problem = replace(problem, compiled=str(folder))
-        scorer = Scorer(problem, config.fitness.max_evaluations, 2 * space.limits.max_nodes, executor)
-        if executor.workers > 1:
             run.append_log(
                 f"fitting on {executor.workers} Dask workers"
                 + (f"; dashboard {executor.dashboard}" if executor.dashboard else "")
             )
+            # each basis compiled once between the workers and this process (pruning), not in each
+            folder = stack.enter_context(compiled.shared_folder(run.path / COMPILED_FOLDER))
+            problem = replace(problem, compiled=str(folder))
+        scorer = Scorer(problem, config.fitness.max_evaluations, 2 * space.limits.max_nodes, executor)
         setup = EngineSetup(space, config, problem, scorer, cutoff, run.path, run.append_log)
         if resume:
             engine, totals = resume_engine(factory, setup, run)
