@@ -14,6 +14,7 @@ from conftest import GENERAL_THREEBODY, SI_TEST, TWO_SPECIES_PAIRS, cluster, cop
 from evopot.config.schema import CorrectionConfig
 from evopot.data.dataset import read_frames, split_by_fraction, unlabelled
 from evopot.data.geometry import build_geometry
+from evopot.data.neighbors import VerletList
 from evopot.errors import EvopotError
 from evopot.md.calculator import EvopotCalculator
 from evopot.md.forcefield import ForceField
@@ -170,6 +171,35 @@ def test_symmetry_functions_are_invariant_and_local():
     again = residual_data(unlabelled([moved[order]]), descriptor, np.zeros(1), np.zeros((len(atoms), 3)))
     assert np.allclose(again.features.numpy(), data.features.numpy()[order], atol=1e-10)
     assert data.features.shape == (64, descriptor.n_features) and float(data.features[:, 12:].abs().min()) > 0
+
+
+@pytest.mark.parametrize("species", [("Si",), ("Si", "Ge", "C")])
+def test_all_columns_at_once_equal_the_columns_one_by_one(species):
+    """MD computes the features in one pass (:meth:`SymmetryFunctions.features`), training
+    one column at a time (:meth:`SymmetryFunctions.column`, for the Jacobians): the same
+    numbers and the same gradients, for several species, moment invariants, sets that are
+    not a full (distance × shape) grid, and an atom far from the rest (no angles)."""
+    atoms = periodic_cell(3, species)
+    atoms.set_cell(atoms.cell.array * [[1], [1], [2]])  # room above the atoms for a lone one, 5.4 Å from all
+    atoms += atoms[:1]
+    atoms.positions[-1] = atoms.cell.cartesian_positions([0.5, 0.5, 0.75])
+    base = SymmetryFunctions.default(species, 4.5, 3.5, radial_count=5, shell_count=2, moment_count=2)
+    shells = tuple(s for k, s in enumerate(base.shells) if k % 3)
+    descriptor = SymmetryFunctions(species, 4.5, 3.5, base.radial, base.angular[:5], shells, base.moments)
+    neighbours = VerletList(descriptor.cutoff, skin=0.0)
+    positions = torch.tensor(atoms.positions, requires_grad=True)
+    d, center, neighbor = neighbours.bonds(positions, torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))
+    codes = torch.tensor([species.index(s) for s in atoms.get_chemical_symbols()])
+    hood = descriptor.neighbourhood(d, center, neighbor, codes, len(atoms))
+    one_by_one = torch.stack([descriptor.column(hood, k) for k in range(descriptor.n_features)], dim=1)
+    at_once = descriptor(d, center, neighbor, codes, len(atoms))
+    assert at_once.shape == one_by_one.shape == (len(atoms), descriptor.n_features)
+    assert torch.allclose(at_once, one_by_one, rtol=1e-12, atol=1e-12)
+    assert float(at_once[-1].detach().abs().max()) == 0.0 < float(at_once[:-1].detach().abs().sum(1).min())
+    weights = torch.rand(descriptor.n_features, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    (grad_once,) = torch.autograd.grad((at_once * weights).sum(), positions, retain_graph=True)
+    (grad_columns,) = torch.autograd.grad((one_by_one * weights).sum(), positions)
+    assert torch.allclose(grad_once, grad_columns, rtol=1e-10, atol=1e-12)
 
 
 def test_moment_invariants_vanish_on_tetrahedral_sites_only():
@@ -369,6 +399,20 @@ def test_saved_hybrid_loads_with_the_same_predictions(tmp_path, case):
     frames = unlabelled([atoms])
     a, b = predict(model, frames), predict(loaded, frames)
     assert np.allclose(a.forces, b.forces, atol=1e-12) and a.uncertainty.max() > 0
+
+
+def test_interaction_relation_is_the_mlp_of_the_concatenated_bond_inputs():
+    """The relation function's first layer is applied per atom and gathered per bond
+    (:func:`interaction._relation`): the same numbers as the MLP on (h_i, h_j, basis)."""
+    from evopot.neural.interaction import InteractionNetwork, _relation
+
+    network = InteractionNetwork(2, 7, 4.5, width=6, rounds=1, radial=5, channels=3, hidden=(9, 8)).double()
+    generator = torch.Generator().manual_seed(3)
+    h, basis = torch.randn(10, 6, generator=generator).double(), torch.rand(40, 5, generator=generator).double()
+    center, neighbor = torch.randint(0, 10, (2, 40), generator=generator)
+    relation = network.relations[0]
+    expected = relation(torch.cat([h[center], h[neighbor], basis], dim=1))
+    assert torch.allclose(_relation(relation, h, basis, center, neighbor), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_interaction_network_files_with_mistakes_give_clear_errors(tmp_path):

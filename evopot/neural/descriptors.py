@@ -233,11 +233,90 @@ class SymmetryFunctions:
         value = value * (hood["angle_species"] == a * len(self.species) + b)
         return out.index_add(0, hood["angle_center"], value)
 
+    def features(self, hood: dict) -> torch.Tensor:
+        """All columns at once (n_atoms, n_features): the same numbers as :meth:`column`
+        for each k, in a few whole-array operations instead of one pass over the bonds and
+        angles per column (what MD with a hybrid pays every step)."""
+        n_atoms, n = hood["n_atoms"], len(self.species)
+        r = hood["r"]
+        eta, shift = (r.new_tensor([p[k] for p in self.radial]) for k in (0, 1))
+        value = torch.exp(-eta * (r[:, None] - shift) ** 2) * hood["fc"][:, None]
+        # row (atom, neighbour species) of an (n_atoms · n_species, n_radial) sum: column k = species · n_radial + set
+        radial = r.new_zeros(n_atoms * n, len(self.radial)).index_add(
+            0, hood["center"] * n + hood["bond_species"], value
+        )
+        blocks = [radial.reshape(n_atoms, -1)]
+        sets = self.angular + self.shells
+        if sets:
+            cos = hood["cos"]
+            shapes = sorted({(zeta, lam) for zeta, lam, *_ in sets})
+            angle = torch.stack([(2.0 ** (1 - zeta)) * (1 + lam * cos) ** zeta for zeta, lam in shapes], dim=1)
+            distances = sorted({(eta, *shift) for _, _, eta, *shift in sets})
+            distance = torch.stack(
+                [
+                    torch.exp(-eta * (hood["mean"] - shift[0]) ** 2) * hood["fc2"]
+                    if shift
+                    else torch.exp(-eta * hood["squares"]) * hood["fc3"]
+                    for eta, *shift in distances
+                ],
+                dim=1,
+            )
+            # the angle's species pair as its index in species_pairs (code a · n + b, a ≤ b)
+            pair = torch.full((n * n,), -1, dtype=torch.long, device=r.device)
+            for index, (a, b) in enumerate(self.species_pairs):
+                pair[a * n + b] = index
+            pairs = len(self.species_pairs)
+            rows = _Segments(hood["angle_center"] * pairs + pair[hood["angle_species"]], n_atoms * pairs)
+            # Σ over each row's angles of distance factor × angle factor, every (distance, shape)
+            # combination at once as a batched matrix product of the angles padded per row
+            sums = rows.pad(distance).transpose(1, 2) @ rows.pad(angle)
+            wanted = [
+                distances.index((eta, *shift)) * len(shapes) + shapes.index((z, lam)) for z, lam, eta, *shift in sets
+            ]
+            angular = sums.reshape(n_atoms * pairs, -1)[:, wanted]
+            blocks.append(angular.reshape(n_atoms, -1))
+        if self.moments:
+            blocks.append(self._invariants(hood["V"], hood["T"]))
+        return torch.cat(blocks, dim=1)
+
+    def _invariants(self, V: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+        """The moment invariants' columns, in :attr:`moment_invariants`' order."""
+        out = []
+        for kind in ("vv", "tt", "vtv", "ttt"):
+            channels = [c for k, c in self.moment_invariants if k == kind]
+            a, b, *c = (torch.as_tensor(index, device=V.device) for index in zip(*channels))
+            if kind == "vv":
+                out.append((V[:, a] * V[:, b]).sum(2))
+            elif kind == "tt":
+                out.append((T[:, a] * T[:, b]).sum((2, 3)))
+            elif kind == "vtv":
+                out.append(torch.einsum("nki,nkij,nkj->nk", V[:, a], T[:, b], V[:, c[0]]))
+            else:
+                out.append(torch.einsum("nkij,nkjl,nkli->nk", T[:, a], T[:, b], T[:, c[0]]))
+        return torch.cat(out, dim=1)
+
     def __call__(self, d, center, neighbor, species, n_atoms) -> torch.Tensor:
         """Features (n_atoms, n_features) from bond vectors ``d`` (n_bonds, 3) Å from atom
         ``center`` to ``neighbor`` (full list sorted by centre) and species indices."""
-        hood = self.neighbourhood(d, center, neighbor, species, n_atoms)
-        return torch.stack([self.column(hood, k) for k in range(self.n_features)], dim=1)
+        return self.features(self.neighbourhood(d, center, neighbor, species, n_atoms))
+
+
+class _Segments:
+    """Rows ``key`` (n,) of items out of ``size`` rows, for padding per-item values into
+    an array (size, longest row, columns) that a batched product can sum over."""
+
+    def __init__(self, key: torch.Tensor, size: int):
+        ordered = len(key) < 2 or bool((key[1:] >= key[:-1]).all())  # one species: angles come by centre
+        self.order = None if ordered else torch.argsort(key, stable=True)
+        self.key = key if ordered else key[self.order]
+        counts = torch.bincount(self.key, minlength=size)
+        self.slot = torch.arange(len(key), device=key.device) - (torch.cumsum(counts, 0) - counts)[self.key]
+        self.size, self.longest = size, int(counts.max()) if len(key) else 0
+
+    def pad(self, values: torch.Tensor) -> torch.Tensor:
+        """(size, longest, columns) with the values of each row's items, zero after them."""
+        padded = values.new_zeros(self.size, self.longest, values.shape[1])
+        return padded.index_put((self.key, self.slot), values if self.order is None else values[self.order])
 
 
 def _shells(angular_cutoff: float, count: int) -> tuple[tuple[float, float], ...]:

@@ -83,7 +83,7 @@ class FormulaInputs:
 
     def __call__(self, d, center, neighbor, species, n_atoms) -> torch.Tensor:
         hood = self.neighbourhood(d, center, neighbor, species, n_atoms)
-        return torch.stack([self.column(hood, k) for k in range(self.n_features)], dim=1)
+        return torch.cat([self.symmetry.features(hood), torch.stack(hood["formula"], dim=1)], dim=1)
 
     def _term(self, term, d, r, center, neighbor, species, n_atoms) -> torch.Tensor:
         """Atom i's share of ``term``'s energy (n_atoms,) eV."""

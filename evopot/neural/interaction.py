@@ -95,7 +95,7 @@ class InteractionNetwork(nn.Module):
         outer = u[:, :, None] * u[:, None, :] - torch.eye(3, dtype=d.dtype, device=d.device) / 3
         c = self.channels
         for relation, update in zip(self.relations, self.objects):
-            message = relation(torch.cat([h[center], h[neighbor], basis], dim=1)) * fc[:, None]
+            message = _relation(relation, h, basis, center, neighbor) * fc[:, None]
             summed = h.new_zeros(n_atoms, h.shape[1]).index_add(0, center, message)
             parts = [h, summed]
             if c:
@@ -107,6 +107,18 @@ class InteractionNetwork(nn.Module):
                 parts += [vector.pow(2).sum(2), tensor.pow(2).sum((2, 3))]
             h = h + update(torch.cat(parts, dim=1))
         return self.readout(h).squeeze(1) * self.energy_scale + self.energy_shift[species]
+
+
+def _relation(relation: nn.Sequential, h, basis, center, neighbor) -> torch.Tensor:
+    """``relation`` of the bonds' (h_centre, h_neighbour, radial basis), its first layer
+    applied to each atom's h once and gathered per bond: the same map as on the
+    concatenated (n_bonds, 2·width + radial) inputs, without building them, and with
+    a width × hidden product per atom instead of per bond."""
+    first, width = relation[0], h.shape[1]
+    weight = first.weight
+    pre = (h @ weight[:, :width].T)[center] + (h @ weight[:, width : 2 * width].T)[neighbor]
+    pre = pre + basis @ weight[:, 2 * width :].T + first.bias
+    return relation[1:](pre)
 
 
 def atomic_energies(network, features, species, d=None, center=None, neighbor=None) -> torch.Tensor:
