@@ -6,7 +6,7 @@ STAMP := $(VENV)/.evopot-installed
 # The CPU build of torch, installed first so the open range torch>=2.2 pulls no CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install lint demo test test-all browser dft bench docs gallery clean
+.PHONY: install lint demo test test-all browser dft mace-anchor bench docs gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,20 @@ $(DFT_STAMP): $(STAMP)
 
 dft: $(DFT_STAMP)
 
+# MACE (mace-torch), only as the benchmarks' anchor (benchmarks/hybrid.py --anchor mace): a
+# virtual environment of its own, so evopot never depends on it
+MACE_VENV ?= .venv-mace
+MACE_STAMP := $(MACE_VENV)/.evopot-mace
+$(MACE_STAMP):
+	test -x $(MACE_VENV)/bin/python || $(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MACE_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(MACE_VENV)/bin/python -m pip install --quiet mace-torch
+	$(MACE_VENV)/bin/python -c "import mace, torch; print('mace-torch', mace.__version__, 'torch', torch.__version__)"
+	touch $(MACE_STAMP)
+
+mace-anchor: $(MACE_STAMP)
+
 test-all: install browser dft
 	$(PY) -m pytest -q
 
@@ -70,4 +84,4 @@ bench: install
 	$(PY) benchmarks/hybrid.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(MACE_VENV) runs .pytest_cache

@@ -13,17 +13,26 @@ in-distribution test frames. Targets: test force MAE ≤ 0.06 eV/Å (MTP publish
 GAP 0.07) and hybrid < network alone, by more than the test set's sampling (a 95 %
 bootstrap interval over its frames, :mod:`paired`).
 
+With ``--anchor mace`` a small MACE model (mace-torch, equivariant message passing)
+is trained on the same train/validation split and tested on the same frames, by
+``benchmarks/mace_anchor.py`` in its own environment (``make mace-anchor``; mace-torch
+is never a dependency of evopot), its test errors and training time printed beside
+evopot's.
+
     .venv/bin/python benchmarks/hybrid.py [--run RUN] [--member K] [--epochs N] [--ensemble M] [--device cuda]
-    [--batch-frames B]
+    [--batch-frames B] [--anchor mace --anchor-epochs E]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import torch
 from paired import paired_gap, verdict
@@ -77,11 +86,19 @@ def main() -> None:
         "--plain-hybrid", action="store_true", help="also a hybrid whose network sees the symmetry functions only"
     )
     parser.add_argument("--uncertainty-only", action="store_true", help="skip the three-way comparison")
+    parser.add_argument("--no-uncertainty", action="store_true", help="skip the uncertainty measurement")
     parser.add_argument(
         "--model", choices=("bpnn", "interaction"), default=defaults.model, help="the networks' kind (correction.model)"
     )
     parser.add_argument("--width", type=int, default=defaults.interaction.width, help="interaction network width")
     parser.add_argument("--rounds", type=int, default=defaults.interaction.rounds, help="interaction rounds")
+    parser.add_argument(
+        "--anchor",
+        choices=("mace",),
+        help="also train a small MACE model on the same splits (mace-torch in its own environment: make mace-anchor)",
+    )
+    parser.add_argument("--anchor-epochs", type=int, default=60, help="MACE's epochs")
+    parser.add_argument("--anchor-python", default=str(ROOT / ".venv-mace" / "bin" / "python"))
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -121,7 +138,8 @@ def main() -> None:
 
     if not args.uncertainty_only:
         compare(potential, splits, settings, symmetry, descriptor, config.seed, args)
-    uncertainty(potential, dataset, splits, descriptor, config.seed, args)
+    if not args.no_uncertainty:
+        uncertainty(potential, dataset, splits, descriptor, config.seed, args)
 
 
 def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descriptor, seed: int, args) -> None:
@@ -143,6 +161,11 @@ def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descr
         rows.append((name, _errors(predict(model, splits["test"]), splits["test"]), seconds))
         print(f"  trained {name} in {seconds:.0f} s", flush=True)
 
+    if args.anchor == "mace":
+        anchor = mace_anchor(splits, seed, args)
+        if anchor is not None:
+            rows.append((f"MACE {anchor['hidden_irreps']}", anchor, anchor["seconds"]))
+
     where = (
         torch.cuda.get_device_name(args.device)
         if args.device.startswith("cuda")
@@ -159,7 +182,7 @@ def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descr
         f"config type"
     )
     for name, e, seconds in rows:
-        by_type = "  ".join(f"{t} {e['by_type'][t]:.3f}" for t in types)
+        by_type = "  ".join(f"{t} {e['by_type'][t]:.3f}" for t in types if t in e.get("by_type", {}))
         print(f"{name:<15} {e['force_mae']:15.4f} {e['energy_mae']:20.2f} {seconds:11.0f}   {by_type}")
     hybrid, alone = rows[2][1], rows[1][1]  # the plain hybrid, if any, is row 3
     gap, low, high = paired_gap(hybrid["by_atom"], alone["by_atom"], [len(a) for a in splits["test"].atoms])
@@ -170,6 +193,52 @@ def compare(potential, splits: dict, settings: CorrectionConfig, symmetry, descr
         f"{gap:+.4f} eV/Å "
         f"(95 % interval over resampled test frames {low:+.4f} … {high:+.4f}): {verdict(gap, low, high)}"
     )
+
+
+def mace_anchor(splits: dict, seed: int, args) -> dict | None:
+    """A small MACE model trained and tested on the same splits by
+    ``benchmarks/mace_anchor.py`` under the Python that has mace-torch; None (and one
+    line saying so) where there is none."""
+    python = Path(args.anchor_python)
+    found = python.exists() and subprocess.run([str(python), "-c", "import mace"], capture_output=True).returncode == 0
+    if not found:
+        print(
+            f"  anchor MACE skipped: no mace-torch at {python} (it is not a dependency of evopot; `make mace-anchor` "
+            f"installs it into .venv-mace, or give --anchor-python)",
+            flush=True,
+        )
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="mace_anchor_"))
+    files = {}
+    for name in ("train", "validation", "test"):
+        frames = splits[name]
+        for atoms, energy, forces, config_type in zip(
+            frames.atoms, frames.energies, frames.forces, frames.config_types
+        ):
+            atoms = atoms.copy()
+            atoms.calc = None
+            atoms.info = {"REF_energy": float(energy), "config_type": config_type}
+            atoms.arrays["REF_forces"] = np.asarray(forces)
+            ase.io.write(folder / f"{name}.xyz", atoms, format="extxyz", append=True)
+        files[name] = folder / f"{name}.xyz"
+    command = [
+        str(python),
+        str(Path(__file__).with_name("mace_anchor.py")),
+        f"--train={files['train']}",
+        f"--valid={files['validation']}",
+        f"--test={files['test']}",
+        f"--out={folder / 'model'}",
+        f"--epochs={args.anchor_epochs}",
+        f"--seed={seed}",
+    ]
+    print(f"  training MACE ({args.anchor_epochs} epochs) in {folder} …", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        print(f"  anchor MACE failed:\n{(done.stdout + done.stderr)[-2000:]}", flush=True)
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  trained MACE in {result['seconds']:.0f} s ({result['parameters']} parameters)", flush=True)
+    return result
 
 
 def uncertainty(potential, dataset, splits: dict, descriptor, seed: int, args) -> None:
