@@ -36,9 +36,9 @@ import ase.io
 import numpy as np
 import torch
 from paired import paired_gap, verdict
-from run_member import load_member
+from run_member import load_member, silicon_run
 
-from evopot.config.schema import CorrectionConfig, load_config
+from evopot.config.schema import CorrectionConfig
 from evopot.data.dataset import Frames, read_frames, split_by_config_type, split_by_fraction
 from evopot.neural.correct import descriptor_for, errors, symmetry_functions, train_hybrid
 from evopot.neural.hybrid import Hybrid, predict
@@ -102,15 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    run_path = args.run
-    if run_path is None:
-        from evopot.search.run import search
-
-        config = load_config(ROOT / "examples" / "silicon_threebody.yaml")
-        config = config.model_copy(update={"output": Path(tempfile.mkdtemp()) / "run"})
-        print(f"searching with examples/silicon_threebody.yaml into {config.output} …", flush=True)
-        run_path = search(config, progress=False).run_directory
-    run, number, potential, config, dataset = load_member(run_path, args.member)
+    run, number, potential, config, dataset = load_member(silicon_run(args.run), args.member)
     splits = dataset.splits()
     settings = CorrectionConfig(
         ensemble=args.ensemble,

@@ -12,6 +12,7 @@ where the energy falls as the atoms are pushed together (a collapse an MD run wo
 fall into).
 
     .venv/bin/python benchmarks/hybrid_extrapolation.py --run RUN [--member K] [--epochs N] [--ensemble M]
+        [--model interaction]
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--model", choices=("bpnn", "interaction"), default=defaults.model, help="the networks' kind (correction.model)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     run, number, potential, config, dataset = load_member(args.run, args.member)
     splits = dataset.splits()
-    settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, device=args.device)
-    print(f"formula: member {number} of {run.path}: {potential.formula()}", flush=True)
+    settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, device=args.device, model=args.model)
+    print(f"formula: member {number} of {run.path}: {potential.formula()}; networks: {args.model}", flush=True)
     nearest = min(closest_pair(splits[s]) for s in ("train", "validation"))
     print(f"closest pair in the training and validation frames: {nearest:.3f} Å", flush=True)
 

@@ -16,35 +16,24 @@ the second half are printed beside it.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from ase.build import bulk
-from run_member import load_member
+from run_member import load_member, silicon_run
 
-from evopot.config.schema import CorrectionConfig, load_config
+from evopot.config.schema import CorrectionConfig
 from evopot.md.dynamics import MolecularDynamics, thermalized
 from evopot.md.forcefield import ForceField
 from evopot.neural.correct import descriptor_for, train_hybrid
 from evopot.neural.hybrid import Hybrid, formula_only, load_model
 
-ROOT = Path(__file__).resolve().parents[1]
 GOAL = 1.0  # meV/atom over 10 ps
 
 
 def hybrid_from_run(args) -> Hybrid:
-    run_path = args.run
-    if run_path is None:
-        from evopot.search.run import search
-
-        config = load_config(ROOT / "examples" / "silicon_threebody.yaml")
-        config = config.model_copy(update={"output": Path(tempfile.mkdtemp()) / "run"})
-        print(f"searching with examples/silicon_threebody.yaml into {config.output} …", flush=True)
-        run_path = search(config, progress=False).run_directory
-    run, number, potential, config, dataset = load_member(run_path, args.member)
+    run, number, potential, config, dataset = load_member(silicon_run(args.run), args.member)
     settings = CorrectionConfig(ensemble=args.ensemble, epochs=args.epochs, model=args.model, device="cpu")
     start = time.perf_counter()
     correction, _ = train_hybrid(
