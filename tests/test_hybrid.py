@@ -202,6 +202,20 @@ def test_all_columns_at_once_equal_the_columns_one_by_one(species):
     assert torch.allclose(grad_once, grad_columns, rtol=1e-10, atol=1e-12)
 
 
+def test_all_columns_at_once_without_any_angle():
+    """A dimer has bonds but no angles: the one-pass features are its radial columns and
+    zeros, as the per-column path gives."""
+    descriptor = SymmetryFunctions.default(("Si",), 4.5, 3.5, radial_count=5, moment_count=2)
+    d = torch.tensor([[2.3, 0.0, 0.0], [-2.3, 0.0, 0.0]], dtype=torch.float64)
+    center, neighbor, species = torch.tensor([0, 1]), torch.tensor([1, 0]), torch.zeros(2, dtype=torch.long)
+    hood = descriptor.neighbourhood(d, center, neighbor, species, 2)
+    assert len(hood["cos"]) == 0
+    one_by_one = torch.stack([descriptor.column(hood, k) for k in range(descriptor.n_features)], dim=1)
+    at_once = descriptor(d, center, neighbor, species, 2)
+    assert torch.allclose(at_once, one_by_one, rtol=1e-12, atol=1e-14)
+    assert float(at_once[:, :5].min()) > 0 and float(at_once[:, 5 : 5 + len(descriptor.angular)].abs().max()) == 0
+
+
 def test_moment_invariants_vanish_on_tetrahedral_sites_only():
     """In perfect diamond every site has tetrahedral symmetry, so the moment vectors and
     traceless tensors (and all their invariants) vanish; a rattled crystal's do not."""
