@@ -210,26 +210,15 @@ class SymmetryFunctions:
         out = hood["r"].new_zeros(hood["n_atoms"])
         if k < n_radial:
             (eta, shift), element = self.radial[k % len(self.radial)], k // len(self.radial)
-            value = torch.exp(-eta * (hood["r"] - shift) ** 2) * hood["fc"] * (hood["bond_species"] == element)
+            value = _radial(hood["r"], hood["fc"], eta, shift) * (hood["bond_species"] == element)
             return out.index_add(0, hood["center"], value)
         k -= n_radial
         sets = self.angular + self.shells
         if k >= len(sets) * len(self.species_pairs):
-            kind, c = self.moment_invariants[k - len(sets) * len(self.species_pairs)]
-            V, T = hood["V"], hood["T"]
-            if kind == "vv":
-                return (V[:, c[0]] * V[:, c[1]]).sum(1)
-            if kind == "tt":
-                return (T[:, c[0]] * T[:, c[1]]).sum((1, 2))
-            if kind == "vtv":
-                return torch.einsum("ni,nij,nj->n", V[:, c[0]], T[:, c[1]], V[:, c[2]])
-            return torch.einsum("nij,njk,nki->n", T[:, c[0]], T[:, c[1]], T[:, c[2]])
+            kind, channels = self.moment_invariants[k - len(sets) * len(self.species_pairs)]
+            return _invariant(kind, hood["V"], hood["T"], *channels)
         (zeta, lam, eta, *shift), (a, b) = sets[k % len(sets)], self.species_pairs[k // len(sets)]
-        value = (2.0 ** (1 - zeta)) * (1 + lam * hood["cos"]) ** zeta
-        if shift:
-            value = value * torch.exp(-eta * (hood["mean"] - shift[0]) ** 2) * hood["fc2"]
-        else:
-            value = value * torch.exp(-eta * hood["squares"]) * hood["fc3"]
+        value = _angle_shape(hood["cos"], zeta, lam) * _angle_distance(hood, eta, *shift)
         value = value * (hood["angle_species"] == a * len(self.species) + b)
         return out.index_add(0, hood["angle_center"], value)
 
@@ -240,27 +229,16 @@ class SymmetryFunctions:
         n_atoms, n = hood["n_atoms"], len(self.species)
         r = hood["r"]
         eta, shift = (r.new_tensor([p[k] for p in self.radial]) for k in (0, 1))
-        value = torch.exp(-eta * (r[:, None] - shift) ** 2) * hood["fc"][:, None]
+        value = _radial(r[:, None], hood["fc"][:, None], eta, shift)
         # row (atom, neighbour species) of an (n_atoms · n_species, n_radial) sum: column k = species · n_radial + set
         radial = r.new_zeros(n_atoms * n, len(self.radial)).index_add(
             0, hood["center"] * n + hood["bond_species"], value
         )
         blocks = [radial.reshape(n_atoms, -1)]
-        sets = self.angular + self.shells
-        if sets:
-            cos = hood["cos"]
-            shapes = sorted({(zeta, lam) for zeta, lam, *_ in sets})
-            angle = torch.stack([(2.0 ** (1 - zeta)) * (1 + lam * cos) ** zeta for zeta, lam in shapes], dim=1)
-            distances = sorted({(eta, *shift) for _, _, eta, *shift in sets})
-            distance = torch.stack(
-                [
-                    torch.exp(-eta * (hood["mean"] - shift[0]) ** 2) * hood["fc2"]
-                    if shift
-                    else torch.exp(-eta * hood["squares"]) * hood["fc3"]
-                    for eta, *shift in distances
-                ],
-                dim=1,
-            )
+        if self.angular or self.shells:
+            shapes, distances, wanted = self._angular_plan
+            angle = torch.stack([_angle_shape(hood["cos"], zeta, lam) for zeta, lam in shapes], dim=1)
+            distance = torch.stack([_angle_distance(hood, *d) for d in distances], dim=1)
             # the angle's species pair as its index in species_pairs (code a · n + b, a ≤ b)
             pair = torch.full((n * n,), -1, dtype=torch.long, device=r.device)
             for index, (a, b) in enumerate(self.species_pairs):
@@ -270,9 +248,6 @@ class SymmetryFunctions:
             # Σ over each row's angles of distance factor × angle factor, every (distance, shape)
             # combination at once as a batched matrix product of the angles padded per row
             sums = rows.pad(distance).transpose(1, 2) @ rows.pad(angle)
-            wanted = [
-                distances.index((eta, *shift)) * len(shapes) + shapes.index((z, lam)) for z, lam, eta, *shift in sets
-            ]
             angular = sums.reshape(n_atoms * pairs, -1)[:, wanted]
             blocks.append(angular.reshape(n_atoms, -1))
         if self.moments:
@@ -284,21 +259,53 @@ class SymmetryFunctions:
         out = []
         for kind in ("vv", "tt", "vtv", "ttt"):
             channels = [c for k, c in self.moment_invariants if k == kind]
-            a, b, *c = (torch.as_tensor(index, device=V.device) for index in zip(*channels))
-            if kind == "vv":
-                out.append((V[:, a] * V[:, b]).sum(2))
-            elif kind == "tt":
-                out.append((T[:, a] * T[:, b]).sum((2, 3)))
-            elif kind == "vtv":
-                out.append(torch.einsum("nki,nkij,nkj->nk", V[:, a], T[:, b], V[:, c[0]]))
-            else:
-                out.append(torch.einsum("nkij,nkjl,nkli->nk", T[:, a], T[:, b], T[:, c[0]]))
+            out.append(_invariant(kind, V, T, *(torch.as_tensor(i, device=V.device) for i in zip(*channels))))
         return torch.cat(out, dim=1)
+
+    @functools.cached_property
+    def _angular_plan(self) -> tuple[list, list, list[int]]:
+        """(the distinct (ζ, λ) shapes, the distinct (η[, r_s]) distance factors, and
+        for each angular set its column in their (distance × shape) product)."""
+        sets = self.angular + self.shells
+        shapes = sorted({(zeta, lam) for zeta, lam, *_ in sets})
+        distances = sorted({(eta, *shift) for _, _, eta, *shift in sets})
+        wanted = [distances.index((eta, *shift)) * len(shapes) + shapes.index((z, lam)) for z, lam, eta, *shift in sets]
+        return shapes, distances, wanted
 
     def __call__(self, d, center, neighbor, species, n_atoms) -> torch.Tensor:
         """Features (n_atoms, n_features) from bond vectors ``d`` (n_bonds, 3) Å from atom
         ``center`` to ``neighbor`` (full list sorted by centre) and species indices."""
         return self.features(self.neighbourhood(d, center, neighbor, species, n_atoms))
+
+
+def _radial(r, fc, eta, shift):
+    """G²'s term exp(−η (r − r_s)²) fc(r)."""
+    return torch.exp(-eta * (r - shift) ** 2) * fc
+
+
+def _angle_shape(cos, zeta: float, lam: float):
+    """G⁴'s angular factor 2^(1−ζ) (1 + λ cos θ)^ζ."""
+    return (2.0 ** (1 - zeta)) * (1 + lam * cos) ** zeta
+
+
+def _angle_distance(hood: dict, eta: float, *shift: float):
+    """G⁴'s distance factor: exp(−η (½(r_ij + r_ik) − r_s)²) fc fc for a shell, else
+    exp(−η (r_ij² + r_ik² + r_jk²)) fc fc fc."""
+    if shift:
+        return torch.exp(-eta * (hood["mean"] - shift[0]) ** 2) * hood["fc2"]
+    return torch.exp(-eta * hood["squares"]) * hood["fc3"]
+
+
+def _invariant(kind: str, V, T, a, b, c=None):
+    """A moment invariant of channels a, b (, c): V_a·V_b, T_a:T_b, V_aᵀ T_b V_c or
+    tr(T_a T_b T_c); channels are numbers (one column) or index tensors (several)."""
+    if kind == "vv":
+        return (V[:, a] * V[:, b]).sum(-1)
+    if kind == "tt":
+        return (T[:, a] * T[:, b]).sum((-2, -1))
+    if kind == "vtv":
+        return torch.einsum("...i,...ij,...j->...", V[:, a], T[:, b], V[:, c])
+    return torch.einsum("...ij,...jk,...ki->...", T[:, a], T[:, b], T[:, c])
 
 
 class _Segments:
