@@ -1,8 +1,9 @@
 """Properties of discovered Si (and Mo) formulas against DFT, beside Stillinger–Weber and Tersoff (issue 35).
 
 For the bundled mlearn Si data (VASP PBE; Zuo et al. 2020), searches with the default
-three-body config (``examples/silicon_threebody.yaml``) and a bond-order config (the
-same with ``search_space: bond_order`` and Tersoff's cosine cutoff) for several seeds;
+three-body config (``examples/silicon_threebody.yaml``) and two bond-order configs (the
+same with ``search_space: bond_order`` or ``tersoff`` and Tersoff's cosine cutoff) for
+several seeds;
 for each run's recommended member (≤ 40 nodes) prints, on the same frames as the
 classical Stillinger–Weber (evopot's own, checked against matscipy) and Tersoff
 (LAMMPS's ``Si.tersoff``) potentials:
@@ -21,7 +22,7 @@ within 1 %, C11, C12, C44 within 15 % of DFT, every admissibility check passed, 
 least 4 of 5 seeds. ``--transfer`` also trains without the Surface frames and prints
 the Surface / in-distribution force-error ratio of the formula.
 
-    .venv/bin/python benchmarks/properties.py [--seeds 1 2 3 4 5] [--spaces threebody bond_order]
+    .venv/bin/python benchmarks/properties.py [--seeds 1 2 3 4 5] [--spaces threebody bond_order tersoff]
         [--generations N] [--energies W] [--properties W] [--transfer]
     .venv/bin/python benchmarks/properties.py --element Mo   # the EAM space on bcc Mo (a metal)
 """
@@ -58,7 +59,7 @@ ELEMENT = "Si"
 #: for bcc Mo the atoms need no relaxation under shear, so C44 = C44⁰ of the data
 RELAXED_C44 = {"Si": 75.0}
 #: spaces benchmarked per element
-SPACES = {"Si": ["threebody", "bond_order"], "Mo": ["eam"]}
+SPACES = {"Si": ["threebody", "bond_order", "tersoff"], "Mo": ["eam"]}
 
 
 def data_folder() -> Path:
@@ -96,8 +97,8 @@ def config_for(
     if space == "eam":  # a metal: embedding + pair, cutoff between its third and fourth shells (bcc Mo)
         data["search_space"] = "eam"
         data["cutoff"] = {"radius": 5.0, "onset": 4.2, "function": "quintic"}
-    if space == "bond_order":
-        data["search_space"] = "bond_order"
+    if space in ("bond_order", "tersoff"):
+        data["search_space"] = space
         data["cutoff"] = {"radius": 3.2, "onset": 2.7, "function": "cosine"}
     if generations is not None:
         data["engine"]["generations"] = generations
@@ -181,7 +182,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--element", default="Si", choices=sorted(SPACES), help="bundled mlearn data to use")
     parser.add_argument(
-        "--spaces", nargs="+", default=None, choices=["threebody", "bond_order", "eam"], help="default: the element's"
+        "--spaces",
+        nargs="+",
+        default=None,
+        choices=["threebody", "bond_order", "tersoff", "eam"],
+        help="default: the element's",
     )
     parser.add_argument("--generations", type=int, default=None)
     parser.add_argument("--transfer", action="store_true")

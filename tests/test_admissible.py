@@ -162,3 +162,33 @@ def test_no_function_outside_the_space_survives_pruning(silicon_problem, seed):
     for scored in engine.archive.best.values():
         used = {type(f) for e in scored.candidate.components[0].bases for f in e.atoms(sympy.Function)}
         assert used <= {sympy.exp}, scored.describe()
+
+
+def bond_order(v: str) -> Term:
+    names = ["r", "zeta", "rij", "rik", "costheta"]
+    return Term("bondorder", parse_formula(v, names), {}, density=parse_formula("(costheta + 1/3)**2", names))
+
+
+@pytest.mark.parametrize(
+    "v, reason",
+    [
+        ("3000*exp(-3*r) - 100*exp(-1.5*r)/sqrt(1 + zeta)", None),  # Tersoff's form: repulsion minus b·attraction
+        ("-100*exp(-1.5*r)/sqrt(1 + zeta)", "ζ = 0"),  # attraction alone: no core at all
+        ("3000*exp(-3*r) - 60*zeta*exp(-1.5*r)", "ζ = 4"),  # a repulsive lone bond, drawn in when crowded
+    ],
+)
+def test_a_bond_order_term_needs_a_repulsive_core_at_every_coordination(v, reason):
+    found = inadmissible([bond_order(v)], LIMITS)
+    if reason is None:
+        assert found is None, found
+    else:
+        assert found is not None and found.startswith("core: bond-order") and reason in found, found
+
+
+def test_a_bond_order_attraction_is_judged_with_the_pair_repulsion_beside_it():
+    """Tersoff's form split as the tersoff search space does: b·V_A alone has no core,
+    with the pair term's repulsion it has."""
+    attraction = bond_order("-100*exp(-1.5*r)/sqrt(1 + zeta)")
+    assert inadmissible([attraction], LIMITS).startswith("core: bond-order")
+    assert inadmissible([pair("3000*exp(-3*r)"), attraction], LIMITS) is None
+    assert inadmissible([pair("30*exp(-3*r)"), attraction], LIMITS).startswith("core: bond-order")

@@ -155,9 +155,20 @@ def test_a_bond_order_term_of_another_form_is_refused_by_the_exporter(tmp_path):
         export_lammps(general_bond_order(), tmp_path)
 
 
-def test_a_search_over_bond_order_formulas_runs_end_to_end(silicon, tmp_path):
-    """The search handles the kind through the registry alone: V(r, ζ) a linear slot, ξ a
-    shape; data from Tersoff's silicon on rattled diamond cells."""
+BOND_ORDER_SPACES = {
+    "general": [{"kind": "bondorder", "operators": {"xi": ["add", "mul", "square"]}}],
+    "tersoff": [
+        {"kind": "pair"},
+        {"kind": "bondorder", "form": "tersoff", "operators": {"xi": ["add", "mul", "square"]}},
+    ],
+}
+
+
+@pytest.mark.parametrize("form", sorted(BOND_ORDER_SPACES))
+def test_a_search_over_bond_order_formulas_runs_end_to_end(silicon, tmp_path, form):
+    """The search handles the kind through the registry alone: V(r, ζ) (or the tersoff
+    form's attraction V_A(r), beside a pair term) a linear slot, ξ a shape; data from
+    Tersoff's silicon on rattled diamond cells."""
     import yaml
 
     import evopot
@@ -170,7 +181,7 @@ def test_a_search_over_bond_order_formulas_runs_end_to_end(silicon, tmp_path):
     space = {
         "name": "bond-order",
         "operators": ["add", "mul", "nexp", "inv", "square"],
-        "terms": [{"kind": "bondorder", "operators": {"xi": ["add", "mul", "square"]}}],
+        "terms": BOND_ORDER_SPACES[form],
         "limits": {"max_height": 4, "max_nodes": 10, "init_max_height": 3},
     }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
@@ -183,7 +194,8 @@ def test_a_search_over_bond_order_formulas_runs_end_to_end(silicon, tmp_path):
         "fitness": {"max_evaluations": 20},
     }
     result = evopot.search(config, train=frames, progress=False)
-    assert result.front and all(t.kind == "bondorder" for m in result.front for t in m.potential.terms)
+    kinds = {"general": {"bondorder"}, "tersoff": {"pair", "bondorder"}}[form]
+    assert result.front and all({t.kind for t in m.potential.terms} <= kinds for m in result.front)
     best = result.best("validation")
     zero = json_baseline(result.run_directory)
     assert best.errors["validation"]["force_mae"] < zero
@@ -212,3 +224,58 @@ def test_the_guided_engine_refuses_a_space_with_bond_order_terms():
     space = SearchSpace(name="bo", operators=["add", "mul"], terms=[{"kind": "bondorder"}])
     with pytest.raises(EvopotError, match="config.yaml: engine.name: guided: the separable network has no bondorder"):
         check_distiller(space, GuidedConfig(), "config.yaml")
+
+
+#: a Tersoff-form bond order with n = 1 (the ``tersoff`` search form's b = (1 + ζ)^(−1/2))
+TERSOFF_N1 = {"A": 1800.0, "l1": 2.5, "B": 300.0, "l2": 1.6, "g": 0.4, "h": 0.3}
+
+
+def tersoff_n1_frames():
+    from evopot.data.sampling import label
+    from evopot.md.calculator import EvopotCalculator
+
+    names = ["r", "zeta", "rij", "rik", "costheta", *TERSOFF_N1]
+    term = Term(
+        "bondorder",
+        parse_formula("A*exp(-l1*r) - B*exp(-l2*r)/sqrt(1 + zeta)", names),
+        TERSOFF_N1,
+        None,
+        parse_formula("g*(costheta + h)**2", names),
+    )
+    potential = Potential((term,), Cutoff(3.2, 2.8, "cosine"), ("Si",))
+    images = [periodic_cell(seed=s, triclinic=True) for s in range(4)]
+    return potential, label(images, EvopotCalculator(potential))
+
+
+def test_the_tersoff_form_searches_the_attraction_and_recovers_a_tersoff_potential():
+    """The tersoff form's linear slot is the attraction V_A(r) that b = (1 + ζ)^(−1/2)
+    multiplies, beside a pair term for the repulsion: A·e^(−λ₁r) and −B·e^(−λ₂r) are a
+    basis each, and fitted to data of Tersoff's form (from other starting constants)
+    they are that potential again."""
+    import sympy
+
+    from evopot.search.candidate import Candidate, TermShape, decompose
+    from evopot.search.fitting import FitProblem, fit_constants
+    from evopot.testing.equivalence import equivalent
+
+    pair, bond = TermShape("pair"), TermShape("bondorder", "tersoff")
+    attraction, xi = bond.slots
+    assert (attraction.name, attraction.variables, attraction.linear) == ("VA", ("r",), True) and not xi.linear
+    r, cos = sympy.symbols("r costheta")
+    k = sympy.symbols("k0_0:6")  # tree constants, as the GP names them
+    parts = [[k[0] * sympy.exp(-k[1] * r)], [k[2] * sympy.exp(-k[3] * r), k[4] * (cos + k[5]) ** 2]]
+    start = dict(zip(k, (1.0, 2.0, 1.0, 1.4, 0.6, 0.1)))
+    candidate = decompose(parts, [pair, bond], start)
+    assert len(candidate.bases) == 2
+    assert candidate.structure == Candidate.from_dict(candidate.to_dict()).structure  # checkpoints read back
+
+    truth, frames = tersoff_n1_frames()
+    problem = FitProblem.from_frames(frames, truth.cutoff, ("Si",))
+    fit = fit_constants(problem, candidate, max_evaluations=200)
+    assert fit.ok and fit.loss < 1e-6, fit
+    repulsion, bond_term = candidate.terms(fit.linear, fit.nonlinear)
+    (true_term,) = truth.terms
+    found = (repulsion.numeric() + bond_term.numeric(), bond_term.numeric(bond_term.density))
+    expected = (true_term.numeric(), true_term.numeric(true_term.density))
+    for a, b in zip(found, expected):
+        assert equivalent(a, b, rtol=1e-4, variables=("r", "zeta", "costheta")), (a, b)

@@ -61,7 +61,7 @@ def kernel_prediction(potential, atoms):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(space=st.sampled_from(["pair", "stillinger_weber", "eam"]), seed=st.integers(0, 2**31))
+@given(space=st.sampled_from(["pair", "stillinger_weber", "eam", "tersoff"]), seed=st.integers(0, 2**31))
 def test_random_search_space_formulas_agree_in_evaluator_autograd_and_kernel(space, seed):
     potential = random_potential(space, seed)
     assume(potential is not None)

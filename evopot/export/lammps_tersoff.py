@@ -36,8 +36,11 @@ def tersoff_entry(potential: Potential) -> tuple[Term, dict[str, float]]:
     found = tersoff_parameters(term)
     if found is None:
         raise NotTersoff(
-            "the bond-order term is not Tersoff's form in its named parameters "
-            "(evopot.model.terms.bondorder.tersoff_term)"
+            "the bond-order term is not Tersoff's form in its named parameters (V(r, zeta) = "
+            "A*exp(-lambda1*r) - B*exp(-lambda2*r)*(1 + (beta*zeta)**n)**(-1/(2*n)), xi = gamma*(1 + c**2/d**2 - "
+            "c**2/(d**2 + (costheta - h)**2))*exp(lambda3**m*(rij - rik)**m), as evopot.model.terms.bondorder."
+            "tersoff_term builds it), which is all pair_style tersoff can hold; run this formula in evopot "
+            "(evopot md, or the ASE calculator of evopot.md.calculator)"
         )
     values, m = found
     cutoff = potential.cutoff_of(term)

@@ -7,8 +7,9 @@ A fitted set of terms is admissible when
    and its slope are finite from the inner limit (:data:`INNER_FRACTION` of the
    shortest training distance, the export's own inner limit) to the cutoff, cos θ over
    [−1, 1]; F(ρ) finite at ρ = 0 (the kind's own rule, :meth:`TermKind.inadmissible`);
-2. **repulsive core**: each pair term falls monotonically (V' < 0) from the inner limit
-   to the shortest training distance, by at least :data:`CORE_RISE` eV, so an atom
+2. **repulsive core**: each pair term (and each bond-order term's bond V(r, ζ) plus the
+   pair terms, at the ζ of :data:`CORE_ZETAS`) falls monotonically (V' < 0) from the inner limit to the
+   shortest training distance, by at least :data:`CORE_RISE` eV, so an atom
    pushed closer than the data went is pushed back (not drawn in by a formula that turns
    over or flattens where no data constrained it);
 3. **no catastrophic cancellation**: the fit's linear parts do not cancel. With a_k·c_k
@@ -40,6 +41,9 @@ from evopot.model.terms.base import values_and_slopes
 INNER_FRACTION = 0.8
 #: least rise (eV) of a pair term from the shortest training distance to the inner limit
 CORE_RISE = 0.01
+#: bond-order arguments at which a bond-order term's V(r, ζ) must be repulsive: a lone bond
+#: (the dimer), and one with a neighbour's or four neighbours' worth of ζ
+CORE_ZETAS = (0.0, 1.0, 4.0)
 #: largest Σ‖a_k c_k‖ / ‖Σ a_k c_k‖ of a term's bases over the data
 MAX_CANCELLATION = 10.0
 #: largest size of a fitted constant
@@ -72,12 +76,14 @@ def inadmissible(terms: list[Term], limits: Limits, coefficients=None) -> str | 
     groups: dict[tuple, list[tuple[float, Term]]] = {}
     for a, term in zip(coefficients, terms):
         groups.setdefault((term.kind, term.species, term.cutoff, term.density), []).append((float(a), term))
-    for parts in groups.values():
+    # a bond's energy is its bond-order V(r, ζ) and the pair terms between its atoms
+    pairs = [part for key, parts in groups.items() if key[:2] == ("pair", None) for part in parts]
+    for (kind, *_), parts in groups.items():
         for _, term in parts:
             reason = term.spec.inadmissible(term) or _not_finite(term, limits)
             if reason:
                 return reason
-        reason = _soft_core(parts, limits)
+        reason = _soft_core(parts + pairs if kind == "bondorder" else parts, limits)
         if reason:
             return reason
     return None
@@ -143,18 +149,24 @@ def _not_finite(term: Term, limits: Limits) -> str | None:
 
 
 def _soft_core(parts: list[tuple[float, Term]], limits: Limits) -> str | None:
-    """Rule 2 for the pair term Σ a·part of ``parts`` (other kinds: None)."""
-    if parts[0][1].kind != "pair":
+    """Rule 2 for the pair term Σ a·part of ``parts``, and for a bond-order term's bond
+    V(r, ζ) (with the pair terms ``parts`` holds after it) at each of
+    :data:`CORE_ZETAS` (other kinds: None)."""
+    kind = parts[0][1].kind
+    if kind not in ("pair", "bondorder"):
         return None
     r = np.linspace(limits.inner, limits.shortest, POINTS)
-    value, slope = np.zeros_like(r), np.zeros_like(r)
-    with np.errstate(all="ignore"):
-        for a, term in parts:
-            v, (dv,) = values_and_slopes(term, term.expression, ("r",), r)
-            value, slope = value + a * np.real(v), slope + a * np.real(dv)
-    if not np.all(slope < 0) or value[0] - value[-1] < CORE_RISE:
-        return (
-            f"core: pair term not repulsive below the shortest training distance ({limits.inner:.3g}–"
-            f"{limits.shortest:.3g} Å: V must fall by ≥ {CORE_RISE:g} eV)"
-        )
+    for zeta in (None,) if kind == "pair" else CORE_ZETAS:
+        value, slope = np.zeros_like(r), np.zeros_like(r)
+        with np.errstate(all="ignore"):
+            for a, term in parts:
+                args = (r,) if term.kind == "pair" else (r, 0 * r + zeta)
+                v, (dv, *_) = values_and_slopes(term, term.expression, term.spec.variables, *args)
+                value, slope = value + a * np.real(v), slope + a * np.real(dv)
+        if not np.all(slope < 0) or value[0] - value[-1] < CORE_RISE:
+            where = "pair term" if zeta is None else f"bond-order term's bond V(r, ζ = {zeta:g})"
+            return (
+                f"core: {where} not repulsive below the shortest training distance ({limits.inner:.3g}–"
+                f"{limits.shortest:.3g} Å: V must fall by ≥ {CORE_RISE:g} eV)"
+            )
     return None

@@ -266,15 +266,16 @@ class Candidate:
 
     @classmethod
     def from_dict(cls, data: dict) -> Candidate:
-        names = ["r", "rij", "rik", "costheta", "rho"] + list(data["parameters"])
         components = []
         for c in data["components"]:
+            shape_of = TermShape.from_dict(c["term"])
+            names = [v for slot in shape_of.slots for v in slot.variables] + list(data["parameters"])
             bases = tuple(parse_formula(b, names, where="checkpoint basis") for b in c["bases"])
             # (older checkpoints kept the shape of a term left without bases)
             shape = (
                 parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None and bases else None
             )
-            components.append(Component(TermShape.from_dict(c["term"]), bases, shape))
+            components.append(Component(shape_of, bases, shape))
         return cls(
             tuple(components),
             tuple(sympy.Symbol(n) for n in data["parameters"]),
