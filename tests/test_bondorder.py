@@ -226,19 +226,19 @@ def test_the_guided_engine_refuses_a_space_with_bond_order_terms():
         check_distiller(space, GuidedConfig(), "config.yaml")
 
 
-#: a Tersoff-form bond order with n = 1 (the ``tersoff`` search form's b = (1 + ζ)^(−1/2))
-TERSOFF_N1 = {"A": 1800.0, "l1": 2.5, "B": 300.0, "l2": 1.6, "g": 0.4, "h": 0.3}
+#: Tersoff's form with n = 0.8 (the ``tersoff`` search form's b = (1 + ζⁿ)^(−1/2n), β in ξ)
+TERSOFF_FORM = {"A": 1800.0, "l1": 2.5, "B": 300.0, "l2": 1.6, "g": 0.4, "h": 0.3, "nb": 0.8}
 
 
-def tersoff_n1_frames():
+def tersoff_form_frames():
     from evopot.data.sampling import label
     from evopot.md.calculator import EvopotCalculator
 
-    names = ["r", "zeta", "rij", "rik", "costheta", *TERSOFF_N1]
+    names = ["r", "zeta", "rij", "rik", "costheta", *TERSOFF_FORM]
     term = Term(
         "bondorder",
-        parse_formula("A*exp(-l1*r) - B*exp(-l2*r)/sqrt(1 + zeta)", names),
-        TERSOFF_N1,
+        parse_formula("A*exp(-l1*r) - B*exp(-l2*r)*(1 + zeta**nb)**(-1/(2*nb))", names),
+        TERSOFF_FORM,
         None,
         parse_formula("g*(costheta + h)**2", names),
     )
@@ -248,10 +248,10 @@ def tersoff_n1_frames():
 
 
 def test_the_tersoff_form_searches_the_attraction_and_recovers_a_tersoff_potential():
-    """The tersoff form's linear slot is the attraction V_A(r) that b = (1 + ζ)^(−1/2)
+    """The tersoff form's linear slot is the attraction V_A(r) that b = (1 + ζⁿ)^(−1/2n)
     multiplies, beside a pair term for the repulsion: A·e^(−λ₁r) and −B·e^(−λ₂r) are a
-    basis each, and fitted to data of Tersoff's form (from other starting constants)
-    they are that potential again."""
+    basis each and n a constant of the form, and fitted to data of Tersoff's form (from
+    other starting constants, n from 1) they are that potential again."""
     import sympy
 
     from evopot.search.candidate import Candidate, TermShape, decompose
@@ -267,9 +267,14 @@ def test_the_tersoff_form_searches_the_attraction_and_recovers_a_tersoff_potenti
     start = dict(zip(k, (1.0, 2.0, 1.0, 1.4, 0.6, 0.1)))
     candidate = decompose(parts, [pair, bond], start)
     assert len(candidate.bases) == 2
+    (n,) = candidate.components[1].form_parameters
+    assert candidate.initial[candidate.parameters.index(n)] == 1.0  # n starts at 1, no tree holds it
+    assert candidate.sources[candidate.parameters.index(n)] == ""
     assert candidate.structure == Candidate.from_dict(candidate.to_dict()).structure  # checkpoints read back
+    # pruning never rounds n away: the form is the form
+    assert candidate.with_constant(candidate.parameters.index(n), 0, candidate.initial) is None
 
-    truth, frames = tersoff_n1_frames()
+    truth, frames = tersoff_form_frames()
     problem = FitProblem.from_frames(frames, truth.cutoff, ("Si",))
     fit = fit_constants(problem, candidate, max_evaluations=200)
     assert fit.ok and fit.loss < 1e-6, fit

@@ -640,3 +640,28 @@ def test_training_on_the_gpu_gives_the_cpus_network(si_splits, run_dir, tmp_path
     assert "formula F-MAE" in capsys.readouterr().out and isinstance(
         load_model(tmp_path / "gpu" / "hybrid.json"), Hybrid
     )
+
+
+def test_a_batch_of_frames_weighted_zero_is_skipped_not_a_nan(si_splits):
+    """A config type weighted 0 leaves some batches with nothing to learn (a last batch
+    of one such frame): their loss is 0, not 0/0, and training goes on to a finite
+    validation loss instead of 'training diverged'."""
+    from dataclasses import replace
+
+    from evopot.neural.correct import training_settings
+
+    settings = CorrectionConfig(
+        ensemble=1, epochs=3, batch_frames=1, hidden=[8], radial_functions=4, angular_shells=0, moment_channels=0
+    )
+    train = si_splits["train"]
+    weights = {train.config_types[0]: 0.0}
+    assert len(set(train.config_types)) > 1
+    descriptor = descriptor_for(LJ, settings)
+    data = residual_for(LJ, train, descriptor, weights=weights)
+    network = Correction.new(descriptor, 1, (8,), "silu", seed=3).networks[0]
+    zero = replace(data, frame_weights=torch.zeros(train_size := len(train.atoms), dtype=torch.float64))
+    assert train_size and float(_loss(network, zero, training_settings(settings, 0), False)[0]) == 0.0
+    correction, log = train_hybrid(
+        LJ, si_splits, settings.model_copy(update={"config_type_weights": weights}), descriptor, seed=0, progress=False
+    )
+    assert np.isfinite(log.networks[0]["validation_force_mae"])

@@ -163,7 +163,8 @@ def _soft_core(parts: list[tuple[float, Term]], limits: Limits) -> str | None:
                 args = (r,) if term.kind == "pair" else (r, 0 * r + zeta)
                 v, (dv, *_) = values_and_slopes(term, term.expression, term.spec.variables, *args)
                 value, slope = value + a * np.real(v), slope + a * np.real(dv)
-        if not np.all(slope < 0) or value[0] - value[-1] < CORE_RISE:
+            rise = value[0] - value[-1]
+        if not (np.all(slope < 0) and rise >= CORE_RISE):
             where = "pair term" if zeta is None else f"bond-order term's bond V(r, ζ = {zeta:g})"
             return (
                 f"core: {where} not repulsive below the shortest training distance ({limits.inner:.3g}–"

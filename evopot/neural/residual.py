@@ -238,9 +238,11 @@ def _loss(network, data: ResidualData, settings: TrainingSettings, create_graph:
     if data.frame_weights is None:
         force_term, energy_term = force_errors.mean(), energy_errors.mean()
     else:
+        # frames of weight 0 alone (a batch of a config type weighted 0) weigh nothing: 0, not 0/0
+        tiny = torch.finfo(data.frame_weights.dtype).tiny
         atom_weights = data.frame_weights[data.atom_frame]
-        force_term = (force_errors.sum(1) * atom_weights).sum() / (3 * atom_weights.sum())
-        energy_term = (energy_errors * data.frame_weights).sum() / data.frame_weights.sum()
+        force_term = (force_errors.sum(1) * atom_weights).sum() / (3 * atom_weights.sum().clamp_min(tiny))
+        energy_term = (energy_errors * data.frame_weights).sum() / data.frame_weights.sum().clamp_min(tiny)
     return settings.force_weight * force_term + settings.energy_weight * energy_term, forces
 
 
@@ -303,7 +305,10 @@ def train_network(
     for epoch in range(1, settings.epochs + 1):
         order = generator.permutation(train.n_frames)
         for start in range(0, len(order), settings.batch_frames):
-            loss, _ = _loss(network, train.batch(order[start : start + settings.batch_frames]), settings, True)
+            batch = train.batch(order[start : start + settings.batch_frames])
+            if batch.frame_weights is not None and not bool(batch.frame_weights.any()):
+                continue  # only frames of weight 0: nothing to learn, not a step of weight decay
+            loss, _ = _loss(network, batch, settings, True)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -74,21 +74,24 @@ class TermShape:
 
 @dataclass(frozen=True)
 class Component:
-    """One term of a candidate: linear ``bases`` and, for h and f, a ``shape``."""
+    """One term of a candidate: linear ``bases`` and, for h and f, a ``shape``; the
+    parameter symbols of the constants its form adds (:meth:`TermKind.form_constants`:
+    the tersoff form's bond-order exponent) in ``form_parameters``."""
 
     shape_of: TermShape
     bases: tuple[sympy.Expr, ...]
     shape: sympy.Expr | None = None
+    form_parameters: tuple[sympy.Symbol, ...] = ()
 
     def expression(self, basis: sympy.Expr) -> sympy.Expr:
         """The term expression a single basis stands for (g·h(r_ij)·h(r_ik) for separable
         three-body terms, the basis itself otherwise): the kind decides."""
-        return self.shape_of.spec.from_slots(self.shape_of.form, basis, self.shape)[0]
+        return self.shape_of.spec.from_slots(self.shape_of.form, basis, self.shape, self.form_parameters)[0]
 
     def term(self, expression: sympy.Expr, constants: dict[str, float]) -> Term:
         """A :class:`Term` for ``expression`` (linear part already combined)."""
         s = self.shape_of
-        density = s.spec.from_slots(s.form, expression, self.shape)[1]
+        density = s.spec.from_slots(s.form, expression, self.shape, self.form_parameters)[1]
         used = symbol_names(expression) | (symbol_names(density) if density is not None else frozenset())
         return Term(s.kind, expression, {k: v for k, v in constants.items() if k in used}, s.species, density, s.cutoff)
 
@@ -170,8 +173,10 @@ class Candidate:
         index = {p.name: j for j, p in enumerate(self.parameters)}
         out = []
         for k, b in self.bases:
-            shape = self.components[k].shape
+            component = self.components[k]
+            shape = component.shape
             names = symbol_names(b) | (symbol_names(shape) if shape is not None else frozenset())
+            names |= {p.name for p in component.form_parameters}
             out.append(frozenset(index[n] for n in names if n in index))
         return tuple(out)
 
@@ -180,7 +185,9 @@ class Candidate:
         (parameters no longer used go too)."""
         target, basis = self.bases[index]
         components = tuple(
-            Component(c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape)
+            Component(
+                c.shape_of, tuple(b for b in c.bases if not (k == target and b == basis)), c.shape, c.form_parameters
+            )
             for k, c in enumerate(self.components)
         )
         return self._with_components(components, values)
@@ -196,6 +203,8 @@ class Candidate:
         the limit, becomes the bases e and r⁻⁴·e. None when the substitution makes a
         term undefined or removes one entirely."""
         symbol = self.parameters[index]
+        if any(symbol in c.form_parameters for c in self.components):
+            return None  # a form's own constant (the bond-order exponent) is the form: never rounded away
         components = []
         for c in self.components:
             bases = []
@@ -216,7 +225,7 @@ class Candidate:
                 shape = shape.as_coeff_Mul()[1] if c.shape_of.kind == "threebody" else shape
             if c.bases and not bases:
                 return None
-            components.append(Component(c.shape_of, tuple(bases), shape))
+            components.append(Component(c.shape_of, tuple(bases), shape, c.form_parameters))
         return self._with_components(tuple(components), values)
 
     def _with_components(self, components: tuple[Component, ...], values) -> Candidate:
@@ -228,6 +237,7 @@ class Candidate:
         for c in components:
             for e in list(c.bases) + ([c.shape] if c.shape is not None else []):
                 used |= e.free_symbols
+            used |= set(c.form_parameters)
         keep = [k for k, p in enumerate(self.parameters) if p in used]
         return Candidate(
             components,
@@ -242,7 +252,12 @@ class Candidate:
     @cached_property
     def structure(self) -> str:
         """The formula's shape, whatever its constants."""
-        return sympy.srepr(tuple((c.shape_of.kind, c.shape_of.form, c.bases, c.shape) for c in self.components))
+        parts = []
+        for c in self.components:
+            part = (c.shape_of.kind, c.shape_of.form, c.bases, c.shape)
+            # a form's own constants only where there are any: other terms' structures read as before
+            parts.append(part + (c.form_parameters,) if c.form_parameters else part)
+        return sympy.srepr(tuple(parts))
 
     @property
     def key(self) -> str:
@@ -256,6 +271,7 @@ class Candidate:
                     "term": c.shape_of.to_dict(),
                     "bases": [formula_string(b) for b in c.bases],
                     "shape": formula_string(c.shape) if c.shape is not None else None,
+                    "form_parameters": [p.name for p in c.form_parameters],
                 }
                 for c in self.components
             ],
@@ -275,7 +291,8 @@ class Candidate:
             shape = (
                 parse_formula(c["shape"], names, where="checkpoint shape") if c["shape"] is not None and bases else None
             )
-            components.append(Component(shape_of, bases, shape))
+            form_parameters = tuple(sympy.Symbol(n) for n in c.get("form_parameters", ()))
+            components.append(Component(shape_of, bases, shape, form_parameters))
         return cls(
             tuple(components),
             tuple(sympy.Symbol(n) for n in data["parameters"]),
@@ -292,6 +309,15 @@ def complexity(expr: sympy.Expr) -> int:
 @dataclass
 class _Parameters:
     symbols: dict[sympy.Expr, sympy.Symbol] = field(default_factory=dict)
+    starts: dict[sympy.Symbol, float] = field(default_factory=dict)  # of the forms' own constants
+
+    def form_constant(self, name: str, start: float) -> sympy.Symbol:
+        """A parameter for a constant a term's form adds (no tree holds it: its source
+        is "", it starts at ``start``)."""
+        marker = sympy.Symbol(f"{name}_form{len(self.symbols)}")
+        self.starts[marker] = start
+        self.symbols[marker] = sympy.Symbol(f"b{len(self.symbols)}")
+        return self.symbols[marker]
 
     def free(self, expr: sympy.Expr, variables: set) -> sympy.Expr:
         """Replace each largest constant sub-expression holding a tree constant by a
@@ -349,8 +375,11 @@ def decompose(parts: list[list[sympy.Expr]], shapes: list[TermShape], values: di
                 shape = _shape(
                     expr, variables, params, drop_factor=term.kind == "threebody" or _density_scale_free(term, bases)
                 )
-        components.append(Component(term, bases, shape))
+        constants = term.spec.form_constants(term.form) if bases else {}
+        form_parameters = tuple(params.form_constant(name, start) for name, start in constants.items())
+        components.append(Component(term, bases, shape, form_parameters))
     symbols = list(params.symbols)
+    values = {**values, **params.starts}
     initial = tuple(_real_value(sub, values) for sub in symbols)
     sources = tuple(_source(sub) for sub in symbols)
     return Candidate(tuple(components), tuple(params.symbols.values()), initial, sources)
@@ -391,7 +420,8 @@ def _scale_free(component: Component) -> Component:
     f's scale to wander."""
     if component.shape is None or not _density_scale_free(component.shape_of, component.bases):
         return component
-    return Component(component.shape_of, component.bases, component.shape.as_independent(R, as_Add=False)[1])
+    shape = component.shape.as_independent(R, as_Add=False)[1]
+    return Component(component.shape_of, component.bases, shape, component.form_parameters)
 
 
 def _shape(expr, variables, params, drop_factor: bool) -> sympy.Expr:

@@ -149,11 +149,18 @@ class TermKind:
     def slots(self, form: str) -> tuple[Slot, ...]:
         raise NotImplementedError
 
+    def form_constants(self, form: str) -> dict[str, float]:
+        """Constants ``form`` adds to every term a search builds, beside its slots' tree
+        constants, by name with their starting values: fitted like those, never rounded
+        away (the tersoff form's bond-order exponent n)."""
+        return {}
+
     def from_slots(
-        self, form: str, linear: sympy.Expr, shape: sympy.Expr | None
+        self, form: str, linear: sympy.Expr, shape: sympy.Expr | None, constants: tuple[sympy.Symbol, ...] = ()
     ) -> tuple[sympy.Expr, sympy.Expr | None]:
-        """The term's (expression, density) from one value of its linear slot and its
-        shape slot's expression (``None`` without one)."""
+        """The term's (expression, density) from one value of its linear slot, its shape
+        slot's expression (``None`` without one) and the symbols of the form's
+        :meth:`form_constants`, in their order."""
         return linear, None
 
     def describe(self, term: Term, digits: int = 6) -> str:

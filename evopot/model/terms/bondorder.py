@@ -16,10 +16,10 @@ LAMMPS ``.tersoff`` files).
 
 A search fills the term in one of two forms: ``general`` searches V(r, ζ) itself;
 ``tersoff`` searches V = b·V_A(r), an attraction V_A(r) weakened by the bond order
-b = (1 + ζ)^(−1/2) (Tersoff's b_ij with n = 1, his β folded into ξ's scale), beside a
-pair term that holds Tersoff's repulsion: the search then grows two functions of one
-distance, as for Stillinger–Weber, instead of a deep tree in r and ζ. Both search ξ as
-a shape, its scale kept (it sets how fast b falls with coordination).
+b = (1 + ζⁿ)^(−1/2n) (Tersoff's b_ij, his β folded into ξ's scale, n a fitted constant
+of the form), beside a pair term that holds Tersoff's repulsion: the search then grows
+two functions of one distance, as for Stillinger–Weber, instead of a deep tree in r and
+ζ. Both search ξ as a shape, its scale kept (it sets how fast b falls with coordination).
 
 Forces: with w_b = ½ fc(r_b)·∂V/∂ζ per bond, each angle passes w through ξ's
 derivatives to both its bonds and its angle.
@@ -51,9 +51,12 @@ TERSOFF_PARAMETERS = ("A", "B", "lambda1", "lambda2", "lambda3", "beta", "n", "g
 #: ζ of a bond without neighbours: V's ζ-derivative in sympy's form n·(βζ)ⁿ/ζ must not be 0/0
 TINY = 1e-300
 _r, _zeta, _rij, _rik, _cos = sympy.symbols("r zeta rij rik costheta")
-#: the bond order of the ``tersoff`` form in ζ
-BOND_ORDER = 1 / sympy.sqrt(1 + _zeta)
 _p = {name: sympy.Symbol(name) for name in TERSOFF_PARAMETERS}
+
+
+def bond_order(n: sympy.Expr) -> sympy.Expr:
+    """Tersoff's bond order b = (1 + ζⁿ)^(−1/2n) (his β folded into ξ's scale)."""
+    return (1 + _zeta**n) ** (-1 / (2 * n))
 
 
 def tersoff_expressions(m: int) -> tuple[sympy.Expr, sympy.Expr]:
@@ -85,8 +88,14 @@ class BondOrder(TermKind):
             return (Slot("VA", ("r",), True), Slot("xi", self.density_variables, False))
         return (Slot("V", self.variables, True), Slot("xi", self.density_variables, False))
 
-    def from_slots(self, form, linear, shape):
-        return (BOND_ORDER * linear if form == "tersoff" else linear), shape
+    def form_constants(self, form):
+        return {"n": 1.0} if form == "tersoff" else {}
+
+    def from_slots(self, form, linear, shape, constants=()):
+        if form == "tersoff":
+            (n,) = constants
+            return linear * bond_order(n), shape
+        return linear, shape
 
     def check_species(self, species, where):
         if species is not None:

@@ -22,7 +22,7 @@ class Embedding(TermKind):
     def slots(self, form):
         return (Slot("F", ("rho",), True), Slot("f", ("r",), False))
 
-    def from_slots(self, form, linear, shape):
+    def from_slots(self, form, linear, shape, constants=()):
         return linear, shape
 
     def density_curve(self, term, cutoff, r: np.ndarray):

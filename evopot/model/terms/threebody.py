@@ -200,7 +200,7 @@ class ThreeBody(TermKind):
             return (Slot("g", ("costheta",), True), Slot("h", ("r",), False))
         return (Slot("V3", self.variables, True),)
 
-    def from_slots(self, form, linear, shape):
+    def from_slots(self, form, linear, shape, constants=()):
         if form == "separable":
             return linear * shape.xreplace({R: RIJ}) * shape.xreplace({R: RIK}), None
         return linear, None
