@@ -185,7 +185,7 @@ def main() -> None:
         "--spaces",
         nargs="+",
         default=None,
-        choices=["threebody", "bond_order", "tersoff", "eam"],
+        choices=sorted({space for spaces in SPACES.values() for space in spaces}),
         help="default: the element's",
     )
     parser.add_argument("--generations", type=int, default=None)

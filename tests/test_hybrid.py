@@ -657,10 +657,10 @@ def test_a_batch_of_frames_weighted_zero_is_skipped_not_a_nan(si_splits):
     weights = {train.config_types[0]: 0.0}
     assert len(set(train.config_types)) > 1
     descriptor = descriptor_for(LJ, settings)
-    data = residual_for(LJ, train, descriptor, weights=weights)
+    data = residual_for(LJ, train, descriptor)
     network = Correction.new(descriptor, 1, (8,), "silu", seed=3).networks[0]
-    zero = replace(data, frame_weights=torch.zeros(train_size := len(train.atoms), dtype=torch.float64))
-    assert train_size and float(_loss(network, zero, training_settings(settings, 0), False)[0]) == 0.0
+    zero = replace(data, frame_weights=torch.zeros(len(train.atoms), dtype=torch.float64))
+    assert float(_loss(network, zero, training_settings(settings, 0), False)[0]) == 0.0
     correction, log = train_hybrid(
         LJ, si_splits, settings.model_copy(update={"config_type_weights": weights}), descriptor, seed=0, progress=False
     )

@@ -8,10 +8,10 @@ A fitted set of terms is admissible when
    shortest training distance, the export's own inner limit) to the cutoff, cos θ over
    [−1, 1]; F(ρ) finite at ρ = 0 (the kind's own rule, :meth:`TermKind.inadmissible`);
 2. **repulsive core**: each pair term (and each bond-order term's bond V(r, ζ) plus the
-   pair terms, at the ζ of :data:`CORE_ZETAS`) falls monotonically (V' < 0) from the inner limit to the
-   shortest training distance, by at least :data:`CORE_RISE` eV, so an atom
-   pushed closer than the data went is pushed back (not drawn in by a formula that turns
-   over or flattens where no data constrained it);
+   pair terms, at the ζ of :data:`CORE_ZETAS`) falls monotonically (V' < 0) from the
+   inner limit to the shortest training distance, by at least :data:`CORE_RISE` eV, so
+   an atom pushed closer than the data went is pushed back (not drawn in by a formula
+   that turns over or flattens where no data constrained it);
 3. **no catastrophic cancellation**: the fit's linear parts do not cancel. With a_k·c_k
    the weighted contribution of basis k to the fitted energies and forces (the design
    column the fit solved), Σ_k ‖a_k c_k‖ / ‖Σ_k a_k c_k‖ ≤ :data:`MAX_CANCELLATION` over
