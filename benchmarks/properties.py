@@ -8,9 +8,9 @@ for each run's recommended member (≤ 40 nodes) prints, on the same frames as t
 classical Stillinger–Weber (evopot's own, checked against matscipy) and Tersoff
 (LAMMPS's ``Si.tersoff``) potentials:
 
-- test force MAE (eV/Å) and energy MAE (meV/atom; the classical potentials' energies
+- test force MAE (eV/Å), energy MAE (meV/atom; the classical potentials' energies
   shifted by their mean offset per atom on the training set, since their zero is not
-  DFT's);
+  DFT's) and stress MAE (σ, GPa, over the test frames with a stress);
 - a₀ (Å), B, C11, C12, C44 (relaxed) and C44⁰ (clamped ions) in GPa, from evopot's
   validate procedures, against DFT's from the Elastic frames (a₀ from the ground-state
   frame; C11 from the uniaxial strains' energies, C12 and C44⁰ from their stresses:
@@ -23,7 +23,7 @@ least 4 of 5 seeds. ``--transfer`` also trains without the Surface frames and pr
 the Surface / in-distribution force-error ratio of the formula.
 
     .venv/bin/python benchmarks/properties.py [--seeds 1 2 3 4 5] [--spaces threebody bond_order tersoff]
-        [--generations N] [--energies W] [--properties W] [--transfer]
+        [--generations N] [--energies W] [--properties W] [--stresses W] [--transfer]
     .venv/bin/python benchmarks/properties.py --element Mo   # the EAM space on bcc Mo (a metal)
 """
 
@@ -88,6 +88,7 @@ def config_for(
     train: Path,
     energies: float | None = None,
     weight: float | None = None,
+    stresses: float | None = None,
 ) -> Path:
     data = yaml.safe_load((ROOT / "examples" / "silicon_threebody.yaml").read_text())
     data["seed"] = seed
@@ -106,6 +107,8 @@ def config_for(
         data["fitness"]["energies"] = energies
     if weight is not None:
         data["properties"] = {"weight": weight}
+    if stresses is not None:
+        data["fitness"]["stresses"] = stresses
     path = folder / f"{space}_{seed}_{train.stem}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -153,7 +156,8 @@ def row(name: str, p: dict, dft: dict) -> str:
         return f"{p[key]:7.1f} ({p[key] / ref - 1:+5.0%})" if key in p and ref else "      —"
 
     return (
-        f"{name:34s} F {p['force_mae']:.3f}  E {p['energy_mae']:6.1f}  a0 {p.get('a0', float('nan')):.3f} "
+        f"{name:34s} F {p['force_mae']:.3f}  E {p['energy_mae']:6.1f}  σ {p.get('stress_mae', float('nan')):5.2f}  "
+        f"a0 {p.get('a0', float('nan')):.3f} "
         f"({p.get('a0', float('nan')) / dft['a0'] - 1:+.1%})  B {rel('B', dft['B'])}  C11 {rel('C11', dft['C11'])}  "
         f"C12 {rel('C12', dft['C12'])}  C44 {rel('C44', dft['C44'])}  "
         f"C44⁰ {rel('C44 unrelaxed', dft['C44 unrelaxed'])}  "
@@ -194,6 +198,7 @@ def main() -> None:
     parser.add_argument(
         "--properties", type=float, default=None, help="properties.weight (default the config's; 0: not steered)"
     )
+    parser.add_argument("--stresses", type=float, default=None, help="fitness.stresses weight (default the config's)")
     args = parser.parse_args()
     global ELEMENT
     ELEMENT = args.element
@@ -225,6 +230,7 @@ def main() -> None:
                     data_folder() / "training.extxyz",
                     args.energies,
                     args.properties,
+                    args.stresses,
                 )
                 result = search(config, overwrite=True, progress=False)
                 member = result.recommended()

@@ -269,3 +269,20 @@ def test_reference_energies_from_the_config_are_the_potentials_own(lj_folder, ca
     config.write_text(text + "reference_energies: {Xx: -0.1}\n")
     assert main(["search", str(config), "--overwrite", "--quiet"]) == 2
     assert "reference_energies" in capsys.readouterr().err
+
+
+def test_a_search_fitted_to_stresses_reports_their_errors(tmp_path, capsys):
+    """Lennard-Jones frames carry their stresses (the ASE calculator's): a search that
+    fits them too recovers the formula exactly, stress errors included, and show says so."""
+    from evopot.cli import main
+
+    problem = PROBLEMS["lennard-jones"]()
+    config = write_problem(problem, tmp_path, seed=3, engine={"population": 24, "generations": 4})
+    config.write_text(config.read_text().replace("max_evaluations: 40", "max_evaluations: 40\n  stresses: 0.01"))
+    result = evopot.search(config, overwrite=True, progress=False)
+    member = recovered(result, problem.truth)
+    assert member is not None
+    assert member.errors["train"]["stress_mae"] < 1e-6 and member.errors["validation"]["stress_mae"] < 1e-6
+    assert max(m.errors["train"]["stress_mae"] for m in result.front) > 1e-4  # simpler members miss them
+    assert main(["show", str(result.run_directory)]) == 0
+    assert "train σ-MAE" in capsys.readouterr().out

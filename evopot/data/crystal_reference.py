@@ -68,8 +68,6 @@ def dft_equation_of_state(frames: Frames, atoms_per_cell: int):
 
 #: largest strain of the DFT frames that the elastic constants are read from
 ELASTIC_STRAIN = 0.045
-#: kBar (VASP's stress unit, compressive positive) to GPa (tensile positive)
-KBAR = -0.1
 #: the stored stresses are trusted when their C11 is this close to the energies' C11
 STRESS_CHECK = 0.05
 
@@ -77,12 +75,11 @@ STRESS_CHECK = 0.05
 def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
     """Cubic elastic constants (GPa) of the DFT frames of type Elastic, where they allow,
     and a note on how they were read. C11 from the energies of the uniaxial strains
-    (E/V₀ = ½·C11·η² + D·η³, Green strains up to :data:`ELASTIC_STRAIN`). The stored
-    stresses (``virial_stress_raw``: VASP's kBar, compressive positive, order of the
-    shear components not documented) are used only when the xx stress of the same
+    (E/V₀ = ½·C11·η² + D·η³, Green strains up to :data:`ELASTIC_STRAIN`). The frames'
+    stresses (:attr:`Frames.stresses`) are used only when the normal stress of the same
     frames gives that C11 within :data:`STRESS_CHECK`; then C12 is the lateral stress's
-    slope, and C44⁰ the largest shear stress over twice the shear strain of the shear
-    frames (whose atoms the data leave unrelaxed: the clamped-ion constant)."""
+    slope, and C44⁰ the shear stress over twice the shear strain of the shear frames
+    (whose atoms the data leave unrelaxed: the clamped-ion constant)."""
     elastic = [k for k, t in enumerate(frames.config_types) if t == "Elastic"]
     described = [k for k in elastic if "ground state" in frames.atoms[k].info.get("description", "").lower()]
     if not elastic:
@@ -99,8 +96,8 @@ def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
             continue
         deformation = (inverse @ atoms.cell.array).T
         green = 0.5 * (deformation.T @ deformation - np.eye(3))
-        raw = atoms.info.get("virial_stress_raw")
-        stress = None if raw is None or len(np.ravel(raw)) != 6 else KBAR * np.asarray(raw, dtype=float).ravel()
+        stress = None if frames.stresses is None else frames.stresses[k] / units.GPa
+        stress = None if stress is None or not np.all(np.isfinite(stress)) else stress
         density = (frames.energies[k] - frames.energies[ground]) / volume
         off = green - np.diag(np.diag(green))
         if np.abs(off).max() < 1e-6 and np.count_nonzero(np.abs(np.diag(green)) > 1e-6) == 1:
@@ -108,7 +105,8 @@ def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
             if abs(green[axis, axis]) <= ELASTIC_STRAIN:
                 uniaxial.append((green[axis, axis], density, None if stress is None else (stress[axis], axis, stress)))
         elif np.abs(off).max() <= ELASTIC_STRAIN / 2:
-            shear.append((off.flat[np.argmax(np.abs(off))], stress))
+            which = int(np.argmax(np.abs([off[1, 2], off[0, 2], off[0, 1]])))
+            shear.append(([off[1, 2], off[0, 2], off[0, 1]][which], None if stress is None else stress[3 + which]))
     if len(uniaxial) < 3:
         return {}, "fewer than three small uniaxial strains among the Elastic frames"
     strain = np.array([u[0] for u in uniaxial])
@@ -128,7 +126,7 @@ def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
     small = [(g, st) for g, st in shear if st is not None]
     if len(small) >= 2:
         gamma = np.array([g for g, _ in small])
-        tau = np.array([st[3 + np.argmax(np.abs(st[3:]))] for _, st in small])
+        tau = np.array([st for _, st in small])
         constants["C44 unrelaxed"] = float(np.polyfit(2 * gamma, tau, 1)[0])
     return constants, f"C11 from the energies, checked against the stored stresses ({slope:.4g} GPa)"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 from ase import Atoms
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from evopot.config.schema import SearchConfig
 from evopot.errors import EvopotError, brief
@@ -33,6 +34,9 @@ class Frames:
     forces: list[np.ndarray]
     config_types: list[str]
     source: str = ""
+    #: ``(n_frames, 6)`` DFT stresses in ASE's convention (eV/Å³, Voigt xx yy zz yz xz xy,
+    #: positive when tensile), a row of NaN for a frame without one; None: no frame has one
+    stresses: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.atoms)
@@ -53,6 +57,24 @@ class Frames:
             forces=[self.forces[k] for k in indices],
             config_types=[self.config_types[k] for k in indices],
             source=self.source,
+            stresses=None if self.stresses is None else self.stresses[indices],
+        )
+
+    @classmethod
+    def joined(cls, parts: list[Frames], source: str = "") -> Frames:
+        """The frames of ``parts`` in order, as one :class:`Frames`."""
+        stresses = None
+        if any(p.stresses is not None for p in parts):
+            stresses = np.concatenate(
+                [p.stresses if p.stresses is not None else np.full((len(p), 6), np.nan) for p in parts]
+            )
+        return cls(
+            [a for p in parts for a in p.atoms],
+            np.concatenate([p.energies for p in parts]),
+            [f for p in parts for f in p.forces],
+            [t for p in parts for t in p.config_types],
+            source,
+            stresses,
         )
 
     def summary(self) -> dict:
@@ -163,7 +185,7 @@ def labelled(images, source: str = "frames", what: str = "the list") -> Frames:
         raise EvopotError(f"{source}: {what} holds no frames")
     if not all(isinstance(a, Atoms) for a in images):
         raise EvopotError(f"{source}: expected ase.Atoms frames, got {type(images[0]).__name__}")
-    energies, forces, config_types = [], [], []
+    energies, forces, config_types, stresses = [], [], [], []
     for k, atoms in enumerate(images):
         energy, frame_forces = _labels(atoms)
         if energy is None:
@@ -191,7 +213,36 @@ def labelled(images, source: str = "frames", what: str = "the list") -> Frames:
         energies.append(energy)
         forces.append(frame_forces)
         config_types.append(str(atoms.info.get("config_type", "unknown")))
-    return Frames(images, np.array(energies), forces, config_types, source=str(path))
+        stresses.append(frame_stress(atoms, f"{path}: frame {k}"))
+    known = [x for x in stresses if x is not None]
+    table = np.array([np.full(6, np.nan) if x is None else x for x in stresses]) if known else None
+    return Frames(images, np.array(energies), forces, config_types, source=str(path), stresses=table)
+
+
+def frame_stress(atoms: Atoms, where: str = "frame") -> np.ndarray | None:
+    """The DFT stress of a frame in ASE's convention (eV/Å³, Voigt order xx yy zz yz xz
+    xy, positive when tensile), shape (6,), or None when it has none: a calculator's
+    ``stress``, as ASE writes and reads it (extxyz ``stress=``). Other codes' stresses
+    (VASP's kBar, compressive positive) must be converted first: see
+    ``examples/data/add_stress.py`` for mlearn's."""
+    raw = None
+    if atoms.calc is not None:
+        raw = getattr(atoms.calc, "results", {}).get("stress")
+    if raw is None:
+        raw = atoms.info.get("stress")
+    if raw is None:
+        return None
+    try:
+        values = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        raise EvopotError(f"{where}: its stress is not numbers ({brief(repr(raw), 80)})") from None
+    if values.shape == (3, 3):
+        values = full_3x3_to_voigt_6_stress(values)
+    elif values.shape != (6,):
+        raise EvopotError(f"{where}: its stress has shape {values.shape}; expected 6 (Voigt) or 3x3 numbers (eV/Å³)")
+    if not np.all(np.isfinite(values)):
+        raise EvopotError(f"{where}: its stress is not finite ({values.tolist()}); fix or remove it")
+    return values
 
 
 #: nuclei closer than this (Å) are a broken structure, not physics (H₂: 0.74 Å)

@@ -86,6 +86,14 @@ class Geometry:
         )
 
     @cached_property
+    def virial_scatter(self) -> scipy.sparse.csr_matrix:
+        """Sparse (6·n_frames, n_pairs): ``virial_scatter @ dE_dr``, reshaped (n_frames, 6),
+        is each frame's virial W = ∂E/∂ε (eV, Voigt order xx yy zz yz xz xy; W / volume
+        is ASE's stress) for per-pair derivatives dE/dr (eV/Å)."""
+        unit = self.pair_unit_vectors
+        return virial_matrix(self.pair_frame, voigt_outer(unit, unit) * self.pair_distances[:, None], self.n_frames)
+
+    @cached_property
     def energy_scatter(self) -> scipy.sparse.csr_matrix:
         """Sparse (n_frames, n_pairs) of ones: sums per-pair energies into frames."""
         return scipy.sparse.csr_matrix(
@@ -206,6 +214,32 @@ def build_geometry(frames: Frames, cutoff: float, species: tuple[str, ...] | lis
         pair_shifts=np.concatenate(pair_shifts),
         pair_vectors=np.concatenate(pair_vectors),
         pair_distances=np.concatenate(pair_distances),
+    )
+
+
+def voigt_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The symmetric part of the outer products a ⊗ b of rows of ``a`` and ``b``
+    (n, 3), in Voigt order (xx, yy, zz, yz, xz, xy): shape (n, 6)."""
+    return np.stack(
+        [
+            a[:, 0] * b[:, 0],
+            a[:, 1] * b[:, 1],
+            a[:, 2] * b[:, 2],
+            0.5 * (a[:, 1] * b[:, 2] + a[:, 2] * b[:, 1]),
+            0.5 * (a[:, 0] * b[:, 2] + a[:, 2] * b[:, 0]),
+            0.5 * (a[:, 0] * b[:, 1] + a[:, 1] * b[:, 0]),
+        ],
+        axis=1,
+    )
+
+
+def virial_matrix(frame: np.ndarray, values: np.ndarray, n_frames: int) -> scipy.sparse.csc_matrix:
+    """Sparse (6·n_frames, n_columns) with column c's six Voigt ``values[c]`` in the rows
+    of its ``frame[c]``: it turns per-column derivatives of the energy into virials."""
+    n = len(frame)
+    rows = (6 * np.asarray(frame)[:, None] + np.arange(6)).ravel()
+    return scipy.sparse.csc_matrix(
+        (np.asarray(values, dtype=float).ravel(), rows, np.arange(0, 6 * n + 1, 6)), shape=(6 * n_frames, n)
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from evopot.data.dataset import Frames
+from evopot.data.dataset import Frames, labelled
 
 
 def random_dense_cells(
@@ -62,20 +62,18 @@ def probe_cell(species, shortest: float | None = None, n_atoms: int = 64, seed: 
 
 
 def label(images: list[Atoms], calculator, config_type: str = "synthetic") -> Frames:
-    """Energies and forces of ``images`` from ``calculator``, attached the way ASE
-    stores DFT results, as :class:`~evopot.data.dataset.Frames`."""
-    labelled = []
+    """Energies, forces and (cells periodic in all three directions, where the
+    calculator has them) stresses of ``images`` from ``calculator``, attached the way
+    ASE stores DFT results, as :class:`~evopot.data.dataset.Frames`."""
+    done = []
     for atoms in images:
         atoms = atoms.copy()
         atoms.calc = calculator
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        stress = None
+        if atoms.pbc.all() and "stress" in calculator.implemented_properties:
+            stress = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
         atoms.info["config_type"] = config_type
-        labelled.append(atoms)
-    return Frames(
-        labelled,
-        np.array([a.get_potential_energy() for a in labelled]),
-        [a.get_forces() for a in labelled],
-        [config_type] * len(labelled),
-        source=f"{type(calculator).__name__} reference",
-    )
+        done.append(atoms)
+    return labelled(done, f"{type(calculator).__name__} reference")

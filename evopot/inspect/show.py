@@ -22,19 +22,22 @@ def front_table(run_path: str | Path) -> str:
     rows = run.read_front()
     splits = [s for s in ("train", "validation", "test") if rows[0].get(f"{s}_force_mae") is not None]
     crystal = [k for k in PROPERTIES if any(row.get(k) is not None for row in rows)]
+    stressed = [s for s in splits if rows[0].get(f"{s}_stress_mae") is not None]
     header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits]
+    header += [f"{s[:5]} σ-MAE" for s in stressed]
     header += [PROPERTIES[k] for k in crystal] + (["penalty"] if crystal else []) + ["formula"]
     lines = [header]
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
         cells += [f"{row[f'{s}_force_mae']:.4f}" for s in splits]
         cells += [f"{row[f'{s}_energy_mae']:.1f}" for s in splits]
+        cells += [f"{row[f'{s}_stress_mae']:.3f}" for s in stressed]
         cells += ["—" if row.get(k) is None else f"{row[k]:.4g}" for k in crystal]
         cells += [f"{row.get('property_penalty') or 0.0:.3g}"] if crystal else []
         cells.append(row["formula"])
         lines.append(cells)
     widths = [max(len(line[k]) for line in lines) for k in range(len(header) - 1)]
-    out = [f"Pareto front of {run.path}  (forces eV/Å, energies meV/atom)"]
+    out = [f"Pareto front of {run.path}  (forces eV/Å, energies meV/atom" + (", stresses GPa)" if stressed else ")")]
     for line in lines:
         out.append("  ".join(cell.rjust(w) for cell, w in zip(line[:-1], widths)) + "  " + line[-1])
     summary = _summary(run)

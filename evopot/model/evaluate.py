@@ -59,8 +59,8 @@ def evaluate_atoms(potential: Potential, atoms) -> tuple[float, np.ndarray]:
 
 
 def evaluate(potential: Potential, geometry: Geometry) -> Prediction:
-    """Energies and forces of ``potential`` on every frame of ``geometry`` (whose pairs
-    must reach :attr:`Potential.reach`)."""
+    """Energies, forces and virials of ``potential`` on every frame of ``geometry``
+    (whose pairs must reach :attr:`Potential.reach`)."""
     if geometry.cutoff < potential.reach - 1e-12:
         raise EvopotError(
             f"the geometry's pairs reach {geometry.cutoff} Å but the potential needs {potential.reach} Å; "
@@ -68,8 +68,10 @@ def evaluate(potential: Potential, geometry: Geometry) -> Prediction:
         )
     energies = reference_energy(potential, geometry)
     forces = np.zeros((geometry.n_atoms, 3))
+    virials = ()
     for term in potential.terms:
         part = term.spec.prediction(term, potential.cutoff_of(term), geometry)
         energies = energies + part.energies
         forces += part.forces
-    return Prediction(energies, forces)
+        virials += part.virial_parts
+    return Prediction(energies, forces, virials)

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import numpy as np
+from ase import units
 
 from evopot.data.dataset import Frames
 from evopot.model.evaluate import Prediction
 
 
 def errors(prediction: Prediction, frames: Frames) -> dict[str, float]:
-    """Force MAE and RMSE per component (eV/Å) and energy MAE and RMSE per atom
-    (meV/atom) of ``prediction`` against ``frames``."""
+    """Force MAE and RMSE per component (eV/Å), energy MAE and RMSE per atom
+    (meV/atom) and, where the frames have DFT stresses and the prediction virials, the
+    stress MAE per component (GPa) of ``prediction`` against ``frames``."""
     force_error = prediction.forces - np.concatenate(frames.forces)
     atoms = np.array([len(a) for a in frames.atoms])
     energy_error = (prediction.energies - frames.energies) / atoms
-    return {
+    out = {
         "force_mae": float(np.mean(np.abs(force_error))),
         "force_rmse": float(np.sqrt(np.mean(force_error**2))),
         "energy_mae": float(1000 * np.mean(np.abs(energy_error))),
         "energy_rmse": float(1000 * np.sqrt(np.mean(energy_error**2))),
     }
+    virials = getattr(prediction, "virials", None)
+    if frames.stresses is not None and virials is not None:
+        known = np.all(np.isfinite(frames.stresses), axis=1)
+        if known.any():
+            volumes = np.array([frames.atoms[k].get_volume() for k in np.nonzero(known)[0]])
+            stress = virials[known] / volumes[:, None]
+            out["stress_mae"] = float(np.mean(np.abs(stress - frames.stresses[known])) / units.GPa)
+    return out
 
 
 def zero_force_errors(frames: Frames) -> dict[str, float]:

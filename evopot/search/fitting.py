@@ -11,9 +11,11 @@ exponentials, powers, the three-body radial function, the density, …) are refi
 step in one constant recomputes only the columns that depend on it (a three-body
 constant leaves the pair columns alone). Rows are weighted so that the loss is
 
-    w_F · mean(ΔF²) + w_E · mean((ΔE / n_atoms)²)
+    w_F · mean(ΔF²) + w_E · mean((ΔE / n_atoms)²) + w_S · mean(Δσ²)
 
-with forces in eV/Å and energies per atom in eV. A fit that produces non-finite numbers
+with forces in eV/Å, energies per atom in eV and the stress components σ in GPa (over
+the frames that have a DFT stress; stresses are linear in the coefficients too, each
+basis term's virials forming its column's stress rows). A fit that produces non-finite numbers
 anywhere is reported as failed, never raised; so is one that leaves an embedding's F
 infinite at ρ = 0, where an isolated atom must still have a finite energy (the frames'
 atoms all have neighbours, so only this check sees it).
@@ -27,6 +29,7 @@ from functools import cached_property
 import numpy as np
 import scipy.optimize
 import sympy
+from ase import units
 
 from evopot.data.dataset import Frames
 from evopot.data.geometry import Geometry, build_geometry
@@ -59,16 +62,45 @@ class FitProblem:
     #: the folder through which the search's processes share compiled functions
     #: (:mod:`evopot.model.compiled`), or None
     compiled: str | None = None
+    #: ``(n_frames, 6)`` DFT stresses (eV/Å³, ASE's convention; NaN rows: none), or None
+    stresses: np.ndarray | None = None
+    #: weight of the mean squared stress error (GPa²); 0 leaves stresses out
+    stress_weight: float = 0.0
 
     @classmethod
     def from_frames(
-        cls, frames: Frames, cutoff: Cutoff, species, force_weight=1.0, energy_weight=0.1, references=None
+        cls,
+        frames: Frames,
+        cutoff: Cutoff,
+        species,
+        force_weight=1.0,
+        energy_weight=0.1,
+        references=None,
+        stress_weight=0.0,
     ) -> FitProblem:
         """The problem of ``frames``; ``references`` maps species to fixed reference
         energies (every species of the geometry), or None to fit them."""
         geometry = build_geometry(frames, cutoff.radius, species)
         fixed = None if references is None else tuple(float(references[s]) for s in geometry.species)
-        return cls(geometry, frames.energies, np.concatenate(frames.forces), cutoff, force_weight, energy_weight, fixed)
+        return cls(
+            geometry,
+            frames.energies,
+            np.concatenate(frames.forces),
+            cutoff,
+            force_weight,
+            energy_weight,
+            fixed,
+            stresses=frames.stresses,
+            stress_weight=stress_weight,
+        )
+
+    @cached_property
+    def stress_frames(self) -> np.ndarray:
+        """The frames whose stresses are fitted: those with a DFT stress when the stress
+        weight is positive, else none."""
+        if self.stress_weight <= 0 or self.stresses is None:
+            return np.zeros(0, dtype=int)
+        return np.nonzero(np.all(np.isfinite(self.stresses), axis=1))[0]
 
     def reference_energies(self, fitted: np.ndarray) -> np.ndarray:
         """The reference energies of a fit whose reference coefficients are ``fitted``."""
@@ -81,34 +113,48 @@ class FitProblem:
         return Limits(float(g.pair_distances.min()), self.cutoff.radius) if g.n_pairs else None
 
     @cached_property
+    def volumes(self) -> np.ndarray:
+        """(n_frames,) cell volumes (Å³)."""
+        return np.abs(np.linalg.det(self.geometry.cells))
+
+    @cached_property
     def row_scale(self) -> np.ndarray:
-        """Weight of each residual row: energy rows first, then force components."""
+        """Weight of each residual row: energy rows first, then force components, then
+        six virial components per frame of :attr:`stress_frames` (a virial in eV over
+        the volume is the stress, in GPa here)."""
         g = self.geometry
         energy_rows = np.sqrt(self.energy_weight / g.n_frames) / g.atoms_per_frame
         force_rows = np.full(3 * g.n_atoms, np.sqrt(self.force_weight / (3 * g.n_atoms)))
-        return np.concatenate([energy_rows, force_rows])
+        stressed = self.stress_frames
+        stress_rows = np.repeat(
+            np.sqrt(self.stress_weight / (6 * max(1, len(stressed)))) / (units.GPa * self.volumes[stressed]), 6
+        )
+        return np.concatenate([energy_rows, force_rows, stress_rows])
 
     @cached_property
     def target(self) -> np.ndarray:
-        """Weighted targets: energies (less fixed reference energies) then forces."""
+        """Weighted targets: energies (less fixed reference energies), forces, virials."""
         energies = self.energies
         if self.references is not None:
             energies = energies - self.geometry.species_counts @ np.array(self.references)
-        return np.concatenate([energies, self.forces.ravel()]) * self.row_scale
+        stressed = self.stress_frames
+        virials = self.stresses[stressed] * self.volumes[stressed, None] if len(stressed) else np.zeros(0)
+        return np.concatenate([energies, self.forces.ravel(), virials.ravel()]) * self.row_scale
 
     @cached_property
     def reference_columns(self) -> np.ndarray:
         """Columns of the per-species reference energies (they touch energy rows only)."""
         g = self.geometry
-        cols = np.zeros((g.n_frames + 3 * g.n_atoms, 0 if self.references is not None else len(g.species)))
+        cols = np.zeros((len(self.row_scale), 0 if self.references is not None else len(g.species)))
         if self.references is None:
             cols[: g.n_frames] = g.species_counts
         return cols * self.row_scale[:, None]
 
     def column(self, term: Term) -> np.ndarray:
-        """The weighted design-matrix column of one term: energy rows then force rows."""
+        """The weighted design-matrix column of one term: energy, force and virial rows."""
         part = term_prediction(term, term.cutoff or self.cutoff, self.geometry)
-        return np.concatenate([part.energies, part.forces.ravel()]) * self.row_scale
+        virials = part.virials[self.stress_frames].ravel() if len(self.stress_frames) else np.zeros(0)
+        return np.concatenate([part.energies, part.forces.ravel(), virials]) * self.row_scale
 
 
 @dataclass(frozen=True)

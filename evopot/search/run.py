@@ -159,6 +159,13 @@ def search(
         chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
         search_frames = dataset.train.subset(sorted(chosen))
     target = property_target(config, dataset, where)
+    stressed = search_frames.stresses is not None and np.any(np.all(np.isfinite(search_frames.stresses), axis=1))
+    if config.fitness.stresses > 0 and not stressed:
+        raise EvopotError(
+            f"{where}: fitness.stresses is {config.fitness.stresses:g} but none of the {len(search_frames)} training "
+            f"frames the search fits ({search_frames.source}) has a stress (ASE's `stress`, eV/Å³); set it to 0 or "
+            "give the frames their DFT stresses"
+        )
     references = config.reference_energies
     if references is not None:
         missing = [s for s in species if s not in references]
@@ -174,7 +181,12 @@ def search(
         executor = stack.enter_context(
             open_executor(e.workers, e.scheduler, e.scheduler_file, preload=("evopot.search.scoring",))
         )
-        weights = dict(force_weight=config.fitness.forces, energy_weight=config.fitness.energies, references=references)
+        weights = dict(
+            force_weight=config.fitness.forces,
+            energy_weight=config.fitness.energies,
+            references=references,
+            stress_weight=config.fitness.stresses,
+        )
         problem = FitProblem.from_frames(search_frames, cutoff, species, **weights)
         if target is not None and target.weight > 0:
             problem = replace(problem, properties=target)
@@ -301,16 +313,7 @@ def property_target(config: SearchConfig, dataset: Dataset, where: str) -> Prope
         raise EvopotError(f"{where}: properties: {unusable}; remove the section")
     found = None
     if settings is None or settings.from_data:
-        fitting = (dataset.train, dataset.validation)
-        found = reference_from_frames(
-            Frames(
-                [a for f in fitting for a in f.atoms],
-                np.concatenate([f.energies for f in fitting]),
-                [x for f in fitting for x in f.forces],
-                [t for f in fitting for t in f.config_types],
-                dataset.train.source,
-            )
-        )
+        found = reference_from_frames(Frames.joined([dataset.train, dataset.validation], dataset.train.source))
     if settings is None:
         return None if found is None else PropertyTarget(species[0], found.values, 1.0, {}, found.source)
     values = {**(found.values if found else {}), **settings.given()}

@@ -33,10 +33,23 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Prediction:
-    """``energies (n_frames,)`` eV and ``forces (n_atoms, 3)`` eV/Å."""
+    """``energies (n_frames,)`` eV, ``forces (n_atoms, 3)`` eV/Å and, where the
+    evaluator gives them, :attr:`virials`. ``virial_parts`` are (sparse scatter,
+    slopes) pairs whose products sum to the virials: kept, so that a fit without
+    stresses never pays for them."""
 
     energies: np.ndarray
     forces: np.ndarray
+    virial_parts: tuple = ()
+
+    @property
+    def virials(self) -> np.ndarray | None:
+        """``(n_frames, 6)`` W = ∂E/∂ε in eV (Voigt order xx yy zz yz xz xy), whose ratio
+        to the cell's volume is ASE's stress (eV/Å³, positive when tensile); None when
+        not available."""
+        if not self.virial_parts:
+            return None
+        return sum(scatter @ slopes for scatter, slopes in self.virial_parts).reshape(-1, 6)
 
 
 @dataclass(frozen=True)

@@ -149,10 +149,10 @@ class BondOrder(TermKind):
             d_r1 = w1 * c2 * q12_1 + w2 * (dc1 * q21 + c1 * q21_2)
             d_r2 = w2 * c1 * q21_1 + w1 * (dc2 * q12 + c2 * q12_2)
             d_c = w1 * c2 * q12_c + w2 * c1 * q21_c
-        angular = angle_table(geometry, cutoff, None).force_scatter @ np.concatenate([d_r1, d_r2, d_c])
-        forces = (geometry.force_scatter @ slope + angular).reshape(-1, 3)
+        table, slopes = angle_table(geometry, cutoff, None), np.concatenate([d_r1, d_r2, d_c])
+        forces = (geometry.force_scatter @ slope + table.force_scatter @ slopes).reshape(-1, 3)
         frames = np.bincount(geometry.atom_frame[bonds.center], energy, geometry.n_frames)
-        return Prediction(frames, forces)
+        return Prediction(frames, forces, ((geometry.virial_scatter, slope), (table.virial_scatter, slopes)))
 
     def atom_energies(self, term, cutoff, bonds: Bonds):
         import torch

@@ -71,7 +71,8 @@ class Embedding(TermKind):
     def prediction(self, term, cutoff, geometry):
         atom_energy, slope = self.contributions(term, cutoff, geometry)
         forces = (geometry.force_scatter @ slope).reshape(-1, 3)
-        return Prediction(np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames), forces)
+        energies = np.bincount(geometry.atom_frame, atom_energy, geometry.n_frames)
+        return Prediction(energies, forces, ((geometry.virial_scatter, slope),))
 
     def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
         import torch

@@ -42,7 +42,11 @@ class Pair(TermKind):
         energy, slope = np.zeros(geometry.n_pairs), np.zeros(geometry.n_pairs)
         with np.errstate(all="ignore"):
             energy[selected], slope[selected] = v * fc, dv * fc + v * dfc
-        return Prediction(geometry.energy_scatter @ energy, (geometry.force_scatter @ slope).reshape(-1, 3))
+        return Prediction(
+            geometry.energy_scatter @ energy,
+            (geometry.force_scatter @ slope).reshape(-1, 3),
+            ((geometry.virial_scatter, slope),),
+        )
 
     def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
         import torch

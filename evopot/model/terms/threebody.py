@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse
 import sympy
 
+from evopot.data.geometry import virial_matrix, voigt_outer
 from evopot.model.terms.base import (
     Bonds,
     Curve,
@@ -46,7 +47,8 @@ class AngleTable:
     fc'(r_ik)); ``frame`` (n_angles,) of each angle's centre; ``force_scatter`` sparse
     (3·n_atoms, 3·n_angles): ``force_scatter @ [∂W/∂r_ij; ∂W/∂r_ik; ∂W/∂cos θ]`` are the
     forces, flattened atom-major, with the bond geometry (unit vectors, ∂cos θ/∂bond)
-    folded in."""
+    folded in; ``virial_scatter`` sparse (6·n_frames, 3·n_angles) the same for the
+    frames' virials (:attr:`~evopot.data.geometry.Geometry.virial_scatter`)."""
 
     r_ij: np.ndarray
     r_ik: np.ndarray
@@ -54,6 +56,7 @@ class AngleTable:
     cutoff_values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     frame: np.ndarray
     force_scatter: scipy.sparse.csc_matrix
+    virial_scatter: scipy.sparse.csc_matrix
 
 
 def angle_table(geometry, cutoff, species: tuple[str, ...] | None) -> AngleTable:
@@ -87,16 +90,26 @@ def build_angle_table(geometry, cutoff, species: tuple[str, ...] | None) -> Angl
     values = [np.hstack([vectors for _, vectors in block]).ravel() for block in columns]
     n = len(center)
     per_column = np.repeat([3 * len(block) for block in columns], n)
+    # the virial Σ over both bonds b of b ⊗ ∂W/∂b, per (quantity, angle) column
+    frame = geometry.atom_frame[center]
+    virial_values = np.concatenate(
+        [
+            voigt_outer(u1, u1) * r1[:, None],
+            voigt_outer(u2, u2) * r2[:, None],
+            voigt_outer(u1, c1) * r1[:, None] + voigt_outer(u2, c2) * r2[:, None],
+        ]
+    )
     return AngleTable(
         r_ij=r1,
         r_ik=r2,
         cos_theta=c,
         cutoff_values=(fc[p1], dfc[p1], fc[p2], dfc[p2]),
-        frame=geometry.atom_frame[center],
+        frame=frame,
         force_scatter=scipy.sparse.csc_matrix(
             (np.concatenate(values), np.concatenate(rows), np.concatenate([[0], np.cumsum(per_column)])),
             shape=(3 * geometry.n_atoms, 3 * n),
         ),
+        virial_scatter=virial_matrix(np.tile(frame, 3), virial_values, geometry.n_frames),
     )
 
 
@@ -245,8 +258,12 @@ class ThreeBody(TermKind):
     def prediction(self, term, cutoff, geometry):
         a = angle_table(geometry, cutoff, term.species)
         energy, d_r1, d_r2, d_c = self.angle_energy_and_slopes(term, a.r_ij, a.r_ik, a.cos_theta, a.cutoff_values)
-        forces = a.force_scatter @ np.concatenate([d_r1, d_r2, d_c])
-        return Prediction(np.bincount(a.frame, energy, geometry.n_frames), forces.reshape(-1, 3))
+        slopes = np.concatenate([d_r1, d_r2, d_c])
+        return Prediction(
+            np.bincount(a.frame, energy, geometry.n_frames),
+            (a.force_scatter @ slopes).reshape(-1, 3),
+            ((a.virial_scatter, slopes),),
+        )
 
     def slot_energies(self, form, slots, cutoff, species, bonds: Bonds):
 
