@@ -90,14 +90,14 @@ def dft_elastic_constants(frames: Frames) -> tuple[dict[str, float], str]:
     inverse = np.linalg.inv(atoms0.cell.array)
     volume = atoms0.get_volume()
     uniaxial, shear = [], []  # (strain, energy density eV/Å³, stress GPa (6,) or None)
+    stressed = frames.stressed
     for k in elastic:
         atoms = frames.atoms[k]
         if len(atoms) != len(atoms0) or k == ground:
             continue
         deformation = (inverse @ atoms.cell.array).T
         green = 0.5 * (deformation.T @ deformation - np.eye(3))
-        stress = None if frames.stresses is None else frames.stresses[k] / units.GPa
-        stress = None if stress is None or not np.all(np.isfinite(stress)) else stress
+        stress = frames.stresses[k] / units.GPa if stressed[k] else None
         density = (frames.energies[k] - frames.energies[ground]) / volume
         off = green - np.diag(np.diag(green))
         if np.abs(off).max() < 1e-6 and np.count_nonzero(np.abs(np.diag(green)) > 1e-6) == 1:

@@ -60,6 +60,13 @@ class Frames:
             stresses=None if self.stresses is None else self.stresses[indices],
         )
 
+    @property
+    def stressed(self) -> np.ndarray:
+        """(n_frames,) bool: which frames have a DFT stress."""
+        if self.stresses is None:
+            return np.zeros(len(self), dtype=bool)
+        return np.all(np.isfinite(self.stresses), axis=1)
+
     @classmethod
     def joined(cls, parts: list[Frames], source: str = "") -> Frames:
         """The frames of ``parts`` in order, as one :class:`Frames`."""

@@ -86,7 +86,7 @@ class Geometry:
         )
 
     @cached_property
-    def virial_scatter(self) -> scipy.sparse.csr_matrix:
+    def virial_scatter(self) -> scipy.sparse.csc_matrix:
         """Sparse (6·n_frames, n_pairs): ``virial_scatter @ dE_dr``, reshaped (n_frames, 6),
         is each frame's virial W = ∂E/∂ε (eV, Voigt order xx yy zz yz xz xy; W / volume
         is ASE's stress) for per-pair derivatives dE/dr (eV/Å)."""

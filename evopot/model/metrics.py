@@ -22,13 +22,11 @@ def errors(prediction: Prediction, frames: Frames) -> dict[str, float]:
         "energy_mae": float(1000 * np.mean(np.abs(energy_error))),
         "energy_rmse": float(1000 * np.sqrt(np.mean(energy_error**2))),
     }
-    virials = getattr(prediction, "virials", None)
-    if frames.stresses is not None and virials is not None:
-        known = np.all(np.isfinite(frames.stresses), axis=1)
-        if known.any():
-            volumes = np.array([frames.atoms[k].get_volume() for k in np.nonzero(known)[0]])
-            stress = virials[known] / volumes[:, None]
-            out["stress_mae"] = float(np.mean(np.abs(stress - frames.stresses[known])) / units.GPa)
+    known = frames.stressed
+    if known.any() and prediction.virials is not None:
+        volumes = np.array([frames.atoms[k].get_volume() for k in np.nonzero(known)[0]])
+        stress = prediction.virials[known] / volumes[:, None]
+        out["stress_mae"] = float(np.mean(np.abs(stress - frames.stresses[known])) / units.GPa)
     return out
 
 

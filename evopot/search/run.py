@@ -159,8 +159,7 @@ def search(
         chosen = np.random.default_rng(config.seed).choice(len(dataset.train), config.fitness.frames, replace=False)
         search_frames = dataset.train.subset(sorted(chosen))
     target = property_target(config, dataset, where)
-    stressed = search_frames.stresses is not None and np.any(np.all(np.isfinite(search_frames.stresses), axis=1))
-    if config.fitness.stresses > 0 and not stressed:
+    if config.fitness.stresses > 0 and not search_frames.stressed.any():
         raise EvopotError(
             f"{where}: fitness.stresses is {config.fitness.stresses:g} but none of the {len(search_frames)} training "
             f"frames the search fits ({search_frames.source}) has a stress (ASE's `stress`, eV/Å³); set it to 0 or "
