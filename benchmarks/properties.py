@@ -46,7 +46,7 @@ from evopot.errors import EvopotError
 from evopot.export.lammps_tersoff import read_tersoff
 from evopot.inspect.validate import cubic_elastic_constants, dimer_curve, equation_of_state
 from evopot.md.calculator import EvopotCalculator
-from evopot.model.admissible import Limits, inadmissible
+from evopot.model.admissible import Limits, collapsed_dimer, inadmissible
 from evopot.model.evaluate import evaluate
 from evopot.model.metrics import errors
 from evopot.search.run import search
@@ -137,7 +137,8 @@ def properties(potential, train, test, offset: bool) -> dict:
     r = np.linspace(0.8 * shortest, potential.cutoff.radius, 200)
     with np.errstate(all="ignore"):
         dimer = dimer_curve(potential, ELEMENT, r)
-    reason = inadmissible(list(potential.terms), Limits(shortest, potential.cutoff.radius))
+    terms, limits = list(potential.terms), Limits(shortest, potential.cutoff.radius)
+    reason = inadmissible(terms, limits) or collapsed_dimer(terms, limits)
     return {
         **out,
         "a0": a0,

@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evopot.data.dataset import read_frames
-from evopot.model.admissible import CORE_RISE, MAX_CANCELLATION, Limits, cancellation, inadmissible, oversized
+from evopot.model.admissible import (
+    CORE_RISE,
+    MAX_CANCELLATION,
+    Limits,
+    cancellation,
+    collapsed_dimer,
+    inadmissible,
+    oversized,
+)
 from evopot.model.cutoff import Cutoff
 from evopot.model.formula import parse_formula
 from evopot.model.potential import Term
@@ -192,3 +200,101 @@ def test_a_bond_order_attraction_is_judged_with_the_pair_repulsion_beside_it():
     assert inadmissible([attraction], LIMITS).startswith("core: bond-order")
     assert inadmissible([pair("3000*exp(-3*r)"), attraction], LIMITS) is None
     assert inadmissible([pair("30*exp(-3*r)"), attraction], LIMITS).startswith("core: bond-order")
+
+
+MO_NAMES = ["r", "rho"]
+#: the recommended member of `benchmarks/properties.py --element Mo --seeds 3 --stresses 0.01` before
+#: the dimer rule: its pair term alone is repulsive, but the density exp(17.46/r) makes F(ρ) plunge
+#: for a close dimer, bound by 13 eV at 1.9 Å, 25 at 1.6 and 1147 at 1.2
+MO_PAIR = Term("pair", parse_formula("67.0943*r*exp(1 - r**2)", MO_NAMES))
+MO_EMBEDDING = Term(
+    "embedding",
+    parse_formula("-0.000283452*rho + 8.46943*exp(-0.00060683183627957*rho)", MO_NAMES),
+    density=parse_formula("exp(17.4602716404259/r)", MO_NAMES),
+)
+
+
+def test_an_embedding_term_is_judged_by_the_dimer_it_makes_with_the_pair_terms():
+    from evopot.testing.known import sutton_chen
+
+    limits = Limits(shortest=2.1, radius=5.0)  # inner limit 1.68 Å
+    assert inadmissible([MO_PAIR, MO_EMBEDDING], limits) is None  # the fit's rules pass it
+    reason = collapsed_dimer([MO_PAIR, MO_EMBEDDING], limits)
+    assert reason is not None and reason.startswith("dimer:"), reason
+    assert collapsed_dimer([MO_PAIR], limits) is None  # no embedding: no dimer rule
+    # Sutton–Chen's copper (its dimer's minimum, 2.09 Å, lies below the data's 2.2 Å), and its
+    # embedding beside a species-specific pair term; without the pair term the dimer falls in
+    copper = Limits(shortest=2.2, radius=7.0)
+    terms = list(sutton_chen().terms)
+    assert collapsed_dimer(terms, copper) is None
+    pair_term, embedding = terms
+    specific = Term(pair_term.kind, pair_term.expression, pair_term.constants, ("Cu", "Cu"))
+    embedded = Term(embedding.kind, embedding.expression, embedding.constants, ("Cu",), embedding.density)
+    assert collapsed_dimer([specific, embedded], copper) is None
+    assert collapsed_dimer([embedded], copper).startswith("dimer:")
+    # another species' pair term does not hold a Cu dimer up
+    other = Term(pair_term.kind, pair_term.expression, pair_term.constants, ("Ag", "Ag"))
+    assert collapsed_dimer([other, embedded], copper).startswith("dimer:")
+
+
+def labelled_problem(*terms: Term) -> FitProblem:
+    """The fit problem of three small Si cells labelled by the potential of ``terms``."""
+    from conftest import periodic_cell, unlabelled
+
+    from evopot.data.dataset import Frames
+    from evopot.data.geometry import build_geometry
+    from evopot.model.evaluate import evaluate
+    from evopot.model.potential import Potential
+
+    cutoff = Cutoff(5.0, 4.0)
+    atoms = [periodic_cell(seed=s) for s in range(3)]
+    predicted = evaluate(Potential(terms, cutoff, ("Si",)), build_geometry(unlabelled(atoms), cutoff.radius, ("Si",)))
+    ends = np.cumsum([0] + [len(a) for a in atoms])
+    forces = [predicted.forces[a:b] for a, b in zip(ends[:-1], ends[1:])]
+    return FitProblem.from_frames(Frames(atoms, predicted.energies, forces, ["x"] * 3), cutoff, ("Si",))
+
+
+def test_the_archive_refuses_a_fitted_formula_whose_dimer_collapses():
+    """The dimer is judged where a formula would enter the front: the fit stays ok (the
+    search may pass through it), the archive counts and refuses it."""
+    problem = labelled_problem(MO_PAIR, MO_EMBEDDING)
+    r, rho = sympy.Symbol("r"), sympy.Symbol("rho")
+    pair_part = Component(TermShape("pair"), (r * sympy.exp(1 - r**2),))
+    plunging = Component(TermShape("embedding"), (rho, sympy.exp(-0.00060683183627957 * rho)), MO_EMBEDDING.density)
+    collapsing = Candidate((pair_part, plunging), (), (), ())
+    fit = fit_constants(problem, collapsing, 0)
+    assert fit.ok and fit.loss < 1e-6 and fit.dimer.startswith("dimer:"), fit
+    space = SearchSpace(
+        name="t", operators=["add", "mul", "pow", "nexp"], terms=[{"kind": "pair"}, {"kind": "embedding"}]
+    )
+    scorer = Scorer(problem, 40)
+    engine = GPEngine(space, GPSettings(population=4), scorer.score_candidate, None, 4.5)
+    engine._offer(scorer.score_candidate(collapsing, 0))
+    assert engine.rejected == {"dimer": 1} and not engine.archive.best
+
+
+def test_a_constant_huge_once_the_fitted_values_are_inserted_keeps_a_formula_off_the_front():
+    """F = a·√ρ with f = e^b·r⁻⁶: only a·e^(b/2) is fixed by the data, and a search can
+    leave b = 86, a ~ 10⁻¹⁸ (a Sutton–Chen rediscovery did): every fitted constant is of
+    sane size, the formula as it is read, f = 2.2·10³⁷·r⁻⁶, is not. Its rounded form, b = 0,
+    enters the archive instead."""
+    names = ["r", "rho"]
+    pair_term = Term("pair", parse_formula("1289.3/r**9", names))
+    embedding = Term("embedding", parse_formula("-22.97*sqrt(rho)", names), density=parse_formula("r**(-6)", names))
+    problem = labelled_problem(pair_term, embedding)
+    r, rho, b = sympy.Symbol("r"), sympy.Symbol("rho"), sympy.Symbol("b0")
+    pair_part = Component(TermShape("pair"), (r**-9,))
+    scaled = Component(TermShape("embedding"), (sympy.sqrt(rho),), sympy.exp(b) * r**-6)
+    scorer = Scorer(problem, 20)
+    scored = scorer.score_candidate(Candidate((pair_part, scaled), (b,), (86.0,), ("",)), max_evaluations=0)
+    assert scored.fit.ok and scored.loss < 1e-6 and scored.fit.refused is None, scored.fit
+    assert scored.refused.startswith("constant:"), scored.refused
+    space = SearchSpace(
+        name="t", operators=["add", "mul", "pow", "nexp"], terms=[{"kind": "pair"}, {"kind": "embedding"}]
+    )
+    engine = GPEngine(space, GPSettings(population=4), scorer.score_candidate, scorer.prune, 4.5)
+    engine._offer(scored)
+    assert engine.rejected.get("constant") == 1
+    kept = [s for s in engine.archive.best.values() if s.loss < 1e-6]
+    assert kept and all(s.refused is None for s in kept)
+    assert any(s.candidate.components[1].shape == r**-6 for s in kept), [s.describe() for s in kept]

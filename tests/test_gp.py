@@ -5,6 +5,7 @@ import math
 import random
 import zlib
 
+import numpy as np
 import pytest
 import sympy
 from deap import gp
@@ -167,6 +168,12 @@ def test_tree_strings_round_trip_and_code_is_refused():
         tree_from_string("add(__import__, r)", pset)
 
 
+def _unfitted(candidate):
+    """The linear, nonlinear constants and reference energies of a stand-in fit of ``candidate``
+    (coefficients 0: no term to judge)."""
+    return np.zeros(len(candidate.bases)), np.array(candidate.initial), np.zeros(1)
+
+
 def _pair_and_separable_space():
     """Three slots (V, g, h), small trees."""
     return SearchSpace(
@@ -224,8 +231,6 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
     """restart: n — when the best loss gains < 1 % in n generations the population is
     replaced by fresh random individuals; the archive (the front) is untouched, and a
     search that keeps improving, or sits at its target, never restarts."""
-    import numpy as np
-
     from evopot.search.fitting import FitResult
     from evopot.search.scoring import Scored
 
@@ -238,7 +243,7 @@ def test_a_stalled_population_restarts_from_random_trees_and_keeps_the_archive(m
             fits.append(candidate)
             return Scored(
                 candidate,
-                FitResult(True, loss_of(len(fits)), np.zeros(1), np.zeros(0), np.zeros(1)),
+                FitResult(True, loss_of(len(fits)), *_unfitted(candidate)),
                 len(candidate.structure) % 7 + 1,
             )
 
@@ -273,8 +278,6 @@ def test_islands_evolve_apart_and_migrants_join_the_next_island():
     """islands: K — each island draws from its own generator (island 0's is the plain
     search's); an island's best formulas, received by another, survive its selection
     (nothing there dominates them) and the population keeps its size."""
-    import numpy as np
-
     from evopot.search.engines.gp import emigrants
     from evopot.search.fitting import FitResult
     from evopot.search.scoring import Scored
@@ -283,7 +286,7 @@ def test_islands_evolve_apart_and_migrants_join_the_next_island():
 
     def score(candidate):
         loss = 1 + zlib.crc32(candidate.structure.encode()) % 1000 / 1000  # a fixed loss per formula
-        fit = FitResult(True, loss, np.zeros(1), np.zeros(0), np.zeros(1))
+        fit = FitResult(True, loss, *_unfitted(candidate))
         return Scored(candidate, fit, len(candidate.structure) % 7 + 1)
 
     def started(island):
@@ -305,8 +308,6 @@ def test_islands_evolve_apart_and_migrants_join_the_next_island():
 
 
 def test_archive_front_is_strictly_improving_with_complexity():
-    import numpy as np
-
     from evopot.search.fitting import FitResult
     from evopot.search.scoring import Scored
 

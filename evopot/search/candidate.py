@@ -90,10 +90,31 @@ class Component:
 
     def term(self, expression: sympy.Expr, constants: dict[str, float]) -> Term:
         """A :class:`Term` for ``expression`` (linear part already combined)."""
+        return self.shaped(expression).term(constants)
+
+    def shaped(self, expression: sympy.Expr) -> _TermTemplate:
+        """What a :class:`Term` of ``expression`` is but its constants' values (the
+        kind's density of it and the constants it uses: sympy work, done once per
+        basis, not at every evaluation of a fit)."""
         s = self.shape_of
         density = s.spec.from_slots(s.form, expression, self.shape, self.form_parameters)[1]
         used = symbol_names(expression) | (symbol_names(density) if density is not None else frozenset())
-        return Term(s.kind, expression, {k: v for k, v in constants.items() if k in used}, s.species, density, s.cutoff)
+        return _TermTemplate(s, expression, density, used)
+
+
+@dataclass(frozen=True)
+class _TermTemplate:
+    """A :class:`Term` waiting for its constants' values (:meth:`Component.shaped`)."""
+
+    shape_of: TermShape
+    expression: sympy.Expr
+    density: sympy.Expr | None
+    used: frozenset[str]
+
+    def term(self, constants: dict[str, float]) -> Term:
+        s = self.shape_of
+        mine = {k: v for k, v in constants.items() if k in self.used}
+        return Term(s.kind, self.expression, mine, s.species, self.density, s.cutoff)
 
 
 @dataclass(frozen=True)
@@ -156,15 +177,11 @@ class Candidate:
         """One term per linear basis, coefficient 1: the design-matrix columns (those
         with index in ``only``, when given)."""
         constants = {p.name: float(v) for p, v in zip(self.parameters, nonlinear)}
-        return [
-            self.components[k].term(expression, constants)
-            for i, (k, expression) in enumerate(self._basis_expressions)
-            if only is None or i in only
-        ]
+        return [t.term(constants) for i, t in enumerate(self._basis_templates) if only is None or i in only]
 
     @cached_property
-    def _basis_expressions(self) -> tuple[tuple[int, sympy.Expr], ...]:
-        return tuple((k, self.components[k].expression(b)) for k, b in self.bases)
+    def _basis_templates(self) -> tuple[_TermTemplate, ...]:
+        return tuple(self.components[k].shaped(self.components[k].expression(b)) for k, b in self.bases)
 
     @cached_property
     def basis_parameters(self) -> tuple[frozenset[int], ...]:

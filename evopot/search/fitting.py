@@ -33,7 +33,7 @@ from ase import units
 
 from evopot.data.dataset import Frames
 from evopot.data.geometry import Geometry, build_geometry
-from evopot.model.admissible import Limits, cancellation, inadmissible
+from evopot.model.admissible import Limits, cancellation, cancelling, collapsed_dimer, inadmissible, oversized
 from evopot.model.cutoff import Cutoff
 from evopot.model.evaluate import term_prediction
 from evopot.model.potential import Term
@@ -169,6 +169,14 @@ class FitResult:
     message: str = ""
     #: Σ‖a_k c_k‖ / ‖Σ a_k c_k‖ of the term whose bases cancel most (evopot.model.admissible)
     cancellation: float = 1.0
+    #: why an embedding term's dimer collapses (evopot.model.admissible.collapsed_dimer), or ""
+    dimer: str = ""
+
+    @property
+    def refused(self) -> str | None:
+        """Why the front refuses this fit, by the rules judged there (the dimer, the
+        cancellation, the constants' size: evopot.model.admissible), or None."""
+        return self.dimer or cancelling(self.cancellation) or oversized([*self.linear, *self.nonlinear])
 
 
 FAILED = float("inf")
@@ -300,14 +308,16 @@ def fit_constants(problem: FitProblem, candidate: Candidate, max_evaluations: in
         reason = term.spec.inadmissible(term)
         if reason:
             return failed(reason)
-    limits, ratio = problem.limits, 1.0
+    limits, ratio, dimer = problem.limits, 1.0, None
     if limits is not None:
         reason = inadmissible(pieces, limits, coefficients[:n])
         if reason:
             return failed(f"inadmissible: {reason}")  # the GP engine counts these by rule
         ratio = _cancellation(candidate, coefficients[:n], projection.columns(theta))
+        dimer = collapsed_dimer(pieces, limits, coefficients[:n])
     loss = float(np.sqrt(np.sum(res**2)))
-    return FitResult(True, loss, coefficients[:n], theta, problem.reference_energies(coefficients[n:]), "", ratio)
+    references = problem.reference_energies(coefficients[n:])
+    return FitResult(True, loss, coefficients[:n], theta, references, "", ratio, dimer or "")
 
 
 def _cancellation(candidate: Candidate, linear, columns: list[np.ndarray]) -> float:

@@ -262,9 +262,12 @@ def search(
         for k, (scored, start) in enumerate(zip(found, starts)):
             size, loss, candidate = scored.complexity, scored.loss, scored.candidate
             # Refine θ on the whole training set, but keep the search's θ (linear part
-            # refitted) when refinement lands somewhere worse, as fragile forms can.
+            # refitted) when refinement lands somewhere worse, as fragile forms can, and
+            # the search's fit when neither refit passes the front's rules.
             options = [
-                o for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0)) if o.fit.ok
+                o
+                for o in (refit.score_candidate(start), refit.score_candidate(start, max_evaluations=0))
+                if o.fit.ok and not o.refused
             ]
             final = min(options, key=lambda o: o.loss) if options else scored
             origin = "distilled" if candidate.structure in engine.seeded else "search"
@@ -287,7 +290,9 @@ def search(
             values, penalty = target.judge(potential) if target is not None else ({}, 0.0)
             front.append(FrontMember(k, size, loss, potential, member_errors, values, penalty))
         wall = clock.seconds()
-        _write_results(run, config, dataset, front, engine, wall, target)
+        # simplifying the front's formulas for front.csv takes seconds of sympy: on the workers
+        formulas = scorer.map(_simplified_member, [m.potential for m in front])
+        _write_results(run, config, dataset, front, formulas, engine, wall, target)
         return SearchResult(run.path, front, dataset, engine.generation, wall, target)
 
 
@@ -465,19 +470,22 @@ def _write_results(
     config: SearchConfig,
     dataset: Dataset,
     front: list[FrontMember],
+    formulas: list[str],
     engine: Engine,
     wall: float,
     target: PropertyTarget | None = None,
 ) -> None:
+    """front.csv, summary.json and the log's last line; ``formulas`` the members'
+    :func:`simplified_formula`."""
     rows = []
-    for m in front:
+    for m, formula in zip(front, formulas):
         path = run.member_path(m.member)
         m.potential.save(path)
         row = {
             "member": m.member,
             "complexity": m.complexity,
             "search_loss": f"{m.search_loss:.6g}",
-            "formula": simplified_formula(m.potential),
+            "formula": formula,
             "potential": str(path.relative_to(run.path)),
         }
         for split, values in m.errors.items():
@@ -507,9 +515,9 @@ def _write_results(
                 "errors": m.errors,
                 "properties": m.properties,
                 "property_penalty": m.penalty,
-                "formula": simplified_formula(m.potential),
+                "formula": formula,
             }
-            for m in front
+            for m, formula in zip(front, formulas)
         ],
     }
     write_atomic(run.summary, json.dumps(summary, indent=2) + "\n")
@@ -527,6 +535,11 @@ def simplified_formula(potential: Potential, digits: int = 4) -> str:
             text += f", {term.spec.density_label} = {_simplified(term.numeric(term.density), digits)}"
         parts.append(text if len(potential.terms) > 1 else text.split(" = ", 1)[1])
     return "; ".join(parts)
+
+
+def _simplified_member(_problem, potential: Potential) -> str:
+    """:func:`simplified_formula` as an executor task (the fit problem unused)."""
+    return simplified_formula(potential)
 
 
 def _simplified(expr: sympy.Expr, digits: int) -> str:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
+import sympy
 
 from evopot.executor import Batch, Executor
 from evopot.model import compiled
+from evopot.model.admissible import oversized
 from evopot.model.potential import Potential
 from evopot.model.properties import MISSING
 from evopot.search.candidate import Candidate
@@ -48,6 +50,21 @@ class Scored:
 
     def describe(self) -> str:
         return self.candidate.describe()
+
+    @property
+    def refused(self) -> str | None:
+        """Why the front refuses this formula: its fit's reason (:attr:`FitResult.refused`),
+        or rule 4 on the constants of the formula as it is read, the fitted values
+        inserted (f = e^b·r⁻⁶ with b = 86 fitted is 2.8·10³⁷·r⁻⁶)."""
+        reason = self.fit.refused
+        if reason or not self.fit.ok:
+            return reason
+        shown = []
+        for term in self.candidate.terms(self.fit.linear, self.fit.nonlinear):
+            for expression in (term.expression, term.density):
+                if expression is not None:
+                    shown += [float(x) for x in term.numeric(expression).atoms(sympy.Float)]
+        return oversized(shown)
 
     def to_potential(self, problem: FitProblem, metadata: dict | None = None) -> Potential:
         terms = self.candidate.terms(self.fit.linear, self.fit.nonlinear)

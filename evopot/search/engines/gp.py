@@ -27,7 +27,6 @@ import sympy
 from deap import base, creator, gp, tools
 
 from evopot.errors import EvopotError
-from evopot.model.admissible import cancelling, oversized
 from evopot.search.candidate import Candidate, decompose
 from evopot.search.engines.expression import build_primitive_set, tree_from_string, tree_to_sympy
 from evopot.search.engines.primitives import OPERATORS
@@ -328,8 +327,8 @@ class GPEngine:
         """Whether ``scored`` may enter the archive: besides the physical rules its fit
         applied (:mod:`evopot.model.admissible`), each term uses only functions its
         search-space slots can build (a rounding to first order must not bring in a
-        log the space does not have), it has a formula at all, its bases do not cancel,
-        its constants are of sane size."""
+        log the space does not have), it has a formula at all, its dimer stands, its
+        bases do not cancel, its constants are of sane size."""
         if not scored.candidate.bases:  # nothing but reference energies: no formula
             self._reject("empty")
             return False
@@ -339,8 +338,7 @@ class GPEngine:
             if not used <= self.allowed.get(component.shape_of, set()):
                 self._reject("operators")
                 return False
-        fit = scored.fit
-        reason = cancelling(fit.cancellation) or oversized([*fit.linear, *fit.nonlinear])
+        reason = scored.refused
         if reason:
             self._reject(reason.split(":")[0])
             return False
