@@ -373,6 +373,26 @@ def test_a_lammps_pair_style_labels_frames_like_ase_lennard_jones(tmp_path):
         np.testing.assert_allclose(atoms.get_forces(), fresh.get_forces(), atol=1e-6)
 
 
+def test_the_reference_files_of_a_learn_config_are_relative_to_the_config(tmp_path, monkeypatch):
+    from evopot.config.generation import load_learn_config
+    from evopot.learn.reference import check_available
+
+    (tmp_path / "Si.sw").write_text("Si Si Si 2.1683 2.0951 1.80 21.0 1.20 -0.3333 7.0496 0.6022 4 0 0\n")
+    (tmp_path / "si.evopot.json").write_text("{}")
+    lammps = {"calculator": "lammps", "pair_style": "sw", "pair_coeff": ["* * Si.sw Si"], "files": ["Si.sw"]}
+    md = {"kind": "md", "structure": "diamond", "a": 5.43, "frames": 1, "potential": "si.evopot.json"}
+    config = write_learn(tmp_path, species=["Si"], reference=lammps, start={"sampling": [md]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # as a user runs evopot learn ../learn.yaml
+    learn = load_learn_config(config)
+    assert learn.reference.files == [tmp_path / "Si.sw"]
+    assert learn.start.sampling[0].potential == tmp_path / "si.evopot.json"
+    check_available(learn.reference)  # finds the file
+    potential = write_learn(tmp_path, species=["Si"], reference={"calculator": "potential", "path": "si.evopot.json"})
+    assert load_learn_config(potential).reference.path == tmp_path / "si.evopot.json"
+
+
 def test_the_shipped_data_and_learn_examples_are_valid():
     from pathlib import Path
 

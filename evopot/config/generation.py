@@ -266,23 +266,30 @@ class GenerationConfig(_Strict):
         def absolute(p):
             return absolute_path(p, folder)
 
-        reference = self.reference
-        if isinstance(reference, PotentialReference):
-            reference = reference.model_copy(update={"path": absolute(reference.path)})
-        elif isinstance(reference, LammpsReference):
-            reference = reference.model_copy(update={"files": [absolute(p) for p in reference.files]})
-        sampling = [
-            s.model_copy(update={"potential": absolute(s.potential)}) if isinstance(s, MDSampler) else s
-            for s in self.sampling
-        ]
         return self.model_copy(
             update={
                 "output": absolute(self.output),
-                "reference": reference,
-                "sampling": sampling,
+                "reference": _resolved_reference(self.reference, folder),
+                "sampling": [_resolved_sampler(s, folder) for s in self.sampling],
                 "scheduler_file": absolute(self.scheduler_file),
             }
         )
+
+
+def _resolved_reference(reference: Reference, folder: Path) -> Reference:
+    """``reference`` with the files it names relative to the config's ``folder``."""
+    if isinstance(reference, PotentialReference):
+        return reference.model_copy(update={"path": absolute_path(reference.path, folder)})
+    if isinstance(reference, LammpsReference):
+        return reference.model_copy(update={"files": [absolute_path(p, folder) for p in reference.files]})
+    return reference
+
+
+def _resolved_sampler(sampler, folder: Path):
+    """``sampler`` with its potential file (an ``md`` sampler's) relative to ``folder``."""
+    if isinstance(sampler, MDSampler):
+        return sampler.model_copy(update={"potential": absolute_path(sampler.potential, folder)})
+    return sampler
 
 
 class FramesSource(_Strict):
@@ -372,11 +379,14 @@ class LearnConfig(_Strict):
             return absolute_path(p, folder)
 
         def source(s: FramesSource) -> FramesSource:
-            return s.model_copy(update={"data": absolute(s.data)})
+            return s.model_copy(
+                update={"data": absolute(s.data), "sampling": [_resolved_sampler(k, folder) for k in s.sampling]}
+            )
 
         return self.model_copy(
             update={
                 "output": absolute(self.output),
+                "reference": _resolved_reference(self.reference, folder),
                 "start": source(self.start),
                 "test": source(self.test),
                 "search": absolute(self.search),
