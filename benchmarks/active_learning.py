@@ -348,6 +348,14 @@ def compare(active: list[tuple[int, float]], baseline: list[tuple[int, float]], 
         f"{(needed - start) / max(final_frames - start, 1):.2f} counting only the frames added to the start)"
     )
     print(f"seed {seed}: {name}'s best error {final_error:.4f} eV/Å at {final_frames} frames; active learning: {shown}")
+    # the other way round, for a loop that stopped before the budget (no snapshot above
+    # its threshold): the frames the baseline needs to reach active learning's best error
+    own_frames, own_error = min(active, key=lambda point: (point[1], point[0]))
+    theirs = frames_to_reach(baseline, own_error)
+    print(
+        f"seed {seed}: active learning's best error {own_error:.4f} eV/Å at {own_frames} frames; {name}: "
+        + ("not reached" if theirs is None else f"{theirs} frames, ratio {own_frames / theirs:.2f}")
+    )
     return ratio
 
 

@@ -192,3 +192,39 @@ def test_fixed_reference_energies_are_used_not_fitted(morse_problem):
     assert result.reference_energies.tolist() == [-4.5]
     wrong = fit_constants(dataclasses.replace(morse_problem, references=(0.0,)), pair_candidate(bases))
     assert wrong.reference_energies.tolist() == [0.0] and wrong.loss > 1e-3  # the 4.5 eV/atom is not absorbed
+
+
+def test_the_archive_breaks_a_tie_by_the_cheaper_formula_and_only_a_tie(morse_problem):
+    """A linear embedding F = a·ρ with f = e^(−r) is the pair term 2a·e^(−r): the same
+    fit to the last digits, at twice the pair's cost and more (F per atom, f per bond).
+    At one complexity the archive keeps the pair, whichever came first; a loss lower by
+    more than the tie tolerance still wins, whatever it costs."""
+    from dataclasses import replace
+
+    from evopot.search.engines.gp import TIE_TOLERANCE, Archive
+    from evopot.search.scoring import Scorer
+
+    scorer = Scorer(morse_problem)
+    rho = sympy.Symbol("rho")
+    pair = scorer.score_candidate(pair_candidate([sympy.exp(-r)]))
+    embedded = scorer.score_candidate(
+        Candidate((Component(TermShape("embedding"), (rho,), sympy.exp(-r)),), (), (), ())
+    )
+    assert pair.fit.ok and embedded.fit.ok
+    assert pair.loss > 0.01 and embedded.loss == pytest.approx(pair.loss, rel=TIE_TOLERANCE / 10)
+    assert scorer.operations(embedded) > 2 * scorer.operations(pair) > 0
+    pair, embedded = replace(pair, complexity=7), replace(embedded, complexity=7)
+    for first, second in [(pair, embedded), (embedded, pair)]:
+        archive = Archive(cost=scorer.operations)
+        archive.update(first)
+        archive.update(second)
+        assert archive.best[7] is pair
+    # without a cost, or with a clearly lower loss, the score decides as before
+    worse = replace(pair, fit=replace(pair.fit, loss=pair.loss + 1e-3))
+    archive = Archive(cost=scorer.operations)
+    archive.update(worse)
+    archive.update(embedded)
+    assert archive.best[7] is embedded
+    archive = Archive()
+    archive.update(embedded)
+    assert not archive.improves(replace(pair, fit=replace(pair.fit, loss=embedded.loss)))

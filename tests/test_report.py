@@ -61,6 +61,7 @@ def test_report_writes_html_whose_numbers_are_those_of_front_csv(run_dir, tmp_pa
             for k in (
                 "member",
                 "complexity",
+                "operations_per_atom",
                 "train_force_mae",
                 "validation_force_mae",
                 "test_force_mae",

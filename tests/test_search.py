@@ -127,6 +127,21 @@ def test_a_threebody_search_runs_end_to_end_and_reports_each_term(tmp_path, caps
     members = sorted((tmp_path / "run_seed0" / "potentials").glob("member_*.json"))
     kinds = {t.kind for m in members for t in Potential.load(m).terms}
     assert "threebody" in kinds
+    # each member's cost, as evaluated over the training frames: a three-body term costs its angles
+    from evopot.config.schema import load_config
+    from evopot.data.dataset import dataset_from_config
+    from evopot.data.geometry import build_geometry
+    from evopot.search.rundir import RunDirectory
+
+    run_directory = RunDirectory(tmp_path / "run_seed0")
+    dataset = dataset_from_config(load_config(run_directory.config))
+    rows = run_directory.read_front()
+    potentials = [Potential.load(run_directory.path / row["potential"]) for row in rows]
+    geometry = build_geometry(dataset.train, potentials[0].cutoff.radius, potentials[0].species)
+    for row, potential in zip(rows, potentials):
+        assert row["operations_per_atom"] == pytest.approx(potential.operations_per_atom(geometry), rel=1e-5)
+    assert main(["show", str(run_directory.path)]) == 0
+    assert "ops/atom" in capsys.readouterr().out
 
 
 def test_stillinger_weber_trees_of_its_search_space_fit_back_to_sw_and_pass_the_check(tmp_path):

@@ -27,7 +27,7 @@ from evopot.model.potential import Potential, Term
 from evopot.model.terms import KINDS, PAIR, TermKind, term_kind
 from evopot.search.engines.space import TermSpec
 
-NAMES = ["r", "rij", "rik", "costheta", "rho", "A", "b", "d"]
+NAMES = ["r", "rij", "rik", "costheta", "rho", "zeta", "A", "b", "d"]
 
 
 def term(kind, formula, constants, density=None, cutoff=None, species=None):
@@ -56,7 +56,7 @@ def far_reaching(with_manybody: bool = True) -> Potential:
 def test_every_registered_kind_implements_the_interface():
     for name, kind in KINDS.items():
         assert kind.name == name and isinstance(kind, TermKind)
-        for method in ("slots", "prediction", "kernel", "curves"):
+        for method in ("slots", "prediction", "kernel", "curves", "operations"):
             assert getattr(type(kind), method) is not getattr(TermKind, method), f"{name} lacks {method}"
         # torch energies: from its slots (then the guided engine's networks fit it too) or its own
         assert kind.has_slot_energies() or type(kind).atom_energies is not TermKind.atom_energies, name
@@ -220,3 +220,50 @@ def test_slot_functions_give_the_formula_energies_in_every_form():
     # the species rule is the kind's: a pair term of another species has no energy here
     other = term("pair", "A*exp(-b*r)", {"A": 9.0, "b": 1.7}, species=("Si", "C"))
     assert energy_and_forces(PAIR, "general", FormulaSlots(other), other.species)[0] == 0.0
+
+
+def test_operations_per_atom_count_each_expression_where_its_kind_evaluates_it():
+    """POET's cost objective: a pair expression once per pair, a three-body one once per
+    angle (twice when it is not symmetric in r_ij ↔ r_ik), F once per atom and f once per
+    bond; the counts of neighbours and angles checked against ASE's neighbour list."""
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    from evopot.model.terms.base import expression_operations
+
+    atoms = bulk("NaCl", "rocksalt", a=5.6).repeat(2)
+    radius = 3.2  # the 6 nearest neighbours (2.8 Å), not the 12 next (3.96 Å)
+    geometry = build_geometry(unlabelled([atoms]), radius, ("Cl", "Na"))
+    n = np.bincount(neighbor_list("i", atoms, radius), minlength=len(atoms))
+    assert set(n) == {6}
+    cutoff = Cutoff(radius, radius - 0.5)
+
+    def cost(*terms):
+        return Potential(tuple(terms), cutoff, ("Cl", "Na")).operations_per_atom(geometry)
+
+    pair = term("pair", "A/r**6", {"A": 1.0})
+    ops = expression_operations(pair.expression)
+    assert ops == 3  # the power, the division, adding it up
+    assert cost(pair) == pytest.approx(ops * n.sum() / 2 / len(atoms))
+    assert cost(term("pair", "A/r**6", {"A": 1.0}, species=("Na", "Cl"))) == pytest.approx(ops * 3)
+    assert cost(term("pair", "A/r**6", {"A": 1.0}, species=("Na", "Na"))) == 0  # no Na–Na within 3.2 Å
+    angles = float(np.sum(n * (n - 1) / 2)) / len(atoms)
+    symmetric = term("threebody", "A*(costheta + 1/3)**2", {"A": 1.0})
+    ops3 = expression_operations(symmetric.expression)
+    assert cost(symmetric) == pytest.approx(ops3 * angles)
+    lopsided = term("threebody", "A*rij*(costheta + 1/3)**2", {"A": 1.0})
+    assert cost(lopsided) == pytest.approx(2 * expression_operations(lopsided.expression) * angles)
+    # a Na centre between two Cl: all 15 angles of every Na, none of a Cl
+    assert cost(term("threebody", "A*(costheta + 1/3)**2", {"A": 1.0}, species=("Na", "Cl", "Cl"))) == pytest.approx(
+        ops3 * 15 / 2
+    )
+    assert cost(term("threebody", "A*(costheta + 1/3)**2", {"A": 1.0}, species=("Na", "Na", "Cl"))) == 0
+    embedding = term("embedding", "-A*sqrt(rho)", {"A": 1.0, "b": 1.0}, density="exp(-b*r)")
+    expected = expression_operations(embedding.expression) + 6 * expression_operations(embedding.density)
+    assert cost(embedding) == pytest.approx(expected)
+    bond = term("bondorder", "A*exp(-r)*(1 + zeta)**(-1/2)", {"A": 1.0}, density="(costheta + 1/3)**2")
+    expected = 6 * expression_operations(bond.expression) + 2 * angles * expression_operations(bond.density)
+    assert cost(bond) == pytest.approx(expected)  # V per bond, both ways; ξ both ways round per angle
+    # the sum over terms; a term's own cutoff counts its own neighbours (none within 2 Å)
+    assert cost(pair, symmetric) == pytest.approx(cost(pair) + cost(symmetric))
+    assert cost(term("pair", "A/r**6", {"A": 1.0}, cutoff=Cutoff(2.0, 1.5))) == 0

@@ -145,6 +145,24 @@ class Geometry:
         each unordered pair of bonds once. Cached per cutoff."""
         return self.memo(("triplets", cutoff), lambda: build_triplets(self, cutoff))
 
+    def neighbour_counts(self, radius: float, species: str | None = None) -> np.ndarray:
+        """(n_atoms,) how many neighbours each atom has within ``radius`` Å (periodic
+        images included; of ``species`` only, when given)."""
+        keep = self.pair_distances < radius
+        i, j = self.pair_i[keep], self.pair_j[keep]
+        if species is None:
+            return np.bincount(i, minlength=self.n_atoms) + np.bincount(j, minlength=self.n_atoms)
+        wanted = self.species.index(species) if species in self.species else -1
+        return np.bincount(i, weights=self.atom_species[j] == wanted, minlength=self.n_atoms) + np.bincount(
+            j, weights=self.atom_species[i] == wanted, minlength=self.n_atoms
+        )
+
+    def atoms_of(self, species: str | None) -> np.ndarray:
+        """Boolean (n_atoms,) mask of the atoms of ``species`` (None: all)."""
+        if species is None:
+            return np.ones(self.n_atoms, dtype=bool)
+        return self.atom_species == (self.species.index(species) if species in self.species else -1)
+
     @cached_property
     def species_counts(self) -> np.ndarray:
         """(n_frames, n_species) number of atoms of each species in each frame."""

@@ -252,8 +252,10 @@ def _page(run, rows, splits, number, potential, figures, terms, split_name, fram
             summary = json.loads(run.summary.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise EvopotError(f"{run.summary}: corrupt summary file") from None
+    costed = all(row.get("operations_per_atom") is not None for row in rows)  # runs before it have none
     head = (
         ["member", "nodes"]
+        + (["operations per atom"] if costed else [])
         + [f"{label} F-MAE (eV/Å)" for _, label in splits]
         + [f"{label} E-MAE (meV/atom)" for _, label in splits]
         + ["formula"]
@@ -261,6 +263,7 @@ def _page(run, rows, splits, number, potential, figures, terms, split_name, fram
     body = []
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
+        cells += [f"{row['operations_per_atom']:.6g}"] if costed else []
         cells += [f"{row[f'{s}_force_mae']:.6g}" for s, _ in splits] + [
             f"{row[f'{s}_energy_mae']:.6g}" for s, _ in splits
         ]

@@ -23,12 +23,15 @@ def front_table(run_path: str | Path) -> str:
     splits = [s for s in ("train", "validation", "test") if rows[0].get(f"{s}_force_mae") is not None]
     crystal = [k for k in PROPERTIES if any(row.get(k) is not None for row in rows)]
     stressed = [s for s in splits if rows[0].get(f"{s}_stress_mae") is not None]
-    header = ["#", "nodes"] + [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits]
+    costed = all(row.get("operations_per_atom") is not None for row in rows)  # runs before it have none
+    header = ["#", "nodes"] + (["ops/atom"] if costed else [])
+    header += [f"{s[:5]} F-MAE" for s in splits] + [f"{s[:5]} E-MAE" for s in splits]
     header += [f"{s[:5]} σ-MAE" for s in stressed]
     header += [PROPERTIES[k] for k in crystal] + (["penalty"] if crystal else []) + ["formula"]
     lines = [header]
     for row in rows:
         cells = [f"{int(row['member'])}", f"{int(row['complexity'])}"]
+        cells += [f"{row['operations_per_atom']:.0f}"] if costed else []
         cells += [f"{row[f'{s}_force_mae']:.4f}" for s in splits]
         cells += [f"{row[f'{s}_energy_mae']:.1f}" for s in splits]
         cells += [f"{row[f'{s}_stress_mae']:.3f}" for s in stressed]
@@ -37,7 +40,9 @@ def front_table(run_path: str | Path) -> str:
         cells.append(row["formula"])
         lines.append(cells)
     widths = [max(len(line[k]) for line in lines) for k in range(len(header) - 1)]
-    out = [f"Pareto front of {run.path}  (forces eV/Å, energies meV/atom" + (", stresses GPa)" if stressed else ")")]
+    units = "forces eV/Å, energies meV/atom" + (", stresses GPa" if stressed else "")
+    units += "; ops/atom: operations per atom of the energy on the training structures" if costed else ""
+    out = [f"Pareto front of {run.path}  ({units})"]
     for line in lines:
         out.append("  ".join(cell.rjust(w) for cell, w in zip(line[:-1], widths)) + "  " + line[-1])
     summary = _summary(run)

@@ -183,6 +183,12 @@ class Potential:
             "metadata": self.metadata,
         }
 
+    def operations_per_atom(self, geometry) -> float:
+        """Arithmetic operations per atom to evaluate the energy over the structures of
+        ``geometry`` (a :class:`~evopot.data.geometry.Geometry`): the sum of each term's
+        :meth:`~evopot.model.terms.base.TermKind.operations`, POET's cost objective."""
+        return float(sum(t.spec.operations(t, t.cutoff or self.cutoff, geometry) for t in self.terms))
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,8 @@ class FrontMember:
     properties: dict[str, float] = field(default_factory=dict)
     #: weight × mean((relative property error / tolerance)²); 0 without a property target
     penalty: float = 0.0
+    #: arithmetic operations per atom of its energy over the training structures (POET's cost)
+    operations: float = math.nan
 
     @property
     def formula(self) -> str:
@@ -288,7 +291,8 @@ def search(
                 for name, geometry in geometries.items()
             }
             values, penalty = target.judge(potential) if target is not None else ({}, 0.0)
-            front.append(FrontMember(k, size, loss, potential, member_errors, values, penalty))
+            cost = potential.operations_per_atom(geometries["train"])
+            front.append(FrontMember(k, size, loss, potential, member_errors, values, penalty, cost))
         wall = clock.seconds()
         # simplifying the front's formulas for front.csv takes seconds of sympy: on the workers
         formulas = scorer.map(_simplified_member, [m.potential for m in front])
@@ -485,6 +489,7 @@ def _write_results(
             "member": m.member,
             "complexity": m.complexity,
             "search_loss": f"{m.search_loss:.6g}",
+            "operations_per_atom": f"{m.operations:.6g}",
             "formula": formula,
             "potential": str(path.relative_to(run.path)),
         }
@@ -512,6 +517,7 @@ def _write_results(
                 "member": m.member,
                 "complexity": m.complexity,
                 "search_loss": m.search_loss,
+                "operations_per_atom": m.operations,
                 "errors": m.errors,
                 "properties": m.properties,
                 "property_penalty": m.penalty,

@@ -29,6 +29,7 @@ FRONT_COLUMNS = [
     "member",
     "complexity",
     "search_loss",
+    "operations_per_atom",
     "train_force_mae",
     "train_force_rmse",
     "train_energy_mae",

@@ -133,6 +133,7 @@ class Scorer:
         self._cache: dict[str, Scored] = {}
         self._judged: dict[str, float] = {}  # property penalties, by candidate and constants
         self._fitted: set[str] = set()  # digests of every candidate fitted, over resumed sessions too
+        self._operations: dict[str, float] = {}  # evaluation costs, by candidate
 
     def score_candidate(self, candidate: Candidate, max_evaluations: int | None = None) -> Scored:
         """Fit ``candidate`` (θ refined with ``max_evaluations``, default the scorer's)."""
@@ -159,6 +160,18 @@ class Scorer:
         scored = Scored(candidate, fit, size)
         self._cache[key] = scored
         return scored
+
+    def operations(self, scored: Scored) -> float:
+        """Operations per atom of evaluating ``scored``'s formula over the fitting data
+        (:meth:`Potential.operations_per_atom`: POET's cost, the archive's tie-break), or
+        NaN for a problem without structures (the guided engine's curves)."""
+        geometry = getattr(self.problem, "geometry", None)
+        if geometry is None or not scored.fit.ok:
+            return math.nan
+        key = scored.candidate.key
+        if key not in self._operations:
+            self._operations[key] = scored.to_potential(self.problem).operations_per_atom(geometry)
+        return self._operations[key]
 
     def judge(self, scored: Scored) -> Scored:
         """``scored`` with its property penalty, when the problem has a property target

@@ -231,12 +231,54 @@ class TermKind:
         """Whether the kind's slots can be arbitrary functions (the guided engine's networks)."""
         return cls.slot_energies is not TermKind.slot_energies
 
+    def operations(self, term: Term, cutoff: Cutoff, geometry: Geometry) -> float:
+        """Arithmetic operations per atom to evaluate ``term``'s energy over the
+        structures of ``geometry`` (POET's cost objective): each of its expressions'
+        :func:`expression_operations` times how often the kind evaluates it per atom
+        (once per pair, per angle, per atom, …, within ``cutoff``)."""
+        raise NotImplementedError
+
     def kernel(self, term: Term, cutoff: Cutoff, k: int, context: KernelContext) -> str:
         """Source lines of the MD kernel's ``compute`` for term ``k`` with ``cutoff``
         (the term's own or its potential's); helper functions
         go to ``context``. The lines add to ``energy`` and to ``slope`` (∂E/∂r per bond)
         or ``per_bond`` (rows: ∂E/∂r, then the rest of ∂E/∂d)."""
         raise NotImplementedError
+
+
+def expression_operations(expression: sympy.Expr) -> int:
+    """What evaluating ``expression`` once costs: sympy's count of its operations
+    (+, ×, powers, functions; a subtraction or division counts one), plus one for adding
+    the value to the energy. The cutoff function and the forces come on top, alike for
+    every formula of a kind."""
+    return int(sympy.count_ops(expression)) + 1
+
+
+def angles_per_atom(geometry: Geometry, radius: float, species: tuple[str, ...] | None) -> float:
+    """Angles j–i–k per atom of ``geometry`` with both bonds shorter than ``radius``
+    (each unordered pair of bonds once): at centres of ``species[0]`` whose two
+    neighbours are ``species[1:]`` (either order) when a species-specific three-body
+    term names them; at every atom otherwise (or at atoms of ``species[0]`` when the
+    term names only the centre)."""
+    centres = geometry.atoms_of(None if species is None else species[0])
+    if species is None or len(species) < 3:
+        n = geometry.neighbour_counts(radius)[centres]
+        angles = n * (n - 1) / 2
+    elif species[1] == species[2]:
+        n = geometry.neighbour_counts(radius, species[1])[centres]
+        angles = n * (n - 1) / 2
+    else:
+        angles = (
+            geometry.neighbour_counts(radius, species[1])[centres]
+            * geometry.neighbour_counts(radius, species[2])[centres]
+        )
+    return float(np.sum(angles)) / max(geometry.n_atoms, 1)
+
+
+def bonds_per_atom(geometry: Geometry, radius: float, species: str | None = None) -> float:
+    """Bonds (each pair in both directions) per atom of ``geometry`` shorter than
+    ``radius``, counted at centres of ``species`` (None: all)."""
+    return float(np.sum(geometry.neighbour_counts(radius)[geometry.atoms_of(species)])) / max(geometry.n_atoms, 1)
 
 
 @lru_cache(maxsize=4096)

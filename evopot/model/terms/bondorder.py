@@ -37,8 +37,11 @@ from evopot.model.terms.base import (
     Prediction,
     Slot,
     TermKind,
+    angles_per_atom,
     bond_angles,
+    bonds_per_atom,
     compile_function,
+    expression_operations,
     inside,
     torch_values,
     values_and_slopes,
@@ -126,6 +129,12 @@ class BondOrder(TermKind):
         forward = values_and_slopes(term, term.density, self.density_variables, t.r_ij, t.r_ik, t.cos_theta)
         backward = values_and_slopes(term, term.density, self.density_variables, t.r_ik, t.r_ij, t.cos_theta)
         return t, (fc[p1], dfc[p1], fc[p2], dfc[p2]), forward, backward
+
+    def operations(self, term, cutoff, geometry):
+        # V once per bond (each pair both ways), ξ both ways round at every angle
+        return expression_operations(term.expression) * bonds_per_atom(
+            geometry, cutoff.radius
+        ) + 2 * expression_operations(term.density) * angles_per_atom(geometry, cutoff.radius, None)
 
     def prediction(self, term, cutoff, geometry):
         bonds = geometry.bonds

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, values_and_slopes
+from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, expression_operations, values_and_slopes
 
 
 class Embedding(TermKind):
@@ -43,6 +43,17 @@ class Embedding(TermKind):
         if not (np.all(np.isfinite(value)) and not np.iscomplexobj(value)):
             return "F(ρ) is not finite at ρ = 0: an isolated atom would have no finite energy"
         return None
+
+    def operations(self, term, cutoff, geometry):
+        # F once per embedded atom; f once per bond of an embedded atom
+        atoms = geometry.atoms_of(None)
+        if term.species is not None:
+            atoms = np.any([geometry.atoms_of(s) for s in term.species], axis=0)
+        n = geometry.neighbour_counts(cutoff.radius)[atoms]
+        return (
+            expression_operations(term.expression) * np.count_nonzero(atoms)
+            + expression_operations(term.density) * float(np.sum(n))
+        ) / max(geometry.n_atoms, 1)
 
     def curves(self, term, cutoff, r, r0):
         density, _ = self.density_curve(term, cutoff, r)

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from evopot.model.terms.base import Bonds, Curve, Prediction, Slot, TermKind, per_bond, values_and_slopes
+from evopot.model.terms.base import (
+    Bonds,
+    Curve,
+    Prediction,
+    Slot,
+    TermKind,
+    expression_operations,
+    per_bond,
+    values_and_slopes,
+)
 
 
 class Pair(TermKind):
@@ -33,6 +42,12 @@ class Pair(TermKind):
         v, _ = self.value_and_slope(term, r)
         species = f" ({'-'.join(term.species)})" if term.species else ""
         return [Curve(f"pair term{species}", "r (Å)", "V(r)·fc(r) (eV)", r, {"": v * cutoff.value(r)})]
+
+    def operations(self, term, cutoff, geometry):
+        keep = geometry.pair_distances < cutoff.radius
+        mask = geometry.pair_mask(term.species)
+        pairs = np.count_nonzero(keep if mask is None else keep & mask)
+        return expression_operations(term.expression) * pairs / max(geometry.n_atoms, 1)
 
     def prediction(self, term, cutoff, geometry):
         mask = geometry.pair_mask(term.species)

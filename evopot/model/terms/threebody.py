@@ -28,7 +28,9 @@ from evopot.model.terms.base import (
     Prediction,
     Slot,
     TermKind,
+    angles_per_atom,
     bond_angles,
+    expression_operations,
     per_bond,
     swap_symmetric,
     values_and_slopes,
@@ -254,6 +256,11 @@ class ThreeBody(TermKind):
                 {"": radial * cutoff.value(r) * fc0},
             ),
         ]
+
+    def operations(self, term, cutoff, geometry):
+        # a V3 not symmetric in r_ij ↔ r_ik is evaluated both ways round
+        times = 1 if symmetric(term.expression) else 2
+        return times * expression_operations(term.expression) * angles_per_atom(geometry, cutoff.radius, term.species)
 
     def prediction(self, term, cutoff, geometry):
         a = angle_table(geometry, cutoff, term.species)

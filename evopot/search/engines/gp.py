@@ -17,6 +17,7 @@ checkpoint so a resumed run continues exactly.
 from __future__ import annotations
 
 import copy
+import math
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -80,18 +81,32 @@ class GenerationReport:
     restarted: bool = False
 
 
+#: scores closer than this, relatively, tie: the archive keeps the cheaper formula
+TIE_TOLERANCE = 1e-6
+
+
 @dataclass
 class Archive:
-    """Best scored formula at each complexity: the Pareto front is read from it."""
+    """Best scored formula at each complexity: the Pareto front is read from it. Two
+    formulas of one complexity whose scores tie (within ``TIE_TOLERANCE``) are told
+    apart by ``cost``, when given: the operations per atom of evaluating them (POET's
+    third objective; a pair term costs less than a three-body term of as many nodes)."""
 
     best: dict[int, Scored] = field(default_factory=dict)
+    cost: Callable[[Scored], float] | None = None
 
     def improves(self, scored: Scored) -> bool:
         """Whether ``scored`` beats what the archive has at its complexity."""
         if not scored.fit.ok:
             return False
         current = self.best.get(scored.complexity)
-        return current is None or scored.score < current.score
+        if current is None:
+            return True
+        if self.cost is not None and abs(scored.score - current.score) <= TIE_TOLERANCE * abs(current.score):
+            mine, theirs = self.cost(scored), self.cost(current)
+            if math.isfinite(mine) and math.isfinite(theirs) and mine != theirs:
+                return mine < theirs
+        return scored.score < current.score
 
     def leads(self, scored: Scored) -> bool:
         """Whether ``scored`` would be on the front: better than every formula as simple."""
@@ -166,7 +181,8 @@ class _Slot:
 class GPEngine:
     """The GP search. ``score(candidate)`` fits one formula; it is the only contact
     with the physics. ``prune(scored)``, when given, returns simpler formulas inside a
-    fitted one; they enter the archive (not the population), and are pruned in turn."""
+    fitted one; they enter the archive (not the population), and are pruned in turn.
+    ``cost(scored)``, when given, breaks the archive's ties (:class:`Archive`)."""
 
     def __init__(
         self,
@@ -177,8 +193,10 @@ class GPEngine:
         radius: float | None = None,
         score_stream: Callable[[Iterable[Candidate | None], int], Iterator[Scored | None]] | None = None,
         judge: Callable[[Scored], Scored] | None = None,
+        cost: Callable[[Scored], float] | None = None,
     ):
         self.space = space
+        self.cost = cost
         self.score_stream = score_stream or (
             lambda candidates, count: (None if c is None else score(c) for c in candidates)
         )
@@ -213,7 +231,7 @@ class GPEngine:
         # and again; pruning it again gives the same formulas): not saved, the front is the
         # same without it
         self._pruned: set[str] = set()
-        self.archive = Archive()
+        self.archive = Archive(cost=self.cost)
         self.history: list[GenerationReport] = []
         self.population: list = []
         self.generation = 0
@@ -538,7 +556,7 @@ class GPEngine:
         self.generation = int(state["generation"])
         self.rng.setstate(_tuplify(state["random_state"]))
         self.population = [self._individual(item) for item in state["population"]]
-        self.archive = Archive()
+        self.archive = Archive(cost=self.cost)
         self.archive.restore(state["archive"])
         self.history = [GenerationReport(**h) for h in state["history"]]
         self.last_restart = int(state.get("last_restart", 0))

@@ -33,7 +33,9 @@ def _evolve(problem: FitProblem, job: tuple) -> tuple[dict, list[str], list[str]
     space, settings, radius, budgets, state, migrants, seeds, steps = job
     scorer = worker_scorer(problem, *budgets)
     judge = scorer.judge if problem.properties is not None else None
-    engine = GPEngine(space, settings, scorer.score_candidate, scorer.prune, radius, scorer.score_stream, judge)
+    engine = GPEngine(
+        space, settings, scorer.score_candidate, scorer.prune, radius, scorer.score_stream, judge, scorer.operations
+    )
     if state is None:
         engine.initialise(seeds)
     else:
@@ -63,7 +65,7 @@ class IslandEngine:
         self.space, self.settings, self.scorer, self.radius = space, settings, scorer, radius
         self.every, self.count = every, count
         self.islands: list[dict] = [{} for _ in range(islands)]  # each island's GPEngine.state()
-        self.archive = Archive()
+        self.archive = Archive(cost=self.scorer.operations)
         self.history: list[GenerationReport] = []
         self.generation = 0
         self.seeded: set[str] = set()
@@ -84,7 +86,7 @@ class IslandEngine:
 
     def _merge(self) -> None:
         """The front's archive: every island's, in the islands' order."""
-        self.archive = Archive()
+        self.archive = Archive(cost=self.scorer.operations)
         for island in self.islands:
             self.archive.restore(island["archive"])
 

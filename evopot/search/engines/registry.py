@@ -106,6 +106,7 @@ def gp_engine(setup: EngineSetup) -> GPEngine | IslandEngine:
         setup.cutoff.radius,
         scorer.score_stream,
         scorer.judge if setup.problem.properties is not None else None,
+        scorer.operations,
     )
 
 
