@@ -6,6 +6,7 @@ none twice), and every input a user can get wrong is one clear line."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import subprocess
@@ -445,3 +446,26 @@ def test_the_random_sampling_baseline_labels_as_many_frames_drawn_blind(tmp_path
     for key in added:  # iteration_0/START/K/TEMPERATURE/SNAPSHOT: a snapshot of one of the 2 × 4 explored
         _, start, k, t, n = key.split("/")
         assert start == "crystal_fcc" and k == "0" and t in ("0", "1") and 0 <= int(n) < 40 // 10
+
+
+def test_a_reader_never_changes_the_file_and_a_second_writer_is_refused(tmp_path):
+    """Watching a run's output while it is written must not cut the frame being written
+    (a reader that truncated a half-written frame once left the writer's rest of it
+    misplaced: a file no rerun could read); two writers on one output would interleave."""
+    config = write_config(tmp_path, isolated_atoms=False)
+    generate(config, progress=False)
+    output = tmp_path / "cu.extxyz"
+    whole = output.read_bytes()
+    output.write_bytes(whole[:-100])  # a writer half-way through its last frame
+    reader = FrameStore(output)
+    assert output.read_bytes() == whole[:-100]  # untouched
+    assert len(reader) == len(ase.io.read(io.StringIO(whole.decode()), ":", format="extxyz")) - 1
+    with pytest.raises(EvopotError, match="opened for reading only"):
+        reader.append("x", ase.io.read(io.StringIO(whole.decode()), 0, format="extxyz"))
+    with pytest.warns(UserWarning, match="cut short"):
+        first = FrameStore(output, writer=True)
+    with pytest.raises(EvopotError, match="another evopot process is writing this file"):
+        generate(config, progress=False)
+    first.close()
+    result = generate(config, progress=False)
+    assert result.labelled == 1 and output.read_bytes() == whole

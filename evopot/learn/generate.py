@@ -181,42 +181,47 @@ def generate(
         for path in [output, *paths.values()]:
             path.unlink(missing_ok=True)
     _check_manifest(config, paths[".manifest.json"], output)
-    store = FrameStore(output)
-    failed = {} if retry_failed else _read_failed(paths[".failed.txt"])
-    if retry_failed:
-        paths[".failed.txt"].unlink(missing_ok=True)
-    references = read_references(paths[".references.yaml"])
-    jobs = [("frame", key, atoms) for key, atoms in structures(config, set(store.frames) | set(failed))]
-    if config.isolated_atoms:
-        jobs += [("isolated", s, s) for s in config.species if s not in references]
-    result = GenerationResult(output, len(store), 0, dict(failed), None, dict(references))
-    if not jobs:
-        return result
-    total = sum(s.frames for s in config.sampling)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    store = FrameStore(output, writer=True)
+    try:  # the store's lock goes with this call, also when it fails
+        failed = {} if retry_failed else _read_failed(paths[".failed.txt"])
+        if retry_failed:
+            paths[".failed.txt"].unlink(missing_ok=True)
+        references = read_references(paths[".references.yaml"])
+        jobs = [("frame", key, atoms) for key, atoms in structures(config, set(store.frames) | set(failed))]
+        if config.isolated_atoms:
+            jobs += [("isolated", s, s) for s in config.species if s not in references]
+        result = GenerationResult(output, len(store), 0, dict(failed), None, dict(references))
+        if not jobs:
+            return result
+        total = sum(s.frames for s in config.sampling)
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=len(store) + len(failed), desc="evopot data", unit="frame", dynamic_ncols=True)
-    try:
-        with open_executor(workers or config.workers, config.scheduler, config.scheduler_file) as executor:
-            executor.lost_hint = LOST
-            if bar is not None and executor.workers > 1:
-                bar.set_postfix(workers=executor.workers)
-            labelling = Labelling(executor, config.reference, store, paths[".failed.txt"], bar)
-            labelling.on_isolated = lambda found: write_references(
-                paths[".references.yaml"], {**result.references, **found}, config.species, config.reference
+            bar = tqdm(
+                total=total, initial=len(store) + len(failed), desc="evopot data", unit="frame", dynamic_ncols=True
             )
-            labelling.run(jobs)
+        try:
+            with open_executor(workers or config.workers, config.scheduler, config.scheduler_file) as executor:
+                executor.lost_hint = LOST
+                if bar is not None and executor.workers > 1:
+                    bar.set_postfix(workers=executor.workers)
+                labelling = Labelling(executor, config.reference, store, paths[".failed.txt"], bar)
+                labelling.on_isolated = lambda found: write_references(
+                    paths[".references.yaml"], {**result.references, **found}, config.species, config.reference
+                )
+                labelling.run(jobs)
+        finally:
+            if bar is not None:
+                bar.close()
+        result.labelled, seconds = labelling.labelled, labelling.seconds
+        result.failed.update(labelling.failed)
+        result.references.update(labelling.isolated)
+        result.frames = len(store)
+        result.seconds_per_frame = sum(seconds) / len(seconds) if seconds else None
+        return result
     finally:
-        if bar is not None:
-            bar.close()
-    result.labelled, seconds = labelling.labelled, labelling.seconds
-    result.failed.update(labelling.failed)
-    result.references.update(labelling.isolated)
-    result.frames = len(store)
-    result.seconds_per_frame = sum(seconds) / len(seconds) if seconds else None
-    return result
+        store.close()
 
 
 def read_references(path: Path) -> dict[str, float]:

@@ -214,78 +214,82 @@ def learn(
     rows = _read_rows(table) if resume else []
     if rows and _still_stopped(rows[-1], config, len(rows)):
         return LearnResult(folder, rows)
-    train, test = FrameStore(folder / "train.extxyz"), FrameStore(folder / "test.extxyz")
-    test_jobs = _source_jobs(config.test, "test", config.species, config.seed + 10**6, test)
-    start_jobs = _source_jobs(config.start, "start", config.species, config.seed, train)
-    if _labelled(train, test) + len(test_jobs) + len(start_jobs) > config.stop.budget:
-        raise EvopotError(
-            f"stop.budget ({config.stop.budget} frames) is spent on the start and test frames alone "
-            f"({len(test_jobs) + len(start_jobs) + _labelled(train, test)}); raise it or sample fewer"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    with open_executor(config.workers) as executor:
-        executor.lost_hint = "the frames labelled so far are kept: continue with evopot learn CONFIG --resume"
-        to_train = Labelling(executor, config.reference, train, folder / "failed.txt")
-        to_test = Labelling(executor, config.reference, test, folder / "failed.txt")
-        to_test.run(test_jobs)
-        to_train.run(start_jobs)
-        references = _isolated_energies(config, to_train, folder / "references.yaml")
-        if not len(test) or not len(train):
-            raise EvopotError("no start or test frame could be labelled (see failed.txt in the output folder)")
-        labelled = _labelled(train, test)
-        for iteration in range(len(rows), config.stop.iterations):
-            here = folder / f"iteration_{iteration}"
-            corrected = _fit(config, folder, iteration, references, progress)
-            hybrid = corrected.hybrid
-            threshold = config.explore.threshold or hybrid.correction.info.get("uncertainty_threshold")
-            if threshold is None:
-                raise EvopotError(
-                    f"{config.search}: the correction needs an ensemble of at least 2 networks for the uncertainty "
-                    f"(correction.ensemble), or give explore.threshold"
-                )
-            explored, found, pool = _explore(config, hybrid, iteration, threshold)
-            room = max(0, min(config.explore.per_iteration, config.stop.budget - labelled))
-            if config.explore.select == "random":  # the baseline: as many snapshots, drawn blind
-                draw = np.random.default_rng([config.seed, iteration]).permutation(len(pool))[:room]
-                chosen = [pool[k] for k in sorted(draw)]
-            else:
-                chosen = found[:room]
-            before = len(train)
-            to_train.run([("frame", key, atoms) for _, key, atoms in chosen])
-            added = len(train) - before
-            labelled += added
-            stop = ""
-            if not found and config.explore.select == "uncertain":
-                stop = "no snapshot above the threshold"
-            elif labelled >= config.stop.budget:
-                stop = f"budget of {config.stop.budget} frames spent"
-            elif iteration + 1 == config.stop.iterations:
-                stop = f"{config.stop.iterations} iterations"
-            test_errors = corrected.errors["test"]
-            row = {
-                "iteration": iteration,
-                "frames": before,
-                "labelled": labelled,
-                "test_force_mae_formula": f"{test_errors['formula']['force_mae']:.6g}",
-                "test_force_mae_hybrid": f"{test_errors['hybrid']['force_mae']:.6g}",
-                "test_energy_mae_formula": f"{test_errors['formula']['energy_mae']:.6g}",
-                "test_energy_mae_hybrid": f"{test_errors['hybrid']['energy_mae']:.6g}",
-                "threshold": f"{threshold:.6g}",
-                "explored": explored,
-                "uncertain": len(found),
-                "added": added,
-                "stop": stop,
-            }
-            (here / "metrics.json").write_text(json.dumps({**row, "hybrid": str(corrected.path)}, indent=1))
-            if progress:
-                print(
-                    f"evopot learn: iteration {iteration}: {before} frames, test force MAE formula "
-                    f"{row['test_force_mae_formula']}, hybrid {row['test_force_mae_hybrid']} eV/Å; "
-                    f"{len(found)} of {explored} snapshots above {threshold:.3g} eV/Å, {added} labelled"
-                )
-            rows.append({k: str(v) for k, v in row.items()})
-            write_csv(table, COLUMNS, rows)
-            learning_curve(rows, folder / "learning_curve.png")
-            if stop:
-                break
-    return LearnResult(folder, rows)
+    train, test = FrameStore(folder / "train.extxyz", writer=True), FrameStore(folder / "test.extxyz", writer=True)
+    try:  # the stores' locks go with this call, also when it fails
+        test_jobs = _source_jobs(config.test, "test", config.species, config.seed + 10**6, test)
+        start_jobs = _source_jobs(config.start, "start", config.species, config.seed, train)
+        if _labelled(train, test) + len(test_jobs) + len(start_jobs) > config.stop.budget:
+            raise EvopotError(
+                f"stop.budget ({config.stop.budget} frames) is spent on the start and test frames alone "
+                f"({len(test_jobs) + len(start_jobs) + _labelled(train, test)}); raise it or sample fewer"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        with open_executor(config.workers) as executor:
+            executor.lost_hint = "the frames labelled so far are kept: continue with evopot learn CONFIG --resume"
+            to_train = Labelling(executor, config.reference, train, folder / "failed.txt")
+            to_test = Labelling(executor, config.reference, test, folder / "failed.txt")
+            to_test.run(test_jobs)
+            to_train.run(start_jobs)
+            references = _isolated_energies(config, to_train, folder / "references.yaml")
+            if not len(test) or not len(train):
+                raise EvopotError("no start or test frame could be labelled (see failed.txt in the output folder)")
+            labelled = _labelled(train, test)
+            for iteration in range(len(rows), config.stop.iterations):
+                here = folder / f"iteration_{iteration}"
+                corrected = _fit(config, folder, iteration, references, progress)
+                hybrid = corrected.hybrid
+                threshold = config.explore.threshold or hybrid.correction.info.get("uncertainty_threshold")
+                if threshold is None:
+                    raise EvopotError(
+                        f"{config.search}: the correction needs an ensemble of at least 2 networks for the uncertainty "
+                        f"(correction.ensemble), or give explore.threshold"
+                    )
+                explored, found, pool = _explore(config, hybrid, iteration, threshold)
+                room = max(0, min(config.explore.per_iteration, config.stop.budget - labelled))
+                if config.explore.select == "random":  # the baseline: as many snapshots, drawn blind
+                    draw = np.random.default_rng([config.seed, iteration]).permutation(len(pool))[:room]
+                    chosen = [pool[k] for k in sorted(draw)]
+                else:
+                    chosen = found[:room]
+                before = len(train)
+                to_train.run([("frame", key, atoms) for _, key, atoms in chosen])
+                added = len(train) - before
+                labelled += added
+                stop = ""
+                if not found and config.explore.select == "uncertain":
+                    stop = "no snapshot above the threshold"
+                elif labelled >= config.stop.budget:
+                    stop = f"budget of {config.stop.budget} frames spent"
+                elif iteration + 1 == config.stop.iterations:
+                    stop = f"{config.stop.iterations} iterations"
+                test_errors = corrected.errors["test"]
+                row = {
+                    "iteration": iteration,
+                    "frames": before,
+                    "labelled": labelled,
+                    "test_force_mae_formula": f"{test_errors['formula']['force_mae']:.6g}",
+                    "test_force_mae_hybrid": f"{test_errors['hybrid']['force_mae']:.6g}",
+                    "test_energy_mae_formula": f"{test_errors['formula']['energy_mae']:.6g}",
+                    "test_energy_mae_hybrid": f"{test_errors['hybrid']['energy_mae']:.6g}",
+                    "threshold": f"{threshold:.6g}",
+                    "explored": explored,
+                    "uncertain": len(found),
+                    "added": added,
+                    "stop": stop,
+                }
+                (here / "metrics.json").write_text(json.dumps({**row, "hybrid": str(corrected.path)}, indent=1))
+                if progress:
+                    print(
+                        f"evopot learn: iteration {iteration}: {before} frames, test force MAE formula "
+                        f"{row['test_force_mae_formula']}, hybrid {row['test_force_mae_hybrid']} eV/Å; "
+                        f"{len(found)} of {explored} snapshots above {threshold:.3g} eV/Å, {added} labelled"
+                    )
+                rows.append({k: str(v) for k, v in row.items()})
+                write_csv(table, COLUMNS, rows)
+                learning_curve(rows, folder / "learning_curve.png")
+                if stop:
+                    break
+        return LearnResult(folder, rows)
+    finally:
+        train.close()
+        test.close()
