@@ -31,10 +31,11 @@ from evopot.errors import EvopotError
 KEY = "evopot_key"
 
 
-def _complete_length(path: Path) -> int:
-    """Bytes of ``path`` that hold whole extxyz frames (a count line, a comment line and
-    that many atom lines, each ending in a newline)."""
-    lines = path.read_bytes().splitlines(keepends=True)
+def _complete_length(data: bytes, path: Path) -> int:
+    """Bytes at the start of ``data`` (the contents of ``path``) that hold whole extxyz
+    frames (a count line, a comment line and that many atom lines, each ending in a
+    newline)."""
+    lines = data.splitlines(keepends=True)
     complete = offset = k = 0
     while k < len(lines):
         line = lines[k]
@@ -97,8 +98,9 @@ class FrameStore:
         self.close()
 
     def _read(self) -> None:
-        size, complete = self.path.stat().st_size, _complete_length(self.path)
-        if complete < size and self.writer:
+        data = self.path.read_bytes()  # once: a writer may be adding a frame meanwhile
+        complete = _complete_length(data, self.path)
+        if complete < len(data) and self.writer:
             warnings.warn(
                 f"{self.path}: the last frame was cut short (a run killed while writing it); dropped it, "
                 f"it will be labelled again",
@@ -109,9 +111,7 @@ class FrameStore:
         if complete == 0:
             return
         try:
-            with self.path.open("rb") as handle:  # whole frames only: a writer may be adding one
-                text = handle.read(complete).decode()
-            images = ase.io.read(io.StringIO(text), index=":", format="extxyz")
+            images = ase.io.read(io.StringIO(data[:complete].decode()), index=":", format="extxyz")
         except Exception as exc:  # ase.io raises many kinds
             raise EvopotError(f"{self.path}: cannot read it as extxyz ({exc}); move it away to start afresh") from None
         for k, atoms in enumerate(images):
