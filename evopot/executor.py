@@ -186,6 +186,7 @@ class DaskExecutor(Executor):
             raise EvopotError("engine.workers needs Dask: pip install 'dask[distributed]'") from None
         self.cluster = None
         self._item_seconds: dict[str, float] = {}  # a moving mean of each function's seconds per item
+        self._held: list[tuple[Any, _Shared]] = []  # what share() sent, and its handle
         if scheduler or scheduler_file:
             where = f"engine.scheduler {scheduler}" if scheduler else f"engine.scheduler_file {scheduler_file}"
             if scheduler_file is not None and not Path(scheduler_file).is_file():
@@ -237,10 +238,17 @@ class DaskExecutor(Executor):
     def share(self, value):
         import cloudpickle
 
+        # the same object again (the search's fit problem, for the refit of its front) is
+        # not pickled and sent again: the workers have it
+        for held, shared in self._held:
+            if held is value:
+                return shared
         # pickled here, now: Dask would pickle it later in its own thread, while this one
         # fills the caches inside it (a geometry's angle tables), and fail at random
         payload = _Payload(uuid.uuid4().hex, cloudpickle.dumps(value))
-        return _Shared(payload, self._guard(lambda: self._scatter(payload)))
+        shared = _Shared(payload, self._guard(lambda: self._scatter(payload)))
+        self._held = [*self._held[-3:], (value, shared)]  # the latest few: a learning loop shares one a round
+        return shared
 
     def _scatter(self, value):
         # to one worker; the others fetch it from there once, on first use. A worker that
@@ -250,11 +258,12 @@ class DaskExecutor(Executor):
     def batch(self, function, shared, size, urgent=False):
         # a few chunks per worker at the most (balanced), each of TASK_SECONDS at the least
         # (little overhead) once the function's time per item is known
-        chunk = max(1, size // (4 * self.workers))
+        workers = self.workers
+        chunk = max(1, size // (4 * workers))
         seconds = self._item_seconds.get(_name(function))
         if seconds:
             chunk = max(1, min(chunk, round(TASK_SECONDS / seconds)))
-        return _DaskBatch(self, function, shared, chunk, 1 if urgent else 0)
+        return _DaskBatch(self, function, shared, chunk, 1 if urgent else 0, (size, workers))
 
     def _timed(self, function, items: int, seconds: float) -> None:
         """A chunk of ``items`` of ``function`` took ``seconds`` on a worker."""
@@ -312,21 +321,45 @@ class _DaskBatch(Batch):
     """A batch on a Dask cluster: each chunk of ``chunk`` items is submitted as soon as
     it is full; a chunk lost with a dying worker is sent again (the shared value too)."""
 
-    def __init__(self, executor: DaskExecutor, function, shared: _Shared, chunk: int, priority: int):
+    def __init__(
+        self,
+        executor: DaskExecutor,
+        function,
+        shared: _Shared,
+        chunk: int,
+        priority: int,
+        spread: tuple[int, int] | None = None,
+    ):
         super().__init__(function, shared)
         self.executor, self.chunk, self.priority = executor, chunk, priority
+        self.spread = spread  # (about how many items, over how many workers)
         self.chunks: list[list] = []
         self.futures: list = []
+        self._sent = 0  # items sent so far
 
     def submit(self, item):
         self.items.append(item)
-        if len(self.items) >= self.chunk:
+        if len(self.items) >= self._next_chunk():
             self._send()
+
+    def _next_chunk(self) -> int:
+        """Items of the next chunk: :attr:`chunk`, smaller towards the batch's end (a
+        chunk of the items left over twice the workers at the most), so the workers
+        finish together and none waits on the others' last long chunk (the first batch
+        of a function, before its time per item is known, comes in large chunks)."""
+        if self.spread is None:
+            return self.chunk
+        size, workers = self.spread
+        left = size - self._sent
+        if left <= 0:  # more items than the batch was told of: how many more is unknown
+            return self.chunk
+        return max(1, min(self.chunk, -(-left // (2 * workers))))
 
     def _send(self) -> None:
         if self.items:
             self.chunks.append(self.items)
             self.futures.append(self._submit(self.items))
+            self._sent += len(self.items)
             self.items = []
 
     def _submit(self, chunk):

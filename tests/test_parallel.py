@@ -187,6 +187,36 @@ def _slow_square(delay, item):
     return item * item
 
 
+def _square(_shared, item):
+    return item * item
+
+
+def test_a_batch_ends_in_ever_smaller_chunks_and_a_value_shared_twice_is_sent_once():
+    """The first batch of a function (its time per item unknown) comes in large chunks;
+    its end is cut finer, so one worker does not run a long last chunk while the other
+    waits: 100 items on 2 workers go as 5 chunks of 12, then 10, 8, 6, 4, 3, 3, 2 and
+    single items."""
+    from evopot.executor import DaskExecutor
+
+    with DaskExecutor(workers=2) as executor:
+        value = [1, 2, 3]
+        shared = executor.share(value)
+        assert executor.share(value) is shared  # the search's problem, again for the refit: not sent twice
+        assert executor.share([1, 2, 3]) is not shared  # an equal but other object is
+        batch = executor.batch(_square, shared, 100)
+        for item in range(100):
+            batch.submit(item)
+        assert list(batch.results()) == [k * k for k in range(100)]
+        assert [len(chunk) for chunk in batch.chunks] == [12] * 5 + [10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]
+        # told of fewer items than come: past the estimate, chunks of the full size again
+        short = executor.batch(_square, shared, 40)
+        assert short.chunk == 5  # 40 items, 4 chunks a worker (its time is known now, and tiny)
+        for item in range(100):
+            short.submit(item)
+        assert list(short.results()) == [k * k for k in range(100)]
+        assert [len(chunk) for chunk in short.chunks[-12:]] == [5] * 12  # the 60 past the 40
+
+
 def test_a_batch_gives_results_in_order_while_items_still_arrive_and_cuts_chunks_by_measured_time():
     from evopot.executor import DaskExecutor
 

@@ -251,13 +251,23 @@ def search(
             if bar is not None:
                 bar.close()
 
-        full = replace(FitProblem.from_frames(dataset.train, cutoff, species, **weights), compiled=problem.compiled)
+        # the front refitted on the whole training set: the search's own problem (its geometry
+        # built, on the workers already) unless the search fitted a subset of the frames
+        whole = search_frames is dataset.train
+        full = (
+            problem
+            if whole
+            else replace(FitProblem.from_frames(dataset.train, cutoff, species, **weights), compiled=problem.compiled)
+        )
         refit = Scorer(full, max(config.fitness.max_evaluations, 100), 10**9, executor)
         found = engine.front()
         starts = [scored.candidate.with_initial(scored.fit.nonlinear) for scored in found]
         refit.score_many(starts)  # the refits of the front at once, on the workers
         refit.score_many(starts, max_evaluations=0)
-        geometries = {name: build_geometry(frames, cutoff.radius, species) for name, frames in dataset.splits().items()}
+        geometries = {
+            name: full.geometry if name == "train" else build_geometry(frames, cutoff.radius, species)
+            for name, frames in dataset.splits().items()
+        }
         shortest = min(
             float(g.pair_distances.min()) for g in geometries.values() if g.n_pairs
         )  # Å, for export table limits
