@@ -254,32 +254,30 @@ def transfer(space: str, seed: int, folder: Path, generations: int | None, epoch
     what it leaves), each one network of ``epochs`` epochs on the search's own train and
     validation split. The Surface frames: the 12 of the training file, left out, and
     the test file's 2; none of them seen by any of the three."""
+    from dataclasses import replace
+
+    import ase.io
+
     from evopot.config.schema import CorrectionConfig
     from evopot.data.dataset import Frames
     from evopot.neural.correct import descriptor_for, symmetry_functions, train_hybrid
     from evopot.neural.correct import errors as hybrid_errors
     from evopot.neural.hybrid import Hybrid, predict
 
-    frames = read_frames(data_folder() / "training.extxyz")
-    test = read_frames(data_folder() / "test.extxyz")
-    keep = [k for k, t in enumerate(frames.config_types) if t != "Surface"]
-    bulk_only = folder / "no_surface.extxyz"
-    import ase.io
-
-    ase.io.write(bulk_only, [frames.atoms[k] for k in keep], format="extxyz")
-    result = search(config_for(space, seed, folder, generations, bulk_only), overwrite=True, progress=False)
-    potential = result.recommended().potential
-
     def part(source: Frames, surface: bool) -> Frames:
         return source.subset([k for k, t in enumerate(source.config_types) if (t == "Surface") == surface])
 
+    frames = read_frames(data_folder() / "training.extxyz")
+    test = read_frames(data_folder() / "test.extxyz")
+    bulk_only = folder / "no_surface.extxyz"
+    ase.io.write(bulk_only, part(frames, False).atoms, format="extxyz")
+    result = search(config_for(space, seed, folder, generations, bulk_only), overwrite=True, progress=False)
+    potential = result.recommended().potential
     on_surface = Frames.joined([part(frames, True), part(test, True)], "Surface frames")
     in_distribution = part(test, False)
     splits = result.dataset.splits()
     settings = CorrectionConfig(ensemble=1, epochs=epochs, patience=epochs)
     symmetry, descriptor = symmetry_functions(potential, settings), descriptor_for(potential, settings)
-    from dataclasses import replace
-
     models = {"formula": potential}
     for name, formula, inputs in (("network alone", None, symmetry), ("hybrid", potential, descriptor)):
         correction, _ = train_hybrid(formula, splits, settings, inputs, seed, progress=False)

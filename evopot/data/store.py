@@ -16,17 +16,17 @@ from __future__ import annotations
 import io
 import os
 import warnings
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no lock
-    fcntl = None
 from pathlib import Path
 
 import ase.io
 from ase import Atoms
 
 from evopot.errors import EvopotError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None
 
 KEY = "evopot_key"
 

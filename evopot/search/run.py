@@ -253,10 +253,9 @@ def search(
 
         # the front refitted on the whole training set: the search's own problem (its geometry
         # built, on the workers already) unless the search fitted a subset of the frames
-        whole = search_frames is dataset.train
         full = (
             problem
-            if whole
+            if search_frames is dataset.train
             else replace(FitProblem.from_frames(dataset.train, cutoff, species, **weights), compiled=problem.compiled)
         )
         refit = Scorer(full, max(config.fitness.max_evaluations, 100), 10**9, executor)
